@@ -1,0 +1,502 @@
+//! A small namespace-resolved element tree, read with limits, and written back as a
+//! self-contained fragment (how dead properties are stored and returned).
+
+use super::XML_NS;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::ResolveResult;
+use quick_xml::NsReader;
+
+/// A namespace-qualified name. `ns` is empty for names in no namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QName {
+    /// Namespace name (URI), `""` for none.
+    pub ns: String,
+    /// Local name.
+    pub local: String,
+}
+
+impl QName {
+    /// Builds a name.
+    pub fn new(ns: impl Into<String>, local: impl Into<String>) -> QName {
+        QName {
+            ns: ns.into(),
+            local: local.into(),
+        }
+    }
+
+    /// A name in the `DAV:` namespace.
+    pub fn dav(local: &str) -> QName {
+        QName::new(super::DAV, local)
+    }
+
+    /// True when this is `{DAV:}local`.
+    pub fn is_dav(&self, local: &str) -> bool {
+        self.ns == super::DAV && self.local == local
+    }
+}
+
+/// An attribute; namespace declarations are not kept as attributes (they are regenerated).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attribute {
+    /// Resolved name.
+    pub name: QName,
+    /// Prefix as written, kept so stored values keep their look.
+    pub prefix: Option<String>,
+    /// Unescaped value.
+    pub value: String,
+}
+
+/// A child of an element.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Node {
+    /// A child element.
+    Element(Element),
+    /// Character data (text and CDATA, references resolved), adjacent pieces merged.
+    Text(String),
+}
+
+/// An element with resolved names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Element {
+    /// Resolved name.
+    pub name: QName,
+    /// Prefix as written.
+    pub prefix: Option<String>,
+    /// Attributes other than namespace declarations, `xml:lang` included.
+    pub attrs: Vec<Attribute>,
+    /// Children in document order.
+    pub children: Vec<Node>,
+    /// The `xml:lang` in scope here, set on this element or inherited.
+    pub lang: Option<String>,
+}
+
+/// Bounds on what a request body may cost to parse.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Maximum element nesting.
+    pub max_depth: usize,
+    /// Maximum number of elements in the document.
+    pub max_elements: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 64,
+            max_elements: 100_000,
+        }
+    }
+}
+
+/// Why a body was refused; each maps to 400 with the message as the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    /// Not well-formed.
+    #[error("malformed XML: {0}")]
+    Syntax(String),
+    /// Breaks the Namespaces in XML rules (undeclared prefix, `xmlns:p=""`).
+    #[error("XML namespace error: {0}")]
+    Namespace(String),
+    /// DTDs and entity declarations.
+    #[error("XML DTDs and entities are not accepted")]
+    Dtd,
+    /// Over [`Limits`].
+    #[error("XML document too large or too deeply nested")]
+    TooLarge,
+    /// Well-formed, but not the document this request needs.
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+impl Element {
+    /// Child elements, skipping text.
+    pub fn elements(&self) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter_map(|n| match n {
+            Node::Element(e) => Some(e),
+            Node::Text(_) => None,
+        })
+    }
+
+    /// Concatenated text of the direct text children.
+    pub fn text(&self) -> String {
+        self.children
+            .iter()
+            .filter_map(|n| match n {
+                Node::Text(t) => Some(t.as_str()),
+                Node::Element(_) => None,
+            })
+            .collect()
+    }
+
+    /// Writes this element as a self-contained fragment: every namespace it uses is declared
+    /// inside it, prefixes are kept where possible, and an inherited `xml:lang` is made
+    /// explicit, so the fragment means the same wherever it is embedded (in a document that
+    /// declares no default namespace).
+    pub fn to_fragment(&self) -> String {
+        let mut out = String::new();
+        let mut scope: Vec<(String, String)> = Vec::new();
+        let inherited_lang = self
+            .lang
+            .as_deref()
+            .filter(|_| !self.attrs.iter().any(|a| is_xml_lang(&a.name)));
+        write_element(self, &mut out, &mut scope, inherited_lang);
+        out
+    }
+}
+
+fn is_xml_lang(n: &QName) -> bool {
+    n.ns == XML_NS && n.local == "lang"
+}
+
+fn lookup<'a>(scope: &'a [(String, String)], prefix: &str) -> &'a str {
+    scope
+        .iter()
+        .rev()
+        .find(|(p, _)| p == prefix)
+        .map(|(_, ns)| ns.as_str())
+        .unwrap_or("")
+}
+
+fn write_element(
+    e: &Element,
+    out: &mut String,
+    scope: &mut Vec<(String, String)>,
+    extra_lang: Option<&str>,
+) {
+    let mark = scope.len();
+    // Elements in a namespace keep their prefix; ones without a prefix use the default one.
+    let prefix = if e.name.ns.is_empty() {
+        ""
+    } else {
+        e.prefix.as_deref().unwrap_or("")
+    };
+    let mut decls: Vec<(String, String)> = Vec::new();
+    if lookup(scope, prefix) != e.name.ns {
+        decls.push((prefix.to_owned(), e.name.ns.clone()));
+    }
+    for a in &e.attrs {
+        if a.name.ns.is_empty() || a.name.ns == XML_NS {
+            continue;
+        }
+        // A namespaced attribute needs a prefix; invent one if it had none (cannot happen for
+        // parsed input, but keeps hand-built trees correct).
+        let p = a.prefix.clone().unwrap_or_else(|| "ns".to_owned());
+        if lookup(scope, &p) != a.name.ns && !decls.iter().any(|(dp, _)| *dp == p) {
+            decls.push((p, a.name.ns.clone()));
+        }
+    }
+    out.push('<');
+    push_qname(out, prefix, &e.name.local);
+    for (p, ns) in &decls {
+        if p.is_empty() {
+            out.push_str(" xmlns=\"");
+        } else {
+            out.push_str(" xmlns:");
+            out.push_str(p);
+            out.push_str("=\"");
+        }
+        super::escape_attr(ns, out);
+        out.push('"');
+    }
+    scope.extend(decls);
+    if let Some(lang) = extra_lang {
+        out.push_str(" xml:lang=\"");
+        super::escape_attr(lang, out);
+        out.push('"');
+    }
+    for a in &e.attrs {
+        out.push(' ');
+        if a.name.ns == XML_NS {
+            out.push_str("xml:");
+        } else if !a.name.ns.is_empty() {
+            out.push_str(a.prefix.as_deref().unwrap_or("ns"));
+            out.push(':');
+        }
+        out.push_str(&a.name.local);
+        out.push_str("=\"");
+        super::escape_attr(&a.value, out);
+        out.push('"');
+    }
+    if e.children.is_empty() {
+        out.push_str("/>");
+    } else {
+        out.push('>');
+        for child in &e.children {
+            match child {
+                Node::Text(t) => super::escape_text(t, out),
+                Node::Element(c) => write_element(c, out, scope, None),
+            }
+        }
+        out.push_str("</");
+        push_qname(out, prefix, &e.name.local);
+        out.push('>');
+    }
+    scope.truncate(mark);
+}
+
+fn push_qname(out: &mut String, prefix: &str, local: &str) {
+    if !prefix.is_empty() {
+        out.push_str(prefix);
+        out.push(':');
+    }
+    out.push_str(local);
+}
+
+/// Parses a whole request body into its root element.
+///
+/// Accepts UTF-8 (with or without BOM) and UTF-16 with a BOM. Refuses DTDs, undefined entities,
+/// broken namespace rules, several roots, and anything over `limits`.
+pub fn parse_document(body: &[u8], limits: &Limits) -> Result<Element, XmlError> {
+    let text = decode_body(body)?;
+    let mut reader = NsReader::from_str(&text);
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    let mut count = 0usize;
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| XmlError::Syntax(e.to_string()))?;
+        match event {
+            Event::Start(ref s) | Event::Empty(ref s) => {
+                if root.is_some() {
+                    return Err(XmlError::Syntax("content after the root element".into()));
+                }
+                count += 1;
+                if count > limits.max_elements || stack.len() >= limits.max_depth {
+                    return Err(XmlError::TooLarge);
+                }
+                let parent_lang = stack.last().and_then(|p| p.lang.clone());
+                let el = read_start(&reader, s, parent_lang)?;
+                if matches!(event, Event::Start(_)) {
+                    stack.push(el);
+                } else {
+                    attach(&mut stack, &mut root, el);
+                }
+            }
+            Event::End(_) => {
+                let el = stack
+                    .pop()
+                    .ok_or_else(|| XmlError::Syntax("unmatched end tag".into()))?;
+                attach(&mut stack, &mut root, el);
+            }
+            Event::Text(t) => {
+                let s = t
+                    .xml10_content()
+                    .map_err(|e| XmlError::Syntax(e.to_string()))?;
+                push_text(&mut stack, &s)?;
+            }
+            Event::CData(c) => {
+                let s = c.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
+                push_text(&mut stack, &s)?;
+            }
+            Event::GeneralRef(r) => {
+                let ch = match r.resolve_char_ref() {
+                    Ok(Some(c)) => c,
+                    Ok(None) => match &*r.decode().map_err(|e| XmlError::Syntax(e.to_string()))? {
+                        "lt" => '<',
+                        "gt" => '>',
+                        "amp" => '&',
+                        "apos" => '\'',
+                        "quot" => '"',
+                        _ => return Err(XmlError::Dtd),
+                    },
+                    Err(e) => return Err(XmlError::Syntax(e.to_string())),
+                };
+                push_text(&mut stack, ch.encode_utf8(&mut [0; 4]))?;
+            }
+            Event::DocType(_) => return Err(XmlError::Dtd),
+            Event::Comment(_) | Event::PI(_) | Event::Decl(_) => {}
+            Event::Eof => break,
+        }
+    }
+    if !stack.is_empty() {
+        return Err(XmlError::Syntax("unexpected end of document".into()));
+    }
+    root.ok_or_else(|| XmlError::Syntax("no root element".into()))
+}
+
+fn decode_body(body: &[u8]) -> Result<String, XmlError> {
+    let utf16 = |bytes: &[u8], le: bool| -> Result<String, XmlError> {
+        let units: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|c| {
+                if le {
+                    u16::from_le_bytes([c[0], c[1]])
+                } else {
+                    u16::from_be_bytes([c[0], c[1]])
+                }
+            })
+            .collect();
+        String::from_utf16(&units).map_err(|_| XmlError::Syntax("invalid UTF-16".into()))
+    };
+    match body {
+        [0xEF, 0xBB, 0xBF, rest @ ..] => std::str::from_utf8(rest).map(str::to_owned),
+        [0xFF, 0xFE, rest @ ..] => return utf16(rest, true),
+        [0xFE, 0xFF, rest @ ..] => return utf16(rest, false),
+        _ => std::str::from_utf8(body).map(str::to_owned),
+    }
+    .map_err(|_| XmlError::Syntax("body is not UTF-8".into()))
+}
+
+fn push_text(stack: &mut [Element], s: &str) -> Result<(), XmlError> {
+    match stack.last_mut() {
+        Some(el) => {
+            if let Some(Node::Text(prev)) = el.children.last_mut() {
+                prev.push_str(s);
+            } else if !s.is_empty() {
+                el.children.push(Node::Text(s.to_owned()));
+            }
+            Ok(())
+        }
+        None if s.trim().is_empty() => Ok(()),
+        None => Err(XmlError::Syntax("text outside the root element".into())),
+    }
+}
+
+fn attach(stack: &mut [Element], root: &mut Option<Element>, el: Element) {
+    match stack.last_mut() {
+        Some(parent) => parent.children.push(Node::Element(el)),
+        None => *root = Some(el),
+    }
+}
+
+fn read_start(
+    reader: &NsReader<&[u8]>,
+    s: &BytesStart<'_>,
+    parent_lang: Option<String>,
+) -> Result<Element, XmlError> {
+    let utf8 = |b: &[u8]| -> Result<String, XmlError> {
+        std::str::from_utf8(b)
+            .map(str::to_owned)
+            .map_err(|_| XmlError::Syntax("invalid UTF-8 in a name".into()))
+    };
+    let (res, local) = reader.resolve_element(s.name());
+    let ns = resolved(res)?;
+    let name = QName::new(ns, utf8(local.as_ref())?);
+    let prefix = match s.name().prefix() {
+        Some(p) => Some(utf8(p.as_ref())?),
+        None => None,
+    };
+    let mut attrs = Vec::new();
+    let mut lang = parent_lang;
+    for attr in s.attributes() {
+        let attr = attr.map_err(|e| XmlError::Syntax(e.to_string()))?;
+        let key = attr.key;
+        let value = attr
+            .unescape_value()
+            .map_err(|e| XmlError::Syntax(e.to_string()))?
+            .into_owned();
+        if key.as_ref() == b"xmlns" {
+            continue;
+        }
+        if key.as_ref().starts_with(b"xmlns:") {
+            // Namespaces in XML 1.0 §3: a prefix can never be bound to the empty name.
+            if value.is_empty() {
+                return Err(XmlError::Namespace("a prefix is bound to an empty namespace".into()));
+            }
+            continue;
+        }
+        let (res, alocal) = reader.resolve_attribute(key);
+        let ans = resolved(res)?;
+        let aname = QName::new(ans, utf8(alocal.as_ref())?);
+        if is_xml_lang(&aname) {
+            lang = Some(value.clone());
+        }
+        let aprefix = match key.prefix() {
+            Some(p) => Some(utf8(p.as_ref())?),
+            None => None,
+        };
+        attrs.push(Attribute {
+            name: aname,
+            prefix: aprefix,
+            value,
+        });
+    }
+    Ok(Element {
+        name,
+        prefix,
+        attrs,
+        children: Vec::new(),
+        lang,
+    })
+}
+
+fn resolved(res: ResolveResult<'_>) -> Result<String, XmlError> {
+    match res {
+        ResolveResult::Bound(ns) => std::str::from_utf8(ns.as_ref())
+            .map(str::to_owned)
+            .map_err(|_| XmlError::Syntax("invalid UTF-8 in a namespace".into())),
+        ResolveResult::Unbound => Ok(String::new()),
+        ResolveResult::Unknown(p) => Err(XmlError::Namespace(format!(
+            "undeclared prefix {:?}",
+            String::from_utf8_lossy(&p)
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Element, XmlError> {
+        parse_document(s.as_bytes(), &Limits::default())
+    }
+
+    #[test]
+    fn resolves_any_prefix_and_default() {
+        for doc in [
+            r#"<D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#,
+            r#"<propfind xmlns="DAV:"><allprop/></propfind>"#,
+            r#"<?xml version="1.0"?><x:propfind xmlns:x="DAV:"> <x:allprop/> </x:propfind>"#,
+        ] {
+            let root = parse(doc).unwrap();
+            assert!(root.name.is_dav("propfind"));
+            assert!(root.elements().next().unwrap().name.is_dav("allprop"));
+        }
+    }
+
+    #[test]
+    fn refuses_bad_documents() {
+        assert!(matches!(parse("<a><b></a>"), Err(XmlError::Syntax(_))));
+        assert!(matches!(parse("<a>"), Err(XmlError::Syntax(_))));
+        assert!(matches!(parse(""), Err(XmlError::Syntax(_))));
+        assert!(matches!(parse("<a/><b/>"), Err(XmlError::Syntax(_))));
+        assert!(matches!(parse("<x:a/>"), Err(XmlError::Namespace(_))));
+        assert!(matches!(parse(r#"<a xmlns:b=""/>"#), Err(XmlError::Namespace(_))));
+        let bomb = r#"<!DOCTYPE a [<!ENTITY x "xx">]><a>&x;</a>"#;
+        assert_eq!(parse(bomb), Err(XmlError::Dtd));
+        assert_eq!(parse("<a>&x;</a>"), Err(XmlError::Dtd));
+        let deep = "<a>".repeat(100) + &"</a>".repeat(100);
+        assert_eq!(parse(&deep), Err(XmlError::TooLarge));
+    }
+
+    #[test]
+    fn utf16_with_bom() {
+        let doc = r#"<propfind xmlns="DAV:"><allprop/></propfind>"#;
+        let mut bytes = vec![0xFF, 0xFE];
+        for u in doc.encode_utf16() {
+            bytes.extend(u.to_le_bytes());
+        }
+        let root = parse_document(&bytes, &Limits::default()).unwrap();
+        assert!(root.name.is_dav("propfind"));
+    }
+
+    #[test]
+    fn fragment_is_self_contained_and_round_trips() {
+        let doc = r#"<D:prop xmlns:D="DAV:" xmlns:z="urn:z" xml:lang="de"><z:p>t<x:a xmlns:x="urn:x" k="v" x:q="1">&lt;&amp;<b xmlns="">u</b></x:a>  w </z:p></D:prop>"#;
+        let root = parse(doc).unwrap();
+        let prop = root.elements().next().unwrap();
+        let frag = prop.to_fragment();
+        assert!(frag.starts_with(r#"<z:p xmlns:z="urn:z" xml:lang="de">"#), "{frag}");
+        let again = parse(&frag).unwrap();
+        assert_eq!(again.name, prop.name);
+        assert_eq!(again.children, prop.children);
+        assert_eq!(again.to_fragment(), frag);
+    }
+
+    #[test]
+    fn entities_and_cdata_become_text() {
+        let root = parse("<a>x&#x1F600;<![CDATA[<y>]]>&quot;</a>").unwrap();
+        assert_eq!(root.text(), "x😀<y>\"");
+    }
+}

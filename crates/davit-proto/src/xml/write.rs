@@ -1,0 +1,264 @@
+//! The streaming `multistatus` writer and the `DAV:error` body.
+//!
+//! Output always binds `DAV:` to the `D:` prefix and never declares a default namespace: some
+//! Windows versions fail on default-namespace answers, and stored dead-property fragments rely
+//! on the default namespace being empty where they are embedded.
+
+use super::QName;
+use crate::status::status_line;
+
+/// The Content-Type of every XML body davit sends.
+pub const XML_CONTENT_TYPE: &str = "application/xml; charset=\"utf-8\"";
+
+const HEADER: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n";
+
+/// Escapes character data; characters XML 1.0 cannot carry become U+FFFD.
+pub fn escape_text(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\r' => out.push_str("&#13;"),
+            c => push_xml_char(c, out),
+        }
+    }
+}
+
+/// Escapes an attribute value (double-quoted).
+pub fn escape_attr(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c => push_xml_char(c, out),
+        }
+    }
+}
+
+fn push_xml_char(c: char, out: &mut String) {
+    let ok = matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+    out.push(if ok { c } else { '\u{FFFD}' });
+}
+
+/// A `DAV:error` body naming one precondition or postcondition, with optional hrefs inside it
+/// (`lock-token-submitted`, `no-conflicting-lock`).
+pub fn error_body(condition: &str, hrefs: &[String]) -> String {
+    let mut out = String::from(HEADER);
+    out.push_str("<D:error xmlns:D=\"DAV:\">");
+    push_condition(&mut out, condition, hrefs);
+    out.push_str("</D:error>\n");
+    out
+}
+
+fn push_condition(out: &mut String, condition: &str, hrefs: &[String]) {
+    out.push_str("<D:");
+    out.push_str(condition);
+    if hrefs.is_empty() {
+        out.push_str("/>");
+    } else {
+        out.push('>');
+        for h in hrefs {
+            out.push_str("<D:href>");
+            escape_text(h, out);
+            out.push_str("</D:href>");
+        }
+        out.push_str("</D:");
+        out.push_str(condition);
+        out.push('>');
+    }
+}
+
+/// Writes a `multistatus` document piece by piece into a buffer that the caller drains with
+/// [`take`](Self::take) whenever it likes, so a long listing never sits in memory whole.
+#[derive(Debug)]
+pub struct MultistatusWriter {
+    buf: String,
+}
+
+impl Default for MultistatusWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MultistatusWriter {
+    /// Starts a document (XML declaration and the opening `multistatus`).
+    pub fn new() -> Self {
+        let mut buf = String::with_capacity(16 * 1024);
+        buf.push_str(HEADER);
+        buf.push_str("<D:multistatus xmlns:D=\"DAV:\">\n");
+        MultistatusWriter { buf }
+    }
+
+    /// Bytes written and not yet taken.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Takes what has been written so far.
+    pub fn take(&mut self) -> String {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Closes the document and returns the rest.
+    pub fn finish(mut self) -> String {
+        self.buf.push_str("</D:multistatus>\n");
+        self.buf
+    }
+
+    /// A whole-resource response: href, status, and optionally an error condition and a
+    /// description.
+    pub fn status_response(
+        &mut self,
+        href: &str,
+        status: u16,
+        error: Option<&str>,
+        description: Option<&str>,
+    ) {
+        self.start_response(href);
+        self.buf.push_str("<D:status>");
+        self.buf.push_str(&status_line(status));
+        self.buf.push_str("</D:status>");
+        if let Some(cond) = error {
+            self.buf.push_str("<D:error>");
+            push_condition(&mut self.buf, cond, &[]);
+            self.buf.push_str("</D:error>");
+        }
+        self.end_response(description);
+    }
+
+    /// Opens a `response` for `href` (already percent-encoded).
+    pub fn start_response(&mut self, href: &str) {
+        self.buf.push_str("<D:response><D:href>");
+        escape_text(href, &mut self.buf);
+        self.buf.push_str("</D:href>");
+    }
+
+    /// Closes a `response`.
+    pub fn end_response(&mut self, description: Option<&str>) {
+        if let Some(d) = description {
+            self.buf.push_str("<D:responsedescription>");
+            escape_text(d, &mut self.buf);
+            self.buf.push_str("</D:responsedescription>");
+        }
+        self.buf.push_str("</D:response>\n");
+    }
+
+    /// Opens a `propstat` and its `prop`.
+    pub fn start_propstat(&mut self) {
+        self.buf.push_str("<D:propstat><D:prop>");
+    }
+
+    /// Closes the `prop` and the `propstat` with its status and optional error condition.
+    pub fn end_propstat(&mut self, status: u16, error: Option<&str>) {
+        self.buf.push_str("</D:prop><D:status>");
+        self.buf.push_str(&status_line(status));
+        self.buf.push_str("</D:status>");
+        if let Some(cond) = error {
+            self.buf.push_str("<D:error>");
+            push_condition(&mut self.buf, cond, &[]);
+            self.buf.push_str("</D:error>");
+        }
+        self.buf.push_str("</D:propstat>");
+    }
+
+    /// A property with no value (`propname`, 404s, empty `resourcetype`).
+    pub fn prop_empty(&mut self, name: &QName) {
+        self.open(name);
+        self.buf.push_str("/>");
+    }
+
+    /// A property whose value is text.
+    pub fn prop_text(&mut self, name: &QName, value: &str) {
+        let prefix = self.open(name);
+        self.buf.push('>');
+        escape_text(value, &mut self.buf);
+        self.close(prefix, name);
+    }
+
+    /// A property whose value is XML already written with the `D:` prefix for `DAV:`.
+    pub fn prop_xml(&mut self, name: &QName, inner: &str) {
+        let prefix = self.open(name);
+        self.buf.push('>');
+        self.buf.push_str(inner);
+        self.close(prefix, name);
+    }
+
+    /// A stored dead property: a self-contained element fragment, written as it is.
+    pub fn prop_fragment(&mut self, fragment: &str) {
+        self.buf.push_str(fragment);
+    }
+
+    fn open(&mut self, name: &QName) -> &'static str {
+        self.buf.push('<');
+        if name.ns == super::DAV {
+            self.buf.push_str("D:");
+            self.buf.push_str(&name.local);
+            "D:"
+        } else if name.ns.is_empty() {
+            self.buf.push_str(&name.local);
+            ""
+        } else {
+            self.buf.push_str("R:");
+            self.buf.push_str(&name.local);
+            self.buf.push_str(" xmlns:R=\"");
+            escape_attr(&name.ns, &mut self.buf);
+            self.buf.push('"');
+            "R:"
+        }
+    }
+
+    fn close(&mut self, prefix: &str, name: &QName) {
+        self.buf.push_str("</");
+        self.buf.push_str(prefix);
+        self.buf.push_str(&name.local);
+        self.buf.push('>');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xml::{parse_document, Limits};
+
+    #[test]
+    fn writes_parseable_multistatus() {
+        let mut w = MultistatusWriter::new();
+        w.status_response("/a%20b/", 423, Some("lock-token-submitted"), Some("locked"));
+        w.start_response("/f");
+        w.start_propstat();
+        w.prop_text(&QName::dav("getetag"), "\"x&y\"");
+        w.prop_xml(&QName::dav("resourcetype"), "<D:collection/>");
+        w.prop_fragment(r#"<z:p xmlns:z="urn:z">v</z:p>"#);
+        w.end_propstat(200, None);
+        w.start_propstat();
+        w.prop_empty(&QName::new("urn:q", "missing"));
+        w.prop_empty(&QName::new("", "bare"));
+        w.end_propstat(404, None);
+        w.end_response(None);
+        let doc = w.finish();
+        let root = parse_document(doc.as_bytes(), &Limits::default()).unwrap();
+        assert!(root.name.is_dav("multistatus"));
+        let responses: Vec<_> = root.elements().collect();
+        assert_eq!(responses.len(), 2);
+        let ps: Vec<_> = responses[1].elements().filter(|e| e.name.is_dav("propstat")).collect();
+        let missing = ps[1].elements().next().unwrap().elements().next().unwrap();
+        assert_eq!(missing.name, QName::new("urn:q", "missing"));
+        assert!(doc.contains("HTTP/1.1 423 Locked"));
+    }
+
+    #[test]
+    fn escapes_invalid_chars() {
+        let mut s = String::new();
+        escape_text("a\u{1}<b>&", &mut s);
+        assert_eq!(s, "a\u{FFFD}&lt;b&gt;&amp;");
+        let body = error_body("lock-token-submitted", &["/x".to_owned()]);
+        assert!(parse_document(body.as_bytes(), &Limits::default()).is_ok());
+    }
+}
