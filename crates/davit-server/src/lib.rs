@@ -1,1 +1,18 @@
+//! davit's WebDAV server: the [`Storage`](storage::Storage) and
+//! [`PropStore`](props::PropStore) traits with their embedded defaults (local filesystem,
+//! SQLite), the method handlers, and the hyper connection loop with graceful shutdown.
+//!
+//! The protocol itself (XML, headers, hrefs) lives in `davit-proto`; this crate does the I/O.
 
+pub mod body;
+pub mod config;
+pub mod error;
+mod handler;
+pub mod live;
+pub mod props;
+pub mod server;
+pub mod storage;
+
+pub use config::DavConfig;
+pub use handler::Dav;
+pub use server::{serve, Server};

@@ -1,1 +1,127 @@
-fn main(){}
+//! The `davit` command: `davit serve [DIR]` runs the WebDAV server.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use davit_server::{serve, DavConfig, Server};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:4918";
+
+#[derive(Parser)]
+#[command(name = "davit", version, about = "A WebDAV server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a directory over WebDAV (class 1).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The directory to serve [default: the config's `root`, else the current directory].
+    dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:4918].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// A TOML configuration file.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Where davit keeps its own state (properties, temporary uploads)
+    /// [default: DIR/.davit, hidden from clients].
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+}
+
+/// The configuration file. Command-line flags win over it.
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    root: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    dav: DavConfig,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match cli.command {
+        Command::Serve(args) => run_serve(args),
+    }
+}
+
+fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let file: FileConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let root = args
+        .dir
+        .or(file.root)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let listen = match args.listen.or(file.listen) {
+        Some(a) => a,
+        None => DEFAULT_LISTEN.parse()?,
+    };
+    let state_dir = args.state_dir.or(file.state_dir);
+    let server = Server::open(&root, state_dir.as_deref(), file.dav)
+        .with_context(|| format!("opening {}", root.display()))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let addr = listener.local_addr()?;
+        tracing::info!("serving {} on http://{addr}/", root.display());
+        serve(listener, server, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

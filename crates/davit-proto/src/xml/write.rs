@@ -79,6 +79,8 @@ fn push_condition(out: &mut String, condition: &str, hrefs: &[String]) {
 #[derive(Debug)]
 pub struct MultistatusWriter {
     buf: String,
+    /// Where the open `propstat` began, so an empty one can be taken back.
+    propstat_at: usize,
 }
 
 impl Default for MultistatusWriter {
@@ -93,7 +95,7 @@ impl MultistatusWriter {
         let mut buf = String::with_capacity(16 * 1024);
         buf.push_str(HEADER);
         buf.push_str("<D:multistatus xmlns:D=\"DAV:\">\n");
-        MultistatusWriter { buf }
+        MultistatusWriter { buf, propstat_at: 0 }
     }
 
     /// Bytes written and not yet taken.
@@ -152,7 +154,13 @@ impl MultistatusWriter {
 
     /// Opens a `propstat` and its `prop`.
     pub fn start_propstat(&mut self) {
+        self.propstat_at = self.buf.len();
         self.buf.push_str("<D:propstat><D:prop>");
+    }
+
+    /// Takes back the `propstat` just opened (when it turned out to have nothing to hold).
+    pub fn cancel_propstat(&mut self) {
+        self.buf.truncate(self.propstat_at);
     }
 
     /// Closes the `prop` and the `propstat` with its status and optional error condition.

@@ -1,0 +1,53 @@
+//! Server settings, with the defaults a public-facing server should have.
+
+use davit_proto::xml::Limits;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Everything the request handlers need to know from the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DavConfig {
+    /// Largest XML request body accepted (PROPFIND, PROPPATCH, ...); larger ones get 413.
+    pub max_xml_body: usize,
+    /// Largest PUT body accepted, if any limit; larger ones get 413.
+    pub max_upload: Option<u64>,
+    /// Deepest element nesting accepted in an XML body.
+    pub max_xml_depth: usize,
+    /// Most elements accepted in an XML body.
+    pub max_xml_elements: usize,
+    /// Whether PROPFIND with Depth: infinity is served (otherwise 403 propfind-finite-depth).
+    pub depth_infinity: bool,
+    /// Most resources one Depth: infinity PROPFIND lists; past it the listing ends with a 507
+    /// response for the request URI.
+    pub depth_infinity_limit: u64,
+}
+
+impl Default for DavConfig {
+    fn default() -> Self {
+        DavConfig {
+            max_xml_body: 1024 * 1024,
+            max_upload: None,
+            max_xml_depth: 64,
+            max_xml_elements: 50_000,
+            depth_infinity: true,
+            depth_infinity_limit: 1_000_000,
+        }
+    }
+}
+
+impl DavConfig {
+    /// The XML parser limits.
+    pub fn xml_limits(&self) -> Limits {
+        Limits {
+            max_depth: self.max_xml_depth,
+            max_elements: self.max_xml_elements,
+        }
+    }
+}
+
+/// Where davit keeps its own files when the configuration does not say: inside the served
+/// root, hidden from clients.
+pub fn default_state_dir(root: &std::path::Path) -> PathBuf {
+    root.join(".davit")
+}

@@ -1,0 +1,187 @@
+//! Every way a request can fail, and the one place where a failure becomes an HTTP response.
+
+use crate::body::{self, Body};
+use davit_proto::href::{DestinationError, PathError};
+use davit_proto::xml::{error_body, XmlError, XML_CONTENT_TYPE};
+use http::{header, Response, StatusCode};
+use std::io;
+
+/// A request failure. Each variant knows its status, and preconditions their `DAV:error`
+/// element; [`DavError::into_response`] is the only place they are turned into responses.
+#[derive(Debug, thiserror::Error)]
+pub enum DavError {
+    /// 400 with a short reason.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 403 with a short reason.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// 404.
+    #[error("not found")]
+    NotFound,
+    /// 405, with the methods the resource does allow.
+    #[error("method not allowed here")]
+    MethodNotAllowed(&'static str),
+    /// 409 with a short reason.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// 412 (a conditional header or Overwrite: F).
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// 413.
+    #[error("request body too large")]
+    TooLarge,
+    /// 415.
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
+    /// 501.
+    #[error("method not implemented")]
+    NotImplemented,
+    /// 502.
+    #[error("{0}")]
+    BadGateway(&'static str),
+    /// 507.
+    #[error("insufficient storage")]
+    InsufficientStorage,
+    /// A failed RFC 4918 precondition or postcondition: status plus the `DAV:error` element.
+    #[error("{condition}")]
+    Condition {
+        /// HTTP status.
+        status: StatusCode,
+        /// Local name of the condition element in `DAV:`.
+        condition: &'static str,
+        /// Hrefs inside the condition element (lock roots, for instance).
+        hrefs: Vec<String>,
+    },
+    /// A storage failure; its kind decides the status.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The propery store failed.
+    #[error("property store: {0}")]
+    Store(String),
+}
+
+impl DavError {
+    /// A precondition failure with no hrefs.
+    pub fn condition(status: StatusCode, condition: &'static str) -> DavError {
+        DavError::Condition {
+            status,
+            condition,
+            hrefs: Vec::new(),
+        }
+    }
+
+    /// The status this failure answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            DavError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            DavError::Forbidden(_) => StatusCode::FORBIDDEN,
+            DavError::NotFound => StatusCode::NOT_FOUND,
+            DavError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            DavError::Conflict(_) => StatusCode::CONFLICT,
+            DavError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            DavError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            DavError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            DavError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            DavError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            DavError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+            DavError::Condition { status, .. } => *status,
+            DavError::Io(e) => io_status(e),
+            DavError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The response for this failure: a `DAV:error` body for conditions, a one-line reason
+    /// otherwise.
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        let mut builder = Response::builder().status(status);
+        if let DavError::MethodNotAllowed(allow) = &self {
+            builder = builder.header(header::ALLOW, *allow);
+        }
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let (ctype, text) = match &self {
+            DavError::Condition {
+                condition, hrefs, ..
+            } => (XML_CONTENT_TYPE, error_body(condition, hrefs)),
+            DavError::Io(e) => ("text/plain; charset=utf-8", format!("{}\n", io_reason(e))),
+            other => ("text/plain; charset=utf-8", format!("{other}\n")),
+        };
+        builder
+            .header(header::CONTENT_TYPE, ctype)
+            .body(body::full(text))
+            .unwrap_or_else(|_| body::plain(StatusCode::INTERNAL_SERVER_ERROR))
+    }
+}
+
+/// The status for a storage error kind (also used for per-member statuses in a 207).
+pub fn io_status(e: &io::Error) -> StatusCode {
+    use io::ErrorKind::*;
+    match e.kind() {
+        NotFound => StatusCode::NOT_FOUND,
+        PermissionDenied | ReadOnlyFilesystem => StatusCode::FORBIDDEN,
+        AlreadyExists | DirectoryNotEmpty => StatusCode::CONFLICT,
+        NotADirectory | IsADirectory => StatusCode::CONFLICT,
+        StorageFull | QuotaExceeded | FileTooLarge => StatusCode::INSUFFICIENT_STORAGE,
+        InvalidFilename => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn io_reason(e: &io::Error) -> &'static str {
+    match io_status(e) {
+        StatusCode::NOT_FOUND => "not found",
+        StatusCode::FORBIDDEN => "permission denied",
+        StatusCode::CONFLICT => "conflicts with the current state of the resource",
+        StatusCode::INSUFFICIENT_STORAGE => "insufficient storage",
+        StatusCode::BAD_REQUEST => "invalid file name",
+        _ => "internal storage error",
+    }
+}
+
+impl From<XmlError> for DavError {
+    fn from(e: XmlError) -> Self {
+        match e {
+            XmlError::TooLarge => DavError::TooLarge,
+            other => DavError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+impl From<PathError> for DavError {
+    fn from(e: PathError) -> Self {
+        match e {
+            PathError::Malformed => DavError::BadRequest("malformed path".into()),
+            PathError::Forbidden => DavError::Forbidden("path leaves the served root"),
+        }
+    }
+}
+
+impl From<DestinationError> for DavError {
+    fn from(e: DestinationError) -> Self {
+        match e {
+            DestinationError::Malformed => DavError::BadRequest("malformed Destination".into()),
+            DestinationError::Path(p) => p.into(),
+            DestinationError::OtherServer => {
+                DavError::BadGateway("Destination is on another server")
+            }
+        }
+    }
+}
+
+impl From<davit_proto::headers::HeaderError> for DavError {
+    fn from(e: davit_proto::headers::HeaderError) -> Self {
+        DavError::BadRequest(e.to_string())
+    }
+}
+
+/// Shorthand for handler results.
+pub type DavResult<T> = Result<T, DavError>;
+
+impl From<crate::props::StoreError> for DavError {
+    fn from(e: crate::props::StoreError) -> Self {
+        DavError::Store(e.0)
+    }
+}

@@ -1,0 +1,56 @@
+//! DELETE: a file, or a collection with everything in it. Members that cannot be removed are
+//! reported in a 207 (each with its own status), their ancestors stay and are not reported.
+
+use super::{multistatus, status_only, Dav, Target};
+use crate::body::Body;
+use crate::error::{io_status, DavError, DavResult};
+use crate::props::PropStore;
+use crate::storage::{Failure, Storage};
+use davit_proto::headers::Depth;
+use davit_proto::xml::MultistatusWriter;
+use http::request::Parts;
+use http::{Response, StatusCode};
+
+impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
+    pub(crate) async fn delete(&self, parts: &Parts, target: &Target) -> DavResult<Response<Body>> {
+        let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
+        if target.path.is_root() {
+            return Err(DavError::Forbidden("the root collection cannot be deleted"));
+        }
+        if meta.is_dir() {
+            if let Some(d) = super::header_str(parts, "depth")? {
+                if Depth::parse(d)? != Depth::Infinity {
+                    return Err(DavError::BadRequest(
+                        "DELETE of a collection needs Depth: infinity".into(),
+                    ));
+                }
+            }
+        }
+        self.check_preconditions(parts, target, Some(&meta)).await?;
+        let failures = self.storage.delete_tree(&target.path).await?;
+        let keep: Vec<_> = failures
+            .iter()
+            .flat_map(|(p, _)| {
+                std::iter::successors(Some(p.clone()), |x| x.parent())
+                    .take_while(|x| x.starts_with(&target.path))
+            })
+            .collect();
+        self.props
+            .delete(&target.path, keep)
+            .await?;
+        if failures.is_empty() {
+            return Ok(status_only(StatusCode::NO_CONTENT));
+        }
+        Ok(multistatus(self.failure_report(failures).await))
+    }
+
+    /// A 207 body listing only the members that failed.
+    pub(crate) async fn failure_report(&self, failures: Vec<Failure>) -> String {
+        let mut w = MultistatusWriter::new();
+        for (path, err) in failures {
+            let is_dir = matches!(self.meta_at(&path).await, Ok(Some(m)) if m.is_dir());
+            w.status_response(&path.href(is_dir), io_status(&err).as_u16(), None, None);
+        }
+        w.finish()
+    }
+}

@@ -1,0 +1,236 @@
+//! GET and HEAD: files streamed from storage with validators, conditionals and ranges;
+//! collections as a plain HTML index streamed while the directory is read.
+
+use super::{response, Dav, Target};
+use crate::body::{self, Body};
+use crate::error::{DavError, DavResult};
+use crate::live::{clamp_to_now, content_type_for};
+use crate::props::PropStore;
+use crate::storage::{Meta, Storage};
+use bytes::Bytes;
+use davit_proto::conditional::{self, Validators};
+use davit_proto::date::http_date;
+use davit_proto::range::{self, ByteRange, Multipart, RangeOutcome};
+use davit_proto::xml::escape_text;
+use futures_util::StreamExt;
+use http::request::Parts;
+use http::{header, Method, Response, StatusCode};
+use std::io::SeekFrom;
+use tokio::io::AsyncSeekExt;
+
+impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
+    pub(crate) async fn get(
+        &self,
+        parts: &Parts,
+        target: &Target,
+        with_body: bool,
+    ) -> DavResult<Response<Body>> {
+        let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
+        if meta.is_dir() {
+            self.check_preconditions(parts, target, Some(&meta)).await?;
+            return self.index(target, with_body).await;
+        }
+        let not_modified = self.check_preconditions(parts, target, Some(&meta)).await?;
+        let last_modified = http_date(clamp_to_now(meta.modified));
+        let ctype = content_type_for(target.path.name().unwrap_or(""));
+        let base = |status| {
+            response(status)
+                .header(header::ETAG, &meta.etag)
+                .header(header::LAST_MODIFIED, &last_modified)
+                .header(header::ACCEPT_RANGES, "bytes")
+        };
+        if not_modified {
+            return Ok(base(StatusCode::NOT_MODIFIED)
+                .body(body::empty())
+                .map_err(internal)?);
+        }
+        let ranges = match requested_ranges(parts, &meta) {
+            RangeOutcome::Full => None,
+            RangeOutcome::Partial(r) => Some(r),
+            RangeOutcome::Unsatisfiable => {
+                return Ok(base(StatusCode::RANGE_NOT_SATISFIABLE)
+                    .header(header::CONTENT_RANGE, range::unsatisfied_content_range(meta.len))
+                    .header(header::CONTENT_LENGTH, "0")
+                    .body(body::empty())
+                    .map_err(internal)?);
+            }
+        };
+        match ranges.as_deref() {
+            None => {
+                let body = if with_body {
+                    body::reader(self.storage.open(&target.path).await?, meta.len)
+                } else {
+                    body::empty()
+                };
+                Ok(base(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, ctype)
+                    .header(header::CONTENT_LENGTH, meta.len)
+                    .body(body)
+                    .map_err(internal)?)
+            }
+            Some([one]) => {
+                let body = if with_body {
+                    let mut file = self.storage.open(&target.path).await?;
+                    file.seek(SeekFrom::Start(one.start)).await?;
+                    body::reader(file, one.len())
+                } else {
+                    body::empty()
+                };
+                Ok(base(StatusCode::PARTIAL_CONTENT)
+                    .header(header::CONTENT_TYPE, ctype)
+                    .header(header::CONTENT_RANGE, one.content_range(meta.len))
+                    .header(header::CONTENT_LENGTH, one.len())
+                    .body(body)
+                    .map_err(internal)?)
+            }
+            Some(many) => {
+                let mp = Multipart::new(uuid::Uuid::new_v4().simple().to_string());
+                let len = mp.body_len(ctype, many, meta.len);
+                let body = if with_body {
+                    self.multipart_body(&target.path, multipart_pieces(&mp, ctype, many, meta.len))
+                        .await?
+                } else {
+                    body::empty()
+                };
+                Ok(base(StatusCode::PARTIAL_CONTENT)
+                    .header(header::CONTENT_TYPE, mp.content_type())
+                    .header(header::CONTENT_LENGTH, len)
+                    .body(body)
+                    .map_err(internal)?)
+            }
+        }
+    }
+
+    /// Streams the parts of a multipart/byteranges body, one range after the other.
+    async fn multipart_body(
+        &self,
+        path: &davit_proto::href::DavPath,
+        parts: (Vec<(String, ByteRange)>, String),
+    ) -> DavResult<Body> {
+        let file = self.storage.open(path).await?;
+        let (tx, body) = body::channel(4);
+        let (pieces, trailer) = parts;
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut file = file;
+            for (head, r) in pieces {
+                if tx.send(Ok(Bytes::from(head))).await.is_err() {
+                    return;
+                }
+                if let Err(e) = file.seek(SeekFrom::Start(r.start)).await {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+                let mut left = r.len();
+                while left > 0 {
+                    let mut buf = vec![0u8; left.min(64 * 1024) as usize];
+                    match file.read(&mut buf).await {
+                        Ok(0) => {
+                            let _ = tx
+                                .send(Err(std::io::ErrorKind::UnexpectedEof.into()))
+                                .await;
+                            return;
+                        }
+                        Ok(n) => {
+                            buf.truncate(n);
+                            left -= n as u64;
+                            if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(Ok(Bytes::from(trailer))).await;
+        });
+        Ok(body)
+    }
+
+    /// A plain HTML index of a collection, written while the directory is read.
+    async fn index(&self, target: &Target, with_body: bool) -> DavResult<Response<Body>> {
+        let builder = response(StatusCode::OK).header(header::CONTENT_TYPE, "text/html; charset=utf-8");
+        if !with_body {
+            return builder.body(body::empty()).map_err(internal);
+        }
+        let mut list = self.storage.list(&target.path).await?;
+        let (tx, body) = body::channel(4);
+        let title = target.path.href(true);
+        let parent = target.path.parent();
+        let path = target.path.clone();
+        tokio::spawn(async move {
+            let mut page = String::from("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ");
+            escape_text(&title, &mut page);
+            page.push_str("</title></head><body><h1>Index of ");
+            escape_text(&title, &mut page);
+            page.push_str("</h1><ul>\n");
+            if let Some(p) = parent {
+                page.push_str("<li><a href=\"");
+                escape_text(&p.href(true), &mut page);
+                page.push_str("\">../</a></li>\n");
+            }
+            while let Some(batch) = list.next().await {
+                let Ok(batch) = batch else { break };
+                for e in batch {
+                    let Ok(child) = path.join(&e.name) else { continue };
+                    page.push_str("<li><a href=\"");
+                    escape_text(&child.href(e.meta.is_dir()), &mut page);
+                    page.push_str("\">");
+                    escape_text(&e.name, &mut page);
+                    if e.meta.is_dir() {
+                        page.push('/');
+                    }
+                    page.push_str("</a></li>\n");
+                }
+                if tx.send(Ok(Bytes::from(std::mem::take(&mut page)))).await.is_err() {
+                    return;
+                }
+            }
+            page.push_str("</ul></body></html>\n");
+            let _ = tx.send(Ok(Bytes::from(page))).await;
+        });
+        builder.body(body).map_err(internal)
+    }
+}
+
+/// The Range a GET should honour: only for GET, only when If-Range (if any) still matches.
+fn requested_ranges(parts: &Parts, meta: &Meta) -> RangeOutcome {
+    if parts.method != Method::GET {
+        return RangeOutcome::Full;
+    }
+    let Some(value) = parts.headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return RangeOutcome::Full;
+    };
+    if let Some(if_range) = parts.headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        let v = Validators {
+            exists: true,
+            etag: Some(&meta.etag),
+            last_modified: Some(meta.modified),
+        };
+        if !conditional::if_range_matches(if_range, &v) {
+            return RangeOutcome::Full;
+        }
+    }
+    range::parse_range(value, meta.len)
+}
+
+pub(crate) fn internal(e: http::Error) -> DavError {
+    DavError::Io(std::io::Error::other(e))
+}
+
+/// Each part's header with its range, and the closing boundary.
+fn multipart_pieces(
+    mp: &Multipart,
+    ctype: &str,
+    ranges: &[ByteRange],
+    total: u64,
+) -> (Vec<(String, ByteRange)>, String) {
+    let pieces = ranges
+        .iter()
+        .map(|r| (mp.part_header(ctype, r, total), *r))
+        .collect();
+    (pieces, mp.trailer())
+}

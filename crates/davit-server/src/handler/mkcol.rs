@@ -1,0 +1,57 @@
+//! MKCOL: one new, empty collection.
+
+use super::{has_body, read_limited, status_only, Dav, Target, ALLOW_DIR, ALLOW_FILE};
+use crate::body::Body;
+use crate::error::{DavError, DavResult};
+use crate::props::PropStore;
+use crate::storage::Storage;
+use bytes::Bytes;
+use http::request::Parts;
+use http::{Response, StatusCode};
+
+impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
+    pub(crate) async fn mkcol<B>(
+        &self,
+        parts: &Parts,
+        target: &Target,
+        body: B,
+    ) -> DavResult<Response<Body>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        if has_body(parts) {
+            let body = read_limited(parts, body, self.config.max_xml_body).await?;
+            if !body.is_empty() {
+                // Extended MKCOL (RFC 5689) is not implemented, and nothing else is defined.
+                return Err(DavError::UnsupportedMediaType(
+                    "MKCOL does not accept a request body",
+                ));
+            }
+        }
+        let path = &target.path;
+        if let Some(m) = self.meta_at(path).await? {
+            return Err(DavError::MethodNotAllowed(if m.is_dir() {
+                ALLOW_DIR
+            } else {
+                ALLOW_FILE
+            }));
+        }
+        let parent = path.parent().ok_or(DavError::Forbidden("no parent"))?;
+        if !self.meta_at(&parent).await?.is_some_and(|m| m.is_dir()) {
+            return Err(DavError::Conflict("the parent collection does not exist"));
+        }
+        self.check_preconditions(parts, target, None).await?;
+        self.storage.create_dir(path).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                DavError::MethodNotAllowed(ALLOW_DIR)
+            } else {
+                e.into()
+            }
+        })?;
+        self.props
+            .delete(path, Vec::new())
+            .await?;
+        Ok(status_only(StatusCode::CREATED))
+    }
+}

@@ -1,0 +1,261 @@
+//! PROPFIND: the 207 is written while the tree is read, in batches, so the first bytes leave
+//! at once and memory stays flat however large the collection.
+
+use super::{header_str, response, Dav, Target};
+use crate::body::{self, Body};
+use crate::error::{DavError, DavResult};
+use crate::live::{self, LiveValue, LIVE};
+use crate::props::{DeadProp, PropStore};
+use crate::storage::{Meta, Storage};
+use bytes::Bytes;
+use davit_proto::headers::Depth;
+use davit_proto::href::DavPath;
+use davit_proto::xml::{parse_propfind, MultistatusWriter, PropFind, QName, XML_CONTENT_TYPE};
+use futures_util::StreamExt;
+use http::request::Parts;
+use http::{header, Response, StatusCode};
+use tokio::sync::mpsc::Sender;
+
+/// Written bytes are handed to the connection in chunks of about this size.
+const CHUNK: usize = 32 * 1024;
+
+impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
+    pub(crate) async fn propfind<B>(
+        &self,
+        parts: &Parts,
+        target: &Target,
+        body: B,
+    ) -> DavResult<Response<Body>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let depth = match header_str(parts, "depth")? {
+            None => Depth::Infinity,
+            Some(v) => Depth::parse(v)?,
+        };
+        let body = self.read_xml_body(parts, body).await?;
+        let request = parse_propfind(&body, &self.config.xml_limits())?;
+        let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
+        self.check_preconditions(parts, target, Some(&meta)).await?;
+        let depth = if meta.is_dir() { depth } else { Depth::Zero };
+        if depth == Depth::Infinity && !self.config.depth_infinity {
+            return Err(DavError::condition(
+                StatusCode::FORBIDDEN,
+                "propfind-finite-depth",
+            ));
+        }
+
+        let (tx, body) = body::channel(4);
+        let lister = Lister {
+            dav: self.clone(),
+            request,
+            tx,
+            w: MultistatusWriter::new(),
+            listed: 0,
+            limit: self.config.depth_infinity_limit,
+        };
+        tokio::spawn(lister.run(target.path.clone(), meta, depth));
+        response(StatusCode::MULTI_STATUS)
+            .header(header::CONTENT_TYPE, XML_CONTENT_TYPE)
+            .body(body)
+            .map_err(super::get::internal)
+    }
+}
+
+/// The task that walks the tree and writes the 207.
+struct Lister<S, P> {
+    dav: Dav<S, P>,
+    request: PropFind,
+    tx: Sender<std::io::Result<Bytes>>,
+    w: MultistatusWriter,
+    listed: u64,
+    limit: u64,
+}
+
+/// The client went away; stop walking.
+struct Gone;
+
+impl<S: Storage + Clone, P: PropStore + Clone> Lister<S, P> {
+    async fn run(mut self, root: DavPath, meta: Meta, depth: Depth) {
+        let done = self.walk(root, meta, depth).await;
+        if done.is_ok() {
+            let rest = std::mem::take(&mut self.w).finish();
+            let _ = self.tx.send(Ok(Bytes::from(rest))).await;
+        }
+    }
+
+    async fn walk(&mut self, root: DavPath, meta: Meta, depth: Depth) -> Result<(), Gone> {
+        let is_dir = meta.is_dir();
+        self.write_batch(vec![(root.clone(), meta)]).await?;
+        if depth == Depth::Zero || !is_dir {
+            return Ok(());
+        }
+        let mut pending = vec![root.clone()];
+        while let Some(dir) = pending.pop() {
+            let mut list = match self.dav.storage.list(&dir).await {
+                Ok(l) => l,
+                Err(e) => {
+                    // Its own response is already out; its members just cannot be listed.
+                    tracing::warn!(path = %dir, error = %e, "cannot list collection");
+                    continue;
+                }
+            };
+            while let Some(batch) = list.next().await {
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(path = %dir, error = %e, "listing failed midway");
+                        break;
+                    }
+                };
+                let mut resources = Vec::with_capacity(batch.len());
+                for entry in batch {
+                    let Ok(child) = dir.join(&entry.name) else {
+                        continue;
+                    };
+                    if depth == Depth::Infinity && entry.meta.is_dir() {
+                        pending.push(child.clone());
+                    }
+                    resources.push((child, entry.meta));
+                }
+                self.listed += resources.len() as u64;
+                if self.listed > self.limit {
+                    self.w.status_response(
+                        &root.href(true),
+                        507,
+                        Some("number-of-matches-within-limits"),
+                        Some("the listing was cut at the server's Depth: infinity limit"),
+                    );
+                    return Ok(());
+                }
+                self.write_batch(resources).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_batch(&mut self, resources: Vec<(DavPath, Meta)>) -> Result<(), Gone> {
+        let needs_dead = match &self.request {
+            PropFind::AllProp { .. } | PropFind::PropName => true,
+            PropFind::Prop(names) => names.iter().any(|n| live::find(n).is_none()),
+        };
+        let dead = if needs_dead {
+            let paths = resources.iter().map(|(p, _)| p.clone()).collect();
+            match self.dav.props.get_many(paths).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "property store failed during PROPFIND");
+                    let _ = self.tx.send(Err(std::io::Error::other(e.0))).await;
+                    return Err(Gone);
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        for (i, (path, meta)) in resources.iter().enumerate() {
+            let none = Vec::new();
+            let dead = dead.get(i).unwrap_or(&none);
+            write_response(&mut self.w, &self.request, path, meta, dead);
+            if self.w.pending() >= CHUNK {
+                let chunk = self.w.take();
+                self.tx.send(Ok(Bytes::from(chunk))).await.map_err(|_| Gone)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_live(w: &mut MultistatusWriter, name: &QName, value: LiveValue) {
+    match value {
+        LiveValue::Text(t) => w.prop_text(name, &t),
+        LiveValue::Xml("") => w.prop_empty(name),
+        LiveValue::Xml(x) => w.prop_xml(name, x),
+    }
+}
+
+/// One resource's `response` for the request.
+fn write_response(
+    w: &mut MultistatusWriter,
+    request: &PropFind,
+    path: &DavPath,
+    meta: &Meta,
+    dead: &[DeadProp],
+) {
+    let target = live::Target { path, meta };
+    w.start_response(&path.href(meta.is_dir()));
+    match request {
+        PropFind::AllProp { include } => {
+            w.start_propstat();
+            for lp in LIVE.iter().filter(|lp| lp.in_allprop) {
+                if let Some(v) = (lp.value)(&target) {
+                    write_live(w, &QName::dav(lp.name), v);
+                }
+            }
+            for d in dead {
+                w.prop_fragment(&d.xml);
+            }
+            w.end_propstat(200, None);
+            // Included names are either returned above already or unknown here.
+            let missing: Vec<&QName> = include
+                .iter()
+                .filter(|n| live::find(n).is_none() && !dead.iter().any(|d| &d.name == *n))
+                .collect();
+            if !missing.is_empty() {
+                w.start_propstat();
+                for n in missing {
+                    w.prop_empty(n);
+                }
+                w.end_propstat(404, None);
+            }
+        }
+        PropFind::PropName => {
+            w.start_propstat();
+            for lp in LIVE {
+                if (lp.value)(&target).is_some() {
+                    w.prop_empty(&QName::dav(lp.name));
+                }
+            }
+            for d in dead {
+                w.prop_empty(&d.name);
+            }
+            w.end_propstat(200, None);
+        }
+        PropFind::Prop(names) => {
+            let mut missing: Vec<&QName> = Vec::new();
+            let mut seen: Vec<&QName> = Vec::with_capacity(names.len());
+            w.start_propstat();
+            for name in names {
+                if seen.contains(&name) {
+                    continue;
+                }
+                seen.push(name);
+                if let Some(lp) = live::find(name) {
+                    match (lp.value)(&target) {
+                        Some(v) => write_live(w, name, v),
+                        None => missing.push(name),
+                    }
+                } else if let Some(d) = dead.iter().find(|d| &d.name == name) {
+                    w.prop_fragment(&d.xml);
+                } else {
+                    missing.push(name);
+                }
+            }
+            let all_missing = missing.len() == seen.len() && !seen.is_empty();
+            if all_missing {
+                // Nothing found: skip the empty 200 group and report only the 404s.
+                w.cancel_propstat();
+            } else {
+                w.end_propstat(200, None);
+            }
+            if !missing.is_empty() {
+                w.start_propstat();
+                for n in missing {
+                    w.prop_empty(n);
+                }
+                w.end_propstat(404, None);
+            }
+        }
+    }
+    w.end_response(None);
+}

@@ -1,0 +1,86 @@
+//! PROPPATCH: all instructions in document order, atomically. If one cannot be applied, none
+//! is, and the others answer 424.
+
+use super::{multistatus, Dav, Target};
+use crate::body::Body;
+use crate::error::{DavError, DavResult};
+use crate::live;
+use crate::props::{DeadProp, PropOp, PropStore};
+use crate::storage::Storage;
+use bytes::Bytes;
+use davit_proto::xml::{parse_propertyupdate, MultistatusWriter, PatchOp, QName};
+use http::request::Parts;
+use http::Response;
+
+impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
+    pub(crate) async fn proppatch<B>(
+        &self,
+        parts: &Parts,
+        target: &Target,
+        body: B,
+    ) -> DavResult<Response<Body>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
+        let body = self.read_xml_body(parts, body).await?;
+        let ops = parse_propertyupdate(&body, &self.config.xml_limits())?;
+        self.check_preconditions(parts, target, Some(&meta)).await?;
+
+        // Decide every instruction first; apply only if all can be.
+        let mut outcomes: Vec<(QName, u16, Option<&'static str>)> = Vec::with_capacity(ops.len());
+        for op in &ops {
+            let name = match op {
+                PatchOp::Set(e) => &e.name,
+                PatchOp::Remove(n) => n,
+            };
+            if live::is_protected(name) {
+                outcomes.push((name.clone(), 403, Some("cannot-modify-protected-property")));
+            } else {
+                outcomes.push((name.clone(), 200, None));
+            }
+        }
+        let failed = outcomes.iter().any(|(_, s, _)| *s != 200);
+        if failed {
+            for o in outcomes.iter_mut().filter(|o| o.1 == 200) {
+                o.1 = 424;
+            }
+        } else {
+            let ops = ops
+                .into_iter()
+                .map(|op| match op {
+                    PatchOp::Set(e) => PropOp::Set(DeadProp {
+                        xml: e.to_fragment(),
+                        name: e.name,
+                    }),
+                    PatchOp::Remove(n) => PropOp::Remove(n),
+                })
+                .collect();
+            self.props.patch(&target.path, ops).await?;
+        }
+
+        let mut w = MultistatusWriter::new();
+        w.start_response(&target.path.href(meta.is_dir()));
+        // One propstat per outcome, each property named once, in first-seen order.
+        let mut groups: Vec<(u16, Option<&'static str>)> = Vec::new();
+        for (_, status, cond) in &outcomes {
+            if !groups.contains(&(*status, *cond)) {
+                groups.push((*status, *cond));
+            }
+        }
+        for (status, cond) in groups {
+            w.start_propstat();
+            let mut written: Vec<&QName> = Vec::new();
+            for (name, s, c) in &outcomes {
+                if (*s, *c) == (status, cond) && !written.contains(&name) {
+                    w.prop_empty(name);
+                    written.push(name);
+                }
+            }
+            w.end_propstat(status, cond);
+        }
+        w.end_response(None);
+        Ok(multistatus(w.finish()))
+    }
+}

@@ -1,0 +1,122 @@
+//! PUT: the body is streamed into a temporary upload and committed into place only when it
+//! arrived whole, so readers never see half a file and a broken upload changes nothing.
+
+use super::{get::internal, response, Dav, Target, ALLOW_DIR};
+use crate::body::{self, Body};
+use crate::error::{DavError, DavResult};
+use crate::props::PropStore;
+use crate::storage::{Storage, Upload};
+use bytes::Bytes;
+use http::request::Parts;
+use http::{header, Response, StatusCode};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncWriteExt, BufWriter};
+
+/// Write buffer between the network and the file: large writes keep the number of trips to
+/// the blocking pool low.
+const WRITE_BUFFER: usize = 256 * 1024;
+
+impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
+    pub(crate) async fn put<B>(
+        &self,
+        parts: &Parts,
+        target: &Target,
+        mut body: B,
+    ) -> DavResult<Response<Body>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let path = &target.path;
+        if path.is_root() {
+            return Err(DavError::MethodNotAllowed(ALLOW_DIR));
+        }
+        if parts.headers.contains_key(header::CONTENT_RANGE) {
+            return Err(DavError::BadRequest(
+                "partial PUT (Content-Range) is not supported".into(),
+            ));
+        }
+        let existing = self.meta_at(path).await?;
+        if existing.as_ref().is_some_and(|m| m.is_dir()) {
+            return Err(DavError::MethodNotAllowed(ALLOW_DIR));
+        }
+        if target.slash {
+            return Err(DavError::Conflict("a file URL cannot end with a slash"));
+        }
+        let parent = path.parent().unwrap_or_else(davit_proto::href::DavPath::root);
+        if !self.meta_at(&parent).await?.is_some_and(|m| m.is_dir()) {
+            return Err(DavError::Conflict("the parent collection does not exist"));
+        }
+        self.check_preconditions(parts, target, existing.as_ref()).await?;
+
+        let limit = self.config.max_upload;
+        let declared = content_length(parts);
+        if let (Some(limit), Some(n)) = (limit, declared) {
+            if n > limit {
+                return Err(DavError::TooLarge);
+            }
+        }
+        // macOS Finder streams chunked bodies and announces the real size here; a shorter
+        // body means the upload broke and must not become a truncated file.
+        let expected = match parts.headers.get("x-expected-entity-length") {
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .ok_or_else(|| {
+                        DavError::BadRequest("invalid X-Expected-Entity-Length".into())
+                    })?,
+            ),
+            None => None,
+        };
+
+        // Only now is the body read: with `Expect: 100-continue`, hyper sends the 100 when
+        // the body is first polled, so every refusal above goes out without it.
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, self.storage.upload(path).await?);
+        let mut written: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                DavError::BadRequest(format!("upload aborted before its end: {e}"))
+            })?;
+            if let Ok(data) = frame.into_data() {
+                written += data.len() as u64;
+                if limit.is_some_and(|l| written > l) {
+                    return Err(DavError::TooLarge);
+                }
+                out.write_all(&data).await?;
+            }
+        }
+        if let Some(n) = expected.filter(|n| *n != written) {
+            return Err(DavError::BadRequest(format!(
+                "received {written} bytes but X-Expected-Entity-Length announced {n}"
+            )));
+        }
+        out.flush().await?;
+        out.into_inner().commit().await?;
+        if existing.is_none() {
+            // A new resource starts without dead properties, whatever was left behind.
+            self.props
+                .delete(path, Vec::new())
+                .await?;
+        }
+
+        let status = if existing.is_some() {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::CREATED
+        };
+        let mut builder = response(status);
+        if let Some(m) = self.meta_at(path).await? {
+            builder = builder.header(header::ETAG, m.etag);
+        }
+        builder.body(body::empty()).map_err(internal)
+    }
+}
+
+fn content_length(parts: &Parts) -> Option<u64> {
+    parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}

@@ -1,0 +1,114 @@
+//! The live-property table: each RFC 4918 live property with how to compute it, whether allprop
+//! returns it, and whether clients may set it. Handlers never match on property names.
+
+use crate::storage::Meta;
+use davit_proto::href::DavPath;
+use davit_proto::date::{http_date, rfc3339};
+use davit_proto::xml::{QName, DAV};
+use std::time::SystemTime;
+
+/// A computed property value.
+pub enum LiveValue {
+    /// Text content.
+    Text(String),
+    /// XML content already written with the `D:` prefix (or empty).
+    Xml(&'static str),
+}
+
+/// One live property.
+pub struct LiveProp {
+    /// Local name in `DAV:`.
+    pub name: &'static str,
+    /// Returned by allprop.
+    pub in_allprop: bool,
+    /// Its value for a resource, or `None` where it does not apply.
+    pub value: fn(&Target<'_>) -> Option<LiveValue>,
+}
+
+/// The resource a live property is computed for.
+pub struct Target<'a> {
+    /// Its path.
+    pub path: &'a DavPath,
+    /// Its metadata.
+    pub meta: &'a Meta,
+}
+
+/// The live properties davit computes.
+pub static LIVE: &[LiveProp] = &[
+    LiveProp {
+        name: "resourcetype",
+        in_allprop: true,
+        value: |t| Some(LiveValue::Xml(if t.meta.is_dir() { "<D:collection/>" } else { "" })),
+    },
+    LiveProp {
+        name: "creationdate",
+        in_allprop: true,
+        value: |t| t.meta.created.map(|t| LiveValue::Text(rfc3339(t))),
+    },
+    LiveProp {
+        name: "getlastmodified",
+        in_allprop: true,
+        value: |t| Some(LiveValue::Text(http_date(clamp_to_now(t.meta.modified)))),
+    },
+    LiveProp {
+        name: "getcontentlength",
+        in_allprop: true,
+        value: |t| (!t.meta.is_dir()).then(|| LiveValue::Text(t.meta.len.to_string())),
+    },
+    LiveProp {
+        name: "getcontenttype",
+        in_allprop: true,
+        value: |t| Some(LiveValue::Text(content_type_of(t).to_owned())),
+    },
+    LiveProp {
+        name: "getetag",
+        in_allprop: true,
+        value: |t| (!t.meta.is_dir()).then(|| LiveValue::Text(t.meta.etag.clone())),
+    },
+];
+
+/// `DAV:` names that clients may never set, beyond the computed ones above: properties that
+/// belong to features (locking, quota, sync) whose values the server owns.
+const PROTECTED_EXTRA: &[&str] = &[
+    "lockdiscovery",
+    "supportedlock",
+    "quota-available-bytes",
+    "quota-used-bytes",
+    "sync-token",
+    "current-user-principal",
+    "supported-report-set",
+];
+
+/// The live property with this name, if it is one.
+pub fn find(name: &QName) -> Option<&'static LiveProp> {
+    if name.ns != DAV {
+        return None;
+    }
+    LIVE.iter().find(|p| p.name == name.local)
+}
+
+/// True when PROPPATCH must refuse to touch this property.
+pub fn is_protected(name: &QName) -> bool {
+    find(name).is_some() || (name.ns == DAV && PROTECTED_EXTRA.contains(&name.local.as_str()))
+}
+
+/// Last-Modified may never be later than the response's Date (RFC 9110 §8.8.2.1).
+pub fn clamp_to_now(t: SystemTime) -> SystemTime {
+    t.min(SystemTime::now())
+}
+
+/// The media type of a resource: by file extension; collections answer GET with HTML.
+pub fn content_type_of(t: &Target<'_>) -> &'static str {
+    if t.meta.is_dir() {
+        "text/html; charset=utf-8"
+    } else {
+        content_type_for(t.path.name().unwrap_or(""))
+    }
+}
+
+/// The media type for a file name, from its extension.
+pub fn content_type_for(name: &str) -> &'static str {
+    mime_guess::from_path(name)
+        .first_raw()
+        .unwrap_or("application/octet-stream")
+}

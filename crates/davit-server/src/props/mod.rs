@@ -1,0 +1,76 @@
+//! Dead properties: stored XML fragments keyed by resource path and property name. Handlers see
+//! only the [`PropStore`] trait, so a shared database can replace the embedded one.
+
+mod sqlite;
+
+pub use sqlite::SqlitePropStore;
+
+use davit_proto::href::DavPath;
+use davit_proto::xml::QName;
+use std::future::Future;
+
+/// A stored dead property: its name and its whole element as a self-contained XML fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadProp {
+    /// Property name.
+    pub name: QName,
+    /// The property element, namespaces declared inside it.
+    pub xml: String,
+}
+
+/// One PROPPATCH instruction on dead properties.
+#[derive(Debug, Clone)]
+pub enum PropOp {
+    /// Store (or replace) a property.
+    Set(DeadProp),
+    /// Remove a property (absent is fine).
+    Remove(QName),
+}
+
+/// The property store failed; the request answers 500.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+/// How far a tree copy reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeScope {
+    /// Only the resource itself.
+    Resource,
+    /// The resource and everything below it.
+    Tree,
+}
+
+/// Dead-property storage.
+pub trait PropStore: Send + Sync + 'static {
+    /// The dead properties of each path, in the same order.
+    fn get_many(
+        &self,
+        paths: Vec<DavPath>,
+    ) -> impl Future<Output = Result<Vec<Vec<DeadProp>>, StoreError>> + Send;
+    /// Applies all instructions in order, atomically.
+    fn patch(
+        &self,
+        path: &DavPath,
+        ops: Vec<PropOp>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Copies the properties of `from` (and its tree) onto `to`, replacing what is there.
+    fn copy(
+        &self,
+        from: &DavPath,
+        to: &DavPath,
+        scope: TreeScope,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Moves the properties of the tree at `from` to `to`.
+    fn rename(
+        &self,
+        from: &DavPath,
+        to: &DavPath,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Forgets the properties of the tree at `path`, except for the paths in `keep`.
+    fn delete(
+        &self,
+        path: &DavPath,
+        keep: Vec<DavPath>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

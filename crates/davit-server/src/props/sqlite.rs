@@ -1,0 +1,242 @@
+//! The embedded property store: one SQLite file in the state directory.
+
+use super::{DeadProp, PropOp, PropStore, StoreError, TreeScope};
+use davit_proto::href::DavPath;
+use davit_proto::xml::QName;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Dead properties in SQLite (WAL mode). A std mutex serialises access; it is only ever held
+/// on the blocking pool, never across an `.await`.
+#[derive(Clone, Debug)]
+pub struct SqlitePropStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// The WHERE clause selecting a path and everything below it. `?1` is the path, `?2` the path
+/// with `/` appended and `?3` with `0` appended: every descendant sorts between the last two,
+/// since `0` follows `/` in byte order.
+const TREE: &str = "(path = ?1 OR (path >= ?2 AND path < ?3))";
+
+fn tree_params(p: &DavPath) -> (String, String, String) {
+    let s = p.as_str();
+    if p.is_root() {
+        // Everything: "/" itself and every "/x" sort between "/" and "0".
+        (s.to_owned(), "/".to_owned(), "0".to_owned())
+    } else {
+        (s.to_owned(), format!("{s}/"), format!("{s}0"))
+    }
+}
+
+impl SqlitePropStore {
+    /// Opens (creating if needed) the store at `file`.
+    pub fn open(file: &Path) -> Result<SqlitePropStore, StoreError> {
+        let conn = Connection::open(file)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS props (
+                 path TEXT NOT NULL,
+                 ns TEXT NOT NULL,
+                 local TEXT NOT NULL,
+                 xml TEXT NOT NULL,
+                 PRIMARY KEY (path, ns, local)
+             ) WITHOUT ROWID;",
+        )?;
+        Ok(SqlitePropStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError("property store lock poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError(format!("property store task failed: {e}")))?
+    }
+
+    /// True when any path in the store has properties (lets listings skip lookups entirely).
+    pub async fn is_empty(&self) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let any: Option<i64> = c
+                .query_row("SELECT 1 FROM props LIMIT 1", [], |r| r.get(0))
+                .optional()?;
+            Ok(any.is_none())
+        })
+        .await
+    }
+}
+
+impl PropStore for SqlitePropStore {
+    async fn get_many(&self, paths: Vec<DavPath>) -> Result<Vec<Vec<DeadProp>>, StoreError> {
+        self.with(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT ns, local, xml FROM props WHERE path = ?1")?;
+            let mut out = Vec::with_capacity(paths.len());
+            for p in &paths {
+                let rows = stmt.query_map([p.as_str()], |r| {
+                    Ok(DeadProp {
+                        name: QName::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                        xml: r.get(2)?,
+                    })
+                })?;
+                out.push(rows.collect::<Result<Vec<_>, _>>()?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn patch(&self, path: &DavPath, ops: Vec<PropOp>) -> Result<(), StoreError> {
+        let path = path.as_str().to_owned();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            for op in ops {
+                match op {
+                    PropOp::Set(p) => {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO props (path, ns, local, xml) VALUES (?1, ?2, ?3, ?4)",
+                            params![path, p.name.ns, p.name.local, p.xml],
+                        )?;
+                    }
+                    PropOp::Remove(n) => {
+                        tx.execute(
+                            "DELETE FROM props WHERE path = ?1 AND ns = ?2 AND local = ?3",
+                            params![path, n.ns, n.local],
+                        )?;
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn copy(&self, from: &DavPath, to: &DavPath, scope: TreeScope) -> Result<(), StoreError> {
+        let (a, b, c3) = tree_params(from);
+        let (from_len, to) = (from.as_str().chars().count() as i64, to.as_str().to_owned());
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            if scope == TreeScope::Resource {
+                tx.execute(
+                    "INSERT OR REPLACE INTO props (path, ns, local, xml)
+                     SELECT ?2, ns, local, xml FROM props WHERE path = ?1",
+                    params![a, to],
+                )?;
+            } else {
+                tx.execute(
+                    &format!(
+                        "INSERT OR REPLACE INTO props (path, ns, local, xml)
+                         SELECT ?4 || substr(path, ?5 + 1), ns, local, xml FROM props WHERE {TREE}"
+                    ),
+                    params![a, b, c3, to, from_len],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn rename(&self, from: &DavPath, to: &DavPath) -> Result<(), StoreError> {
+        let (a, b, c3) = tree_params(from);
+        let (from_len, to) = (from.as_str().chars().count() as i64, to.as_str().to_owned());
+        self.with(move |c| {
+            c.execute(
+                &format!(
+                    "UPDATE OR REPLACE props SET path = ?4 || substr(path, ?5 + 1) WHERE {TREE}"
+                ),
+                params![a, b, c3, to, from_len],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete(&self, path: &DavPath, keep: Vec<DavPath>) -> Result<(), StoreError> {
+        let (a, b, c3) = tree_params(path);
+        self.with(move |c| {
+            if keep.is_empty() {
+                c.execute(&format!("DELETE FROM props WHERE {TREE}"), params![a, b, c3])?;
+                return Ok(());
+            }
+            // Rare (a partly failed DELETE): list the candidates and spare the kept ones.
+            let tx = c.transaction()?;
+            let paths: Vec<String> = {
+                let mut stmt = tx.prepare(&format!("SELECT DISTINCT path FROM props WHERE {TREE}"))?;
+                let rows = stmt.query_map(params![a, b, c3], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            for p in paths {
+                if !keep.iter().any(|k| k.as_str() == p) {
+                    tx.execute("DELETE FROM props WHERE path = ?1", [p])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> DavPath {
+        DavPath::parse(s).unwrap()
+    }
+
+    fn prop(local: &str, v: &str) -> PropOp {
+        PropOp::Set(DeadProp {
+            name: QName::new("urn:z", local),
+            xml: format!("<z:{local} xmlns:z=\"urn:z\">{v}</z:{local}>"),
+        })
+    }
+
+    #[tokio::test]
+    async fn tree_operations() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqlitePropStore::open(&dir.path().join("p.db")).unwrap();
+        assert!(s.is_empty().await.unwrap());
+        s.patch(&p("/a"), vec![prop("x", "1"), prop("y", "2")]).await.unwrap();
+        s.patch(&p("/a/b"), vec![prop("x", "3")]).await.unwrap();
+        s.patch(&p("/ab"), vec![prop("x", "4")]).await.unwrap();
+        s.patch(&p("/a"), vec![PropOp::Remove(QName::new("urn:z", "y"))]).await.unwrap();
+
+        s.copy(&p("/a"), &p("/c"), TreeScope::Tree).await.unwrap();
+        let got = s.get_many(vec![p("/c"), p("/c/b"), p("/cb")]).await.unwrap();
+        assert_eq!(got[0].len(), 1);
+        assert!(got[1][0].xml.contains('3'));
+        assert!(got[2].is_empty());
+
+        s.rename(&p("/a"), &p("/m")).await.unwrap();
+        let got = s.get_many(vec![p("/a"), p("/a/b"), p("/m/b"), p("/ab")]).await.unwrap();
+        assert!(got[0].is_empty() && got[1].is_empty());
+        assert_eq!(got[2].len(), 1);
+        assert_eq!(got[3].len(), 1, "a sibling sharing the prefix is untouched");
+
+        s.delete(&p("/m"), vec![p("/m/b")]).await.unwrap();
+        let got = s.get_many(vec![p("/m"), p("/m/b")]).await.unwrap();
+        assert!(got[0].is_empty());
+        assert_eq!(got[1].len(), 1);
+        s.delete(&DavPath::root(), vec![]).await.unwrap();
+        assert!(s.is_empty().await.unwrap());
+    }
+}

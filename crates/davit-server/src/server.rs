@@ -1,0 +1,185 @@
+//! The connection loop: hyper HTTP/1.1 per connection, one access-log line per request, and a
+//! graceful shutdown that lets in-flight requests finish.
+
+use crate::body::Body;
+use crate::config::{default_state_dir, DavConfig};
+use crate::handler::Dav;
+use crate::props::{PropStore, SqlitePropStore};
+use crate::storage::{FsStorage, Storage};
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// How long a client may take to send its request headers (slowloris defence).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long shutdown waits for in-flight requests before giving up on them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The embedded default: files on the local filesystem, dead properties in SQLite.
+pub type Server = Dav<FsStorage, SqlitePropStore>;
+
+impl Server {
+    /// Opens a server over `root`, keeping its own files in `state_dir` (default:
+    /// `root/.davit`, hidden from clients).
+    pub fn open(root: &Path, state_dir: Option<&Path>, config: DavConfig) -> io::Result<Server> {
+        let state = state_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| default_state_dir(root));
+        let storage = FsStorage::new(root, &state)?;
+        let props = SqlitePropStore::open(&state.join("props.sqlite3"))
+            .map_err(|e| io::Error::other(e.0))?;
+        Ok(Dav::new(storage, props, config))
+    }
+}
+
+/// Accepts connections on `listener` until `shutdown` resolves, then stops accepting and
+/// waits for open requests to finish.
+pub async fn serve<S, P>(
+    listener: TcpListener,
+    dav: Dav<S, P>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()>
+where
+    S: Storage + Clone,
+    P: PropStore + Clone,
+{
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let dav = dav.clone();
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let dav = dav.clone();
+                    async move { Ok::<_, Infallible>(handle_logged(&dav, req).await) }
+                });
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for open requests to finish");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("gave up waiting for connections"),
+    }
+    Ok(())
+}
+
+async fn handle_logged<S, P>(dav: &Dav<S, P>, req: Request<Incoming>) -> Response<Logged>
+where
+    S: Storage + Clone,
+    P: PropStore + Clone,
+{
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = dav.handle(req).await;
+    let status = resp.status().as_u16();
+    let (mut parts, body) = resp.into_parts();
+    parts.headers.insert(
+        http::header::SERVER,
+        http::HeaderValue::from_static(concat!("davit/", env!("CARGO_PKG_VERSION"))),
+    );
+    Response::from_parts(
+        parts,
+        Logged {
+            inner: body,
+            bytes: 0,
+            log: Some(AccessLog {
+                method,
+                path,
+                status,
+                start,
+            }),
+        },
+    )
+}
+
+struct AccessLog {
+    method: Method,
+    path: String,
+    status: u16,
+    start: Instant,
+}
+
+/// A response body that counts what it sent and writes the access-log line when the response
+/// is done (or abandoned), so streamed bodies are logged with their real size and duration.
+struct Logged {
+    inner: Body,
+    bytes: u64,
+    log: Option<AccessLog>,
+}
+
+impl http_body::Body for Logged {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, io::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.bytes += data.len() as u64;
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        if let Some(l) = self.log.take() {
+            tracing::info!(
+                target: "davit::access",
+                method = %l.method,
+                path = %l.path,
+                status = l.status,
+                bytes = self.bytes,
+                ms = %format_args!("{:.3}", l.start.elapsed().as_secs_f64() * 1000.0),
+            );
+        }
+    }
+}

@@ -1,0 +1,471 @@
+//! The local-filesystem backend.
+//!
+//! Confinement: every path is joined to the canonical root from validated segments, then
+//! resolved with `canonicalize` so that a symlink pointing outside the root (or into the
+//! server's own state directory) reads as absent. Uploads are written to a temporary file in
+//! the state directory and renamed into place, so readers never see half a file and an aborted
+//! upload leaves nothing behind.
+
+use super::{CopyDepth, Entry, Failure, Kind, Meta, Storage, Upload};
+use davit_proto::href::DavPath;
+use futures_util::Stream;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, UNIX_EPOCH};
+use tokio::io::AsyncWrite;
+use tokio::sync::mpsc;
+
+/// How many members a listing batch holds: large enough to amortise the hand-off between
+/// threads, small enough that memory stays flat.
+const LIST_BATCH: usize = 256;
+
+/// Files and directories under one root directory.
+#[derive(Clone, Debug)]
+pub struct FsStorage {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    /// The server's own state directory, never visible to clients.
+    state: PathBuf,
+    tmp: PathBuf,
+}
+
+impl FsStorage {
+    /// Serves `root`; `state_dir` holds davit's own files (temporary uploads). If it lies
+    /// inside `root` it is hidden from clients. Leftover temporary files from a crash are
+    /// removed here.
+    pub fn new(root: &Path, state_dir: &Path) -> io::Result<FsStorage> {
+        let root = std::fs::canonicalize(root)?;
+        if !std::fs::metadata(&root)?.is_dir() {
+            return Err(io::Error::new(io::ErrorKind::NotADirectory, "root is not a directory"));
+        }
+        std::fs::create_dir_all(state_dir)?;
+        let state = std::fs::canonicalize(state_dir)?;
+        let tmp = state.join("tmp");
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        Ok(FsStorage {
+            inner: Arc::new(Inner { root, state, tmp }),
+        })
+    }
+
+    /// The canonical root directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+}
+
+impl Inner {
+    fn join(&self, path: &DavPath) -> PathBuf {
+        let mut full = self.root.clone();
+        full.extend(path.segments());
+        full
+    }
+
+    fn allowed(&self, canonical: &Path) -> bool {
+        canonical.starts_with(&self.root) && !canonical.starts_with(&self.state)
+    }
+
+    /// The filesystem path of an existing resource, following symlinks only within the root.
+    fn existing(&self, path: &DavPath) -> io::Result<PathBuf> {
+        let full = self.join(path);
+        let canonical = std::fs::canonicalize(&full)?;
+        if self.allowed(&canonical) {
+            Ok(full)
+        } else {
+            Err(io::ErrorKind::NotFound.into())
+        }
+    }
+
+    /// The filesystem path for a resource about to be created: its parent must be an allowed
+    /// directory.
+    fn creatable(&self, path: &DavPath) -> io::Result<PathBuf> {
+        let parent = path.parent().ok_or(io::ErrorKind::PermissionDenied)?;
+        let parent_full = self.existing(&parent)?;
+        if !std::fs::metadata(&parent_full)?.is_dir() {
+            return Err(io::ErrorKind::NotADirectory.into());
+        }
+        Ok(self.join(path))
+    }
+}
+
+fn meta_from(md: &std::fs::Metadata) -> Meta {
+    let modified = md.modified().unwrap_or(UNIX_EPOCH);
+    let nanos = modified
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_nanos();
+    Meta {
+        kind: if md.is_dir() { Kind::Dir } else { Kind::File },
+        len: if md.is_dir() { 0 } else { md.len() },
+        modified,
+        created: md.created().ok(),
+        // Inode, size and nanosecond mtime: a new body at the same URL always gets a new tag.
+        etag: format!("\"{:x}-{:x}-{:x}\"", md.ino(), md.len(), nanos),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| io::Error::other(format!("storage task failed: {e}")))?
+}
+
+impl Storage for FsStorage {
+    type Read = tokio::fs::File;
+    type Upload = FsUpload;
+    type List = FsList;
+
+    async fn metadata(&self, path: &DavPath) -> io::Result<Meta> {
+        let inner = self.inner.clone();
+        let path = path.clone();
+        blocking(move || {
+            let full = inner.existing(&path)?;
+            Ok(meta_from(&std::fs::metadata(full)?))
+        })
+        .await
+    }
+
+    async fn open(&self, path: &DavPath) -> io::Result<tokio::fs::File> {
+        let inner = self.inner.clone();
+        let path = path.clone();
+        let file = blocking(move || std::fs::File::open(inner.existing(&path)?)).await?;
+        Ok(tokio::fs::File::from_std(file))
+    }
+
+    async fn list(&self, path: &DavPath) -> io::Result<FsList> {
+        let inner = self.inner.clone();
+        let path = path.clone();
+        let (tx, rx) = mpsc::channel(4);
+        let dir = blocking({
+            let inner = inner.clone();
+            move || {
+                let full = inner.existing(&path)?;
+                std::fs::read_dir(full)
+            }
+        })
+        .await?;
+        tokio::task::spawn_blocking(move || read_members(&inner, dir, tx));
+        Ok(FsList { rx })
+    }
+
+    async fn upload(&self, path: &DavPath) -> io::Result<FsUpload> {
+        let inner = self.inner.clone();
+        let path = path.clone();
+        let (file, temp, dest) = blocking(move || {
+            let dest = inner.creatable(&path)?;
+            let temp = inner.tmp.join(format!("put-{}", uuid::Uuid::new_v4().simple()));
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)?;
+            Ok((file, temp, dest))
+        })
+        .await?;
+        Ok(FsUpload {
+            file: Some(tokio::fs::File::from_std(file)),
+            temp,
+            dest,
+            committed: false,
+        })
+    }
+
+    async fn create_dir(&self, path: &DavPath) -> io::Result<()> {
+        let inner = self.inner.clone();
+        let path = path.clone();
+        blocking(move || std::fs::create_dir(inner.creatable(&path)?)).await
+    }
+
+    async fn delete_tree(&self, path: &DavPath) -> io::Result<Vec<Failure>> {
+        let inner = self.inner.clone();
+        let path = path.clone();
+        blocking(move || {
+            if path.is_root() {
+                return Err(io::ErrorKind::PermissionDenied.into());
+            }
+            let full = inner.existing(&path)?;
+            let mut failures = Vec::new();
+            remove_tree(&full, &path, &mut failures);
+            Ok(failures)
+        })
+        .await
+    }
+
+    async fn copy_tree(
+        &self,
+        from: &DavPath,
+        to: &DavPath,
+        depth: CopyDepth,
+    ) -> io::Result<Vec<Failure>> {
+        let inner = self.inner.clone();
+        let (from, to) = (from.clone(), to.clone());
+        blocking(move || {
+            let src = inner.existing(&from)?;
+            let dst = inner.creatable(&to)?;
+            let mut failures = Vec::new();
+            copy_rec(&inner, &src, &dst, &to, depth, &mut failures)?;
+            Ok(failures)
+        })
+        .await
+    }
+
+    async fn rename(&self, from: &DavPath, to: &DavPath) -> io::Result<()> {
+        let inner = self.inner.clone();
+        let (from, to) = (from.clone(), to.clone());
+        blocking(move || {
+            if from.is_root() {
+                return Err(io::ErrorKind::PermissionDenied.into());
+            }
+            // The source itself is renamed, not what a symlink points to.
+            let src = inner.join(&from);
+            inner.existing(&from.parent().unwrap_or_else(DavPath::root))?;
+            std::fs::symlink_metadata(&src)?;
+            let dst = inner.creatable(&to)?;
+            std::fs::rename(src, dst)
+        })
+        .await
+    }
+}
+
+fn read_members(inner: &Inner, dir: std::fs::ReadDir, tx: mpsc::Sender<io::Result<Vec<Entry>>>) {
+    let mut batch = Vec::with_capacity(LIST_BATCH);
+    for item in dir {
+        let entry = match item {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        let Ok(name) = entry.file_name().into_string() else {
+            // A name that is not UTF-8 has no href that round-trips; leave it out.
+            tracing::debug!(name = ?entry.file_name(), "skipping non-UTF-8 name");
+            continue;
+        };
+        let md = match entry.file_type() {
+            Ok(t) if t.is_symlink() => {
+                let target = entry.path();
+                match std::fs::canonicalize(&target) {
+                    Ok(c) if inner.allowed(&c) => std::fs::metadata(&target),
+                    _ => continue,
+                }
+            }
+            Ok(_) => {
+                if entry.path() == inner.state {
+                    continue;
+                }
+                entry.metadata()
+            }
+            Err(e) => Err(e),
+        };
+        let Ok(md) = md else { continue };
+        batch.push(Entry {
+            name,
+            meta: meta_from(&md),
+        });
+        if batch.len() == LIST_BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(LIST_BATCH));
+            if tx.blocking_send(Ok(full)).is_err() {
+                return; // the reader went away (client disconnected)
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(Ok(batch));
+    }
+}
+
+/// Removes `full` (not following symlinks); returns whether it is gone. Failures name the
+/// deepest member that could not be removed, never its ancestors.
+fn remove_tree(full: &Path, path: &DavPath, failures: &mut Vec<Failure>) -> bool {
+    let md = match std::fs::symlink_metadata(full) {
+        Ok(md) => md,
+        Err(e) => {
+            failures.push((path.clone(), e));
+            return false;
+        }
+    };
+    if !md.is_dir() {
+        return match std::fs::remove_file(full) {
+            Ok(()) => true,
+            Err(e) => {
+                failures.push((path.clone(), e));
+                false
+            }
+        };
+    }
+    let entries = match std::fs::read_dir(full) {
+        Ok(d) => d,
+        Err(e) => {
+            failures.push((path.clone(), e));
+            return false;
+        }
+    };
+    let mut all_gone = true;
+    for entry in entries {
+        let gone = match entry {
+            Ok(entry) => match entry.file_name().into_string() {
+                Ok(name) => match path.join(&name) {
+                    Ok(child) => remove_tree(&entry.path(), &child, failures),
+                    Err(_) => false,
+                },
+                // Not representable as an href: it cannot be named in the 207, but it still
+                // keeps its parent alive.
+                Err(_) => false,
+            },
+            Err(e) => {
+                failures.push((path.clone(), e));
+                false
+            }
+        };
+        all_gone &= gone;
+    }
+    if !all_gone {
+        return false;
+    }
+    match std::fs::remove_dir(full) {
+        Ok(()) => true,
+        Err(e) => {
+            failures.push((path.clone(), e));
+            false
+        }
+    }
+}
+
+fn copy_rec(
+    inner: &Inner,
+    src: &Path,
+    dst: &Path,
+    to: &DavPath,
+    depth: CopyDepth,
+    failures: &mut Vec<Failure>,
+) -> io::Result<()> {
+    // Symlinks are copied as what they point to, and only when that stays inside the root.
+    let canonical = std::fs::canonicalize(src)?;
+    if !inner.allowed(&canonical) {
+        return Err(io::ErrorKind::NotFound.into());
+    }
+    let md = std::fs::metadata(src)?;
+    if !md.is_dir() {
+        std::fs::copy(src, dst)?;
+        return Ok(());
+    }
+    std::fs::create_dir(dst)?;
+    if depth == CopyDepth::Zero {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Ok(child) = to.join(&name) else { continue };
+        if entry.path() == inner.state {
+            continue;
+        }
+        if let Err(e) = copy_rec(inner, &entry.path(), &dst.join(&name), &child, depth, failures)
+        {
+            failures.push((child, e));
+        }
+    }
+    Ok(())
+}
+
+/// Members of a directory, in batches.
+#[derive(Debug)]
+pub struct FsList {
+    rx: mpsc::Receiver<io::Result<Vec<Entry>>>,
+}
+
+impl Stream for FsList {
+    type Item = io::Result<Vec<Entry>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// An upload into a temporary file; removed on drop unless committed.
+#[derive(Debug)]
+pub struct FsUpload {
+    file: Option<tokio::fs::File>,
+    temp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+impl AsyncWrite for FsUpload {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.file.as_mut() {
+            Some(f) => Pin::new(f).poll_write(cx, buf),
+            None => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.file.as_mut() {
+            Some(f) => Pin::new(f).poll_flush(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.file.as_mut() {
+            Some(f) => Pin::new(f).poll_shutdown(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl Upload for FsUpload {
+    async fn commit(mut self) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        if let Some(mut f) = self.file.take() {
+            f.flush().await?;
+            drop(f);
+        }
+        let (temp, dest) = (self.temp.clone(), self.dest.clone());
+        blocking(move || match std::fs::rename(&temp, &dest) {
+            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+                // The state directory is on another filesystem: copy beside the target, then
+                // rename, so the switch is still atomic.
+                let parent = dest.parent().ok_or(io::ErrorKind::NotFound)?;
+                let near = parent.join(format!(".davit-put-{}", uuid::Uuid::new_v4().simple()));
+                let result = std::fs::copy(&temp, &near).and_then(|_| std::fs::rename(&near, &dest));
+                if result.is_err() {
+                    let _ = std::fs::remove_file(&near);
+                }
+                let _ = std::fs::remove_file(&temp);
+                result
+            }
+            other => other,
+        })
+        .await?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for FsUpload {
+    fn drop(&mut self) {
+        if !self.committed {
+            drop(self.file.take());
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Where resource content lives. Method handlers see only the [`Storage`] trait, so another
+//! backend (an object store, say) can slot in without touching them.
+
+mod fs;
+
+pub use fs::{FsStorage, FsUpload};
+
+use davit_proto::href::DavPath;
+use futures_util::Stream;
+use std::future::Future;
+use std::io;
+use std::time::SystemTime;
+use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite};
+
+/// File or collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A non-collection resource.
+    File,
+    /// A collection.
+    Dir,
+}
+
+/// What a handler needs to know about a resource without opening it.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    /// File or collection.
+    pub kind: Kind,
+    /// Content length in bytes (0 for collections).
+    pub len: u64,
+    /// Last modification of the content.
+    pub modified: SystemTime,
+    /// Creation time, where the backend keeps one.
+    pub created: Option<SystemTime>,
+    /// Strong entity tag, quotes included; changes whenever the content does.
+    pub etag: String,
+}
+
+impl Meta {
+    /// True for collections.
+    pub fn is_dir(&self) -> bool {
+        self.kind == Kind::Dir
+    }
+}
+
+/// One member of a collection.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The member's name (one decoded segment).
+    pub name: String,
+    /// Its metadata.
+    pub meta: Meta,
+}
+
+/// A member that a tree operation could not handle, with the reason.
+pub type Failure = (DavPath, io::Error);
+
+/// How deep a COPY goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyDepth {
+    /// The resource itself (a collection without its members).
+    Zero,
+    /// The whole tree.
+    Infinity,
+}
+
+/// Content storage. Paths are validated [`DavPath`]s; backends still confine every access to
+/// their root.
+pub trait Storage: Send + Sync + 'static {
+    /// A readable, seekable file.
+    type Read: AsyncRead + AsyncSeek + Send + Unpin + 'static;
+    /// An upload in progress: written, then committed into place atomically, or dropped and
+    /// gone without a trace.
+    type Upload: Upload;
+    /// Batches of collection members, produced while the caller consumes them.
+    type List: Stream<Item = io::Result<Vec<Entry>>> + Send + Unpin + 'static;
+
+    /// Metadata of a resource (`NotFound` when unmapped).
+    fn metadata(&self, path: &DavPath) -> impl Future<Output = io::Result<Meta>> + Send;
+    /// Opens a file for reading.
+    fn open(&self, path: &DavPath) -> impl Future<Output = io::Result<Self::Read>> + Send;
+    /// Lists the members of a collection.
+    fn list(&self, path: &DavPath) -> impl Future<Output = io::Result<Self::List>> + Send;
+    /// Starts an upload that will replace or create `path` on commit.
+    fn upload(&self, path: &DavPath) -> impl Future<Output = io::Result<Self::Upload>> + Send;
+    /// Creates one collection; its parent must exist.
+    fn create_dir(&self, path: &DavPath) -> impl Future<Output = io::Result<()>> + Send;
+    /// Removes a file, or a collection with everything in it. Members that cannot be removed
+    /// are returned; their ancestors stay and are not listed.
+    fn delete_tree(&self, path: &DavPath) -> impl Future<Output = io::Result<Vec<Failure>>> + Send;
+    /// Copies `from` to the unmapped `to`. Members that could not be copied are returned.
+    fn copy_tree(
+        &self,
+        from: &DavPath,
+        to: &DavPath,
+        depth: CopyDepth,
+    ) -> impl Future<Output = io::Result<Vec<Failure>>> + Send;
+    /// Renames `from` to the unmapped `to` in one step; fails with `CrossesDevices` (or
+    /// `Unsupported`) when the backend cannot, and the caller then copies and deletes.
+    fn rename(&self, from: &DavPath, to: &DavPath) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+/// An upload in progress.
+pub trait Upload: AsyncWrite + Send + Unpin + 'static {
+    /// Makes the written content visible at the target path in one step.
+    fn commit(self) -> impl Future<Output = io::Result<()>> + Send;
+}

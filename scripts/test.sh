@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# scripts/test.sh — run davit's whole test suite (what CI runs, via .ci/run).
+#
+# On a fresh Debian machine, as root (or with sudo), from any directory:
+#     bash scripts/test.sh
+#
+# 1. installs what is missing: Debian packages litmus, curl (and a C compiler for the bundled
+#    SQLite), rustfmt/clippy via rustup when absent; `apt-get update` runs once, only if needed
+# 2. cargo fmt --all -- --check
+# 3. cargo clippy --workspace --all-targets -- -D warnings
+# 4. cargo test --workspace
+# 5. scripts/litmus.sh        (release build of davit + litmus basic copymove props http)
+#
+# Stops at the first failing step. The last line of output is always the summary
+#     N passed, M failed
+# where N = tests passed (cargo test + litmus) and M = tests failed (+ litmus warnings; a step
+# that fails without failing tests, e.g. fmt, clippy or a build error, counts as 1).
+# Exit status 0 only when every step passed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+PASSED=0
+FAILED=0
+STEP_NO=0
+STEPS=5
+LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/davit-test.XXXXXX")"
+trap 'rm -rf -- "$LOGDIR"' EXIT
+
+summary_and_exit() { # EXIT_CODE
+  echo
+  echo "$PASSED passed, $FAILED failed"
+  exit "$1"
+}
+
+step() { # TITLE
+  STEP_NO=$((STEP_NO + 1))
+  STEP_TITLE="$1"
+  STEP_START=$SECONDS
+  echo
+  echo "==> [$STEP_NO/$STEPS] $STEP_TITLE"
+}
+
+step_ok() {
+  echo "==> [$STEP_NO/$STEPS] ok: $STEP_TITLE ($((SECONDS - STEP_START))s)"
+}
+
+step_failed() { # [FAILED_TESTS] — counts at least one failure for the step
+  local n="${1:-0}"
+  [[ $n -gt 0 ]] || n=1
+  FAILED=$((FAILED + n))
+  echo
+  echo "==> [$STEP_NO/$STEPS] FAILED: $STEP_TITLE ($((SECONDS - STEP_START))s) — stopping here." >&2
+  summary_and_exit 1
+}
+
+strip_ansi() { sed 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
+
+# ---------------------------------------------------------------- 1. prerequisites
+step "prerequisites"
+as_root() {
+  if [[ $(id -u) == 0 ]]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else echo "test.sh: need root (or sudo) to run: $*" >&2; return 1
+  fi
+}
+if ! command -v cargo >/dev/null; then
+  [[ -x $HOME/.cargo/bin/cargo ]] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null; then
+  echo "test.sh: cargo not found: install a Rust toolchain (https://rustup.rs, see rust-version in Cargo.toml)" >&2
+  step_failed
+fi
+apt_missing=()
+[[ -x /usr/libexec/litmus/basic ]] || apt_missing+=(litmus)
+command -v curl >/dev/null || apt_missing+=(curl)
+command -v cc >/dev/null || apt_missing+=(gcc libc6-dev)
+if ((${#apt_missing[@]})); then
+  echo "installing ${apt_missing[*]} (apt)"
+  if ! command -v apt-get >/dev/null; then
+    echo "test.sh: missing ${apt_missing[*]} and no apt-get to install them" >&2
+    step_failed
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q || step_failed
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    "${apt_missing[@]}" || step_failed
+fi
+for comp in rustfmt clippy; do
+  sub=fmt; [[ $comp == clippy ]] && sub=clippy
+  if ! cargo "$sub" --version >/dev/null 2>&1; then
+    if command -v rustup >/dev/null; then
+      echo "installing rustup component $comp"
+      rustup component add "$comp" || step_failed
+    else
+      echo "test.sh: 'cargo $sub' is not available and there is no rustup to install $comp" >&2
+      step_failed
+    fi
+  fi
+done
+cargo --version
+step_ok
+
+# ---------------------------------------------------------------- 2. fmt
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check || step_failed
+step_ok
+
+# ---------------------------------------------------------------- 3. clippy
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings || step_failed
+step_ok
+
+# ---------------------------------------------------------------- 4. cargo test
+step "cargo test --workspace"
+rc=0
+cargo test --workspace 2>&1 | tee "$LOGDIR/cargo-test.log" || rc=$?
+# e.g. "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ..."
+read -r t_pass t_fail < <(strip_ansi <"$LOGDIR/cargo-test.log" | awk '
+  /^test result: / {
+    for (i = 1; i < NF; i++) {
+      if ($(i + 1) ~ /^passed/) p += $i
+      if ($(i + 1) ~ /^failed/) f += $i
+    }
+  }
+  END { print p + 0, f + 0 }')
+PASSED=$((PASSED + t_pass))
+echo "cargo test: $t_pass passed, $t_fail failed"
+[[ $rc == 0 ]] || step_failed "$t_fail"
+FAILED=$((FAILED + t_fail))
+step_ok
+
+# ---------------------------------------------------------------- 5. litmus
+step "scripts/litmus.sh"
+rc=0
+bash "$ROOT/scripts/litmus.sh" 2>&1 | tee "$LOGDIR/litmus.log" || rc=$?
+# "litmus total: P passed, F failed, W warnings, S skipped"
+total="$(strip_ansi <"$LOGDIR/litmus.log" | grep -E '^litmus total: ' | tail -n 1 || true)"
+l_pass=0 l_bad=0
+if [[ $total =~ ^litmus\ total:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ warnings ]]; then
+  l_pass=${BASH_REMATCH[1]}
+  l_bad=$((BASH_REMATCH[2] + BASH_REMATCH[3]))
+fi
+PASSED=$((PASSED + l_pass))
+[[ $rc == 0 ]] || step_failed "$l_bad"
+FAILED=$((FAILED + l_bad))
+step_ok
+
+echo
+echo "all $STEPS steps passed"
+summary_and_exit 0
