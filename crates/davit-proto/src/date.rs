@@ -15,7 +15,10 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
 
 /// `2026-11-22T10:00:00Z`; times before 1970 are clamped to the epoch.
 pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
     format!(

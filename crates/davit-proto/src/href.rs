@@ -76,7 +76,10 @@ impl DavPath {
         }
         // A raw '#' or '?' here means the caller passed a fragment or query: refuse rather than
         // map to the prefix (a DELETE of "/c/#frag" must not delete "/c/").
-        if raw.bytes().any(|b| b == b'#' || b == b'?' || b <= b' ' || b == 0x7f) {
+        if raw
+            .bytes()
+            .any(|b| b == b'#' || b == b'?' || b <= b' ' || b == 0x7f)
+        {
             return Err(PathError::Malformed);
         }
         let mut path = DavPath::root();
@@ -230,7 +233,10 @@ pub fn parse_destination(value: &str, host: Option<&str>) -> Result<DavPath, Des
         value
     } else {
         let (scheme, rest) = value.split_once("://").ok_or(DestinationError::Malformed)?;
-        if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        if scheme.is_empty()
+            || !scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
         {
             return Err(DestinationError::Malformed);
         }
@@ -253,11 +259,18 @@ fn same_authority(authority: &str, host: Option<&str>, scheme: &str) -> bool {
         return true;
     };
     let authority = authority.rsplit('@').next().unwrap_or(authority);
-    let default_port = if scheme.eq_ignore_ascii_case("https") { "443" } else { "80" };
+    let default_port = if scheme.eq_ignore_ascii_case("https") {
+        "443"
+    } else {
+        "80"
+    };
     let norm = |a: &str| -> String {
         let a = a.to_ascii_lowercase();
         // An explicit default port names the same server as none.
-        match a.strip_suffix(default_port).and_then(|h| h.strip_suffix(':')) {
+        match a
+            .strip_suffix(default_port)
+            .and_then(|h| h.strip_suffix(':'))
+        {
             Some(h) => h.to_owned(),
             None => a,
         }
@@ -280,7 +293,15 @@ mod tests {
 
     #[test]
     fn refuses_escapes() {
-        for bad in ["/..", "/a/../b", "/%2e%2e/x", "/a/%2E", "/a%2fb", "/a%5cb", "/a%00b"] {
+        for bad in [
+            "/..",
+            "/a/../b",
+            "/%2e%2e/x",
+            "/a/%2E",
+            "/a%2fb",
+            "/a%5cb",
+            "/a%00b",
+        ] {
             assert_eq!(DavPath::parse(bad), Err(PathError::Forbidden), "{bad}");
         }
         for bad in ["a", "/a#b", "/a?b", "/%ff", "/a b", ""] {
@@ -290,10 +311,15 @@ mod tests {
 
     #[test]
     fn href_round_trips_hostile_names() {
-        for name in ["a b", "100%", "#x", "q?", "a+b", "x&y", "<t>", "ü😀", "it's", "file\n1"] {
+        for name in [
+            "a b", "100%", "#x", "q?", "a+b", "x&y", "<t>", "ü😀", "it's", "file\n1",
+        ] {
             let p = DavPath::root().join(name).unwrap();
             let href = p.href(false);
-            assert!(!href.contains([' ', '#', '?', '&', '<', '+', '\n']), "{href}");
+            assert!(
+                !href.contains([' ', '#', '?', '&', '<', '+', '\n']),
+                "{href}"
+            );
             assert_eq!(DavPath::parse(&href).unwrap(), p, "{name}");
         }
     }
@@ -302,7 +328,10 @@ mod tests {
     fn parent_rebase_and_prefix() {
         let p = DavPath::parse("/a/b/c").unwrap();
         assert_eq!(p.parent().unwrap().as_str(), "/a/b");
-        assert_eq!(DavPath::parse("/a").unwrap().parent().unwrap(), DavPath::root());
+        assert_eq!(
+            DavPath::parse("/a").unwrap().parent().unwrap(),
+            DavPath::root()
+        );
         assert!(DavPath::root().parent().is_none());
         let a = DavPath::parse("/a").unwrap();
         assert!(p.starts_with(&a));
@@ -318,15 +347,28 @@ mod tests {
         let host = Some("127.0.0.1:4918");
         assert_eq!(parse_destination("/x%20y", host).unwrap().as_str(), "/x y");
         assert_eq!(
-            parse_destination("http://127.0.0.1:4918/a/b?q#f", host).unwrap().as_str(),
+            parse_destination("http://127.0.0.1:4918/a/b?q#f", host)
+                .unwrap()
+                .as_str(),
             "/a/b"
         );
-        assert_eq!(parse_destination("http://localhost/a", Some("localhost:80")).unwrap().as_str(), "/a");
+        assert_eq!(
+            parse_destination("http://localhost/a", Some("localhost:80"))
+                .unwrap()
+                .as_str(),
+            "/a"
+        );
         assert_eq!(
             parse_destination("http://other.invalid/x", host),
             Err(DestinationError::OtherServer)
         );
-        assert_eq!(parse_destination("x", host), Err(DestinationError::Malformed));
-        assert!(matches!(parse_destination("/../etc", host), Err(DestinationError::Path(_))));
+        assert_eq!(
+            parse_destination("x", host),
+            Err(DestinationError::Malformed)
+        );
+        assert!(matches!(
+            parse_destination("/../etc", host),
+            Err(DestinationError::Path(_))
+        ));
     }
 }

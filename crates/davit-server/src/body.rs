@@ -10,7 +10,9 @@ pub type Body = UnsyncBoxBody<Bytes, io::Error>;
 
 /// A body of fixed bytes.
 pub fn full(data: impl Into<Bytes>) -> Body {
-    Full::new(data.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// An empty body.

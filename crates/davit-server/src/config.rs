@@ -21,6 +21,11 @@ pub struct DavConfig {
     /// Most resources one Depth: infinity PROPFIND lists; past it the listing ends with a 507
     /// response for the request URI.
     pub depth_infinity_limit: u64,
+    /// Lock timeout in seconds granted when the client asks for none.
+    pub lock_timeout_default: u64,
+    /// Longest lock timeout granted, in seconds (`Infinite` requests get this); unset means
+    /// infinite locks are granted as asked.
+    pub lock_timeout_max: Option<u64>,
 }
 
 impl Default for DavConfig {
@@ -32,6 +37,8 @@ impl Default for DavConfig {
             max_xml_elements: 50_000,
             depth_infinity: true,
             depth_infinity_limit: 1_000_000,
+            lock_timeout_default: 3600,
+            lock_timeout_max: Some(7 * 24 * 3600),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 mod handler;
 pub mod live;
+pub mod locks;
 pub mod props;
 pub mod server;
 pub mod storage;

@@ -1,10 +1,13 @@
 //! The live-property table: each RFC 4918 live property with how to compute it, whether allprop
 //! returns it, and whether clients may set it. Handlers never match on property names.
 
+use crate::locks::{Lock, LockDepth};
 use crate::storage::Meta;
-use davit_proto::href::DavPath;
 use davit_proto::date::{http_date, rfc3339};
+use davit_proto::href::DavPath;
+use davit_proto::xml::{write_activelock, ActiveLock, SUPPORTED_LOCK};
 use davit_proto::xml::{QName, DAV};
+use std::borrow::Cow;
 use std::time::SystemTime;
 
 /// A computed property value.
@@ -12,7 +15,7 @@ pub enum LiveValue {
     /// Text content.
     Text(String),
     /// XML content already written with the `D:` prefix (or empty).
-    Xml(&'static str),
+    Xml(Cow<'static, str>),
 }
 
 /// One live property.
@@ -31,6 +34,8 @@ pub struct Target<'a> {
     pub path: &'a DavPath,
     /// Its metadata.
     pub meta: &'a Meta,
+    /// The locks covering it (fetched only when `lockdiscovery` is wanted).
+    pub locks: &'a [Lock],
 }
 
 /// The live properties davit computes.
@@ -38,7 +43,13 @@ pub static LIVE: &[LiveProp] = &[
     LiveProp {
         name: "resourcetype",
         in_allprop: true,
-        value: |t| Some(LiveValue::Xml(if t.meta.is_dir() { "<D:collection/>" } else { "" })),
+        value: |t| {
+            Some(LiveValue::Xml(Cow::Borrowed(if t.meta.is_dir() {
+                "<D:collection/>"
+            } else {
+                ""
+            })))
+        },
     },
     LiveProp {
         name: "creationdate",
@@ -65,13 +76,43 @@ pub static LIVE: &[LiveProp] = &[
         in_allprop: true,
         value: |t| (!t.meta.is_dir()).then(|| LiveValue::Text(t.meta.etag.clone())),
     },
+    LiveProp {
+        name: "supportedlock",
+        in_allprop: true,
+        value: |_| Some(LiveValue::Xml(Cow::Borrowed(SUPPORTED_LOCK))),
+    },
+    LiveProp {
+        name: "lockdiscovery",
+        in_allprop: true,
+        value: |t| Some(LiveValue::Xml(Cow::Owned(lockdiscovery(t)))),
+    },
 ];
 
+/// The `activelock` elements of every lock covering the target.
+fn lockdiscovery(t: &Target<'_>) -> String {
+    let now = SystemTime::now();
+    let mut out = String::new();
+    for lock in t.locks {
+        // Roots above the target are collections; the target's own kind is known.
+        let root_href = lock.root.href(&lock.root != t.path || t.meta.is_dir());
+        write_activelock(
+            &ActiveLock {
+                scope: lock.scope,
+                infinite_depth: lock.depth == LockDepth::Infinity,
+                owner: lock.owner.as_deref(),
+                seconds_left: lock.seconds_left(now),
+                token: &lock.token,
+                root_href: &root_href,
+            },
+            &mut out,
+        );
+    }
+    out
+}
+
 /// `DAV:` names that clients may never set, beyond the computed ones above: properties that
-/// belong to features (locking, quota, sync) whose values the server owns.
+/// belong to features (quota, sync, principals) whose values the server owns.
 const PROTECTED_EXTRA: &[&str] = &[
-    "lockdiscovery",
-    "supportedlock",
     "quota-available-bytes",
     "quota-used-bytes",
     "sync-token",

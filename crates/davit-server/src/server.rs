@@ -4,6 +4,7 @@
 use crate::body::Body;
 use crate::config::{default_state_dir, DavConfig};
 use crate::handler::Dav;
+use crate::locks::{EmbeddedLockStore, LockStore};
 use crate::props::{PropStore, SqlitePropStore};
 use crate::storage::{FsStorage, Storage};
 use bytes::Bytes;
@@ -28,7 +29,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The embedded default: files on the local filesystem, dead properties in SQLite.
-pub type Server = Dav<FsStorage, SqlitePropStore>;
+pub type Server = Dav<FsStorage, SqlitePropStore, EmbeddedLockStore>;
 
 impl Server {
     /// Opens a server over `root`, keeping its own files in `state_dir` (default:
@@ -38,22 +39,24 @@ impl Server {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| default_state_dir(root));
         let storage = FsStorage::new(root, &state)?;
-        let props = SqlitePropStore::open(&state.join("props.sqlite3"))
-            .map_err(|e| io::Error::other(e.0))?;
-        Ok(Dav::new(storage, props, config))
+        let db = state.join("meta.sqlite3");
+        let props = SqlitePropStore::open(&db).map_err(|e| io::Error::other(e.0))?;
+        let locks = EmbeddedLockStore::open(&db).map_err(|e| io::Error::other(e.0))?;
+        Ok(Dav::new(storage, props, locks, config))
     }
 }
 
 /// Accepts connections on `listener` until `shutdown` resolves, then stops accepting and
 /// waits for open requests to finish.
-pub async fn serve<S, P>(
+pub async fn serve<S, P, L>(
     listener: TcpListener,
-    dav: Dav<S, P>,
+    dav: Dav<S, P, L>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()>
 where
     S: Storage + Clone,
     P: PropStore + Clone,
+    L: LockStore + Clone,
 {
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -98,10 +101,11 @@ where
     Ok(())
 }
 
-async fn handle_logged<S, P>(dav: &Dav<S, P>, req: Request<Incoming>) -> Response<Logged>
+async fn handle_logged<S, P, L>(dav: &Dav<S, P, L>, req: Request<Incoming>) -> Response<Logged>
 where
     S: Storage + Clone,
     P: PropStore + Clone,
+    L: LockStore + Clone,
 {
     let start = Instant::now();
     let method = req.method().clone();

@@ -72,10 +72,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => FileConfig::default(),
     };
-    let root = args
-        .dir
-        .or(file.root)
-        .unwrap_or_else(|| PathBuf::from("."));
+    let root = args.dir.or(file.root).unwrap_or_else(|| PathBuf::from("."));
     let listen = match args.listen.or(file.listen) {
         Some(a) => a,
         None => DEFAULT_LISTEN.parse()?,

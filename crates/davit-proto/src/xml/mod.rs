@@ -1,14 +1,16 @@
 //! The DAV XML model: a namespace-resolved element tree read from request bodies, the request
-//! documents built on it (`propfind`, `propertyupdate`), and the streaming `multistatus` writer.
+//! documents built on it (`propfind`, `propertyupdate`, `lockinfo`), and the streaming `multistatus` writer.
 //!
 //! Parsing goes through quick-xml's namespaced reader, so `DAV:` may come with any prefix or as
 //! the default namespace. DTDs and entity declarations are refused outright: a request body
 //! never needs them, and refusing them removes the whole class of entity-expansion bombs.
 
+mod lock;
 mod request;
 mod tree;
 mod write;
 
+pub use lock::{parse_lockinfo, write_activelock, ActiveLock, LockInfo, LockScope, SUPPORTED_LOCK};
 pub use request::{parse_propertyupdate, parse_propfind, PatchOp, PropFind};
 pub use tree::{parse_document, Attribute, Element, Limits, Node, QName, XmlError};
 pub use write::{error_body, escape_attr, escape_text, MultistatusWriter, XML_CONTENT_TYPE};

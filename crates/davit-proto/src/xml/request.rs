@@ -72,7 +72,9 @@ pub fn parse_propfind(body: &[u8], limits: &Limits) -> Result<PropFind, XmlError
 /// Parses a PROPPATCH body into its instructions in document order.
 pub fn parse_propertyupdate(body: &[u8], limits: &Limits) -> Result<Vec<PatchOp>, XmlError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(XmlError::Invalid("PROPPATCH needs a DAV:propertyupdate body"));
+        return Err(XmlError::Invalid(
+            "PROPPATCH needs a DAV:propertyupdate body",
+        ));
     }
     let root = parse_document(body, limits)?;
     if !root.name.is_dav("propertyupdate") {
@@ -123,10 +125,19 @@ mod tests {
         let p = pf(r#"<D:propfind xmlns:D="DAV:" xmlns:z="urn:z"><D:prop><D:getetag/><z:x/><y xmlns=""/></D:prop></D:propfind>"#).unwrap();
         assert_eq!(
             p,
-            PropFind::Prop(vec![QName::dav("getetag"), QName::new("urn:z", "x"), QName::new("", "y")])
+            PropFind::Prop(vec![
+                QName::dav("getetag"),
+                QName::new("urn:z", "x"),
+                QName::new("", "y")
+            ])
         );
         let a = pf(r#"<D:propfind xmlns:D="DAV:"><D:allprop/><D:include><D:quota-used-bytes/></D:include></D:propfind>"#).unwrap();
-        assert_eq!(a, PropFind::AllProp { include: vec![QName::dav("quota-used-bytes")] });
+        assert_eq!(
+            a,
+            PropFind::AllProp {
+                include: vec![QName::dav("quota-used-bytes")]
+            }
+        );
         assert!(matches!(
             pf(r#"<propfind xmlns="DAV:"><z xmlns="urn:z"/><propname/></propfind>"#),
             Ok(PropFind::PropName)
@@ -146,9 +157,13 @@ mod tests {
         let body = r#"<D:propertyupdate xmlns:D="DAV:" xmlns:z="urn:z"><D:set><D:prop><z:a>1</z:a></D:prop></D:set><D:remove><D:prop><z:b/></D:prop></D:remove><D:set><D:prop><z:b>2</z:b></D:prop></D:set></D:propertyupdate>"#;
         let ops = parse_propertyupdate(body.as_bytes(), &Limits::default()).unwrap();
         assert_eq!(ops.len(), 3);
-        assert!(matches!(&ops[0], PatchOp::Set(e) if e.name == QName::new("urn:z", "a") && e.text() == "1"));
+        assert!(
+            matches!(&ops[0], PatchOp::Set(e) if e.name == QName::new("urn:z", "a") && e.text() == "1")
+        );
         assert_eq!(ops[1], PatchOp::Remove(QName::new("urn:z", "b")));
         assert!(parse_propertyupdate(b"", &Limits::default()).is_err());
-        assert!(parse_propertyupdate(b"<propertyupdate xmlns='DAV:'/>", &Limits::default()).is_err());
+        assert!(
+            parse_propertyupdate(b"<propertyupdate xmlns='DAV:'/>", &Limits::default()).is_err()
+        );
     }
 }

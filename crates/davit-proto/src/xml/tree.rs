@@ -392,7 +392,9 @@ fn read_start(
         if key.as_ref().starts_with(b"xmlns:") {
             // Namespaces in XML 1.0 §3: a prefix can never be bound to the empty name.
             if value.is_empty() {
-                return Err(XmlError::Namespace("a prefix is bound to an empty namespace".into()));
+                return Err(XmlError::Namespace(
+                    "a prefix is bound to an empty namespace".into(),
+                ));
             }
             continue;
         }
@@ -462,7 +464,10 @@ mod tests {
         assert!(matches!(parse(""), Err(XmlError::Syntax(_))));
         assert!(matches!(parse("<a/><b/>"), Err(XmlError::Syntax(_))));
         assert!(matches!(parse("<x:a/>"), Err(XmlError::Namespace(_))));
-        assert!(matches!(parse(r#"<a xmlns:b=""/>"#), Err(XmlError::Namespace(_))));
+        assert!(matches!(
+            parse(r#"<a xmlns:b=""/>"#),
+            Err(XmlError::Namespace(_))
+        ));
         let bomb = r#"<!DOCTYPE a [<!ENTITY x "xx">]><a>&x;</a>"#;
         assert_eq!(parse(bomb), Err(XmlError::Dtd));
         assert_eq!(parse("<a>&x;</a>"), Err(XmlError::Dtd));
@@ -487,7 +492,10 @@ mod tests {
         let root = parse(doc).unwrap();
         let prop = root.elements().next().unwrap();
         let frag = prop.to_fragment();
-        assert!(frag.starts_with(r#"<z:p xmlns:z="urn:z" xml:lang="de">"#), "{frag}");
+        assert!(
+            frag.starts_with(r#"<z:p xmlns:z="urn:z" xml:lang="de">"#),
+            "{frag}"
+        );
         let again = parse(&frag).unwrap();
         assert_eq!(again.name, prop.name);
         assert_eq!(again.children, prop.children);

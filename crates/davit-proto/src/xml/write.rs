@@ -95,7 +95,10 @@ impl MultistatusWriter {
         let mut buf = String::with_capacity(16 * 1024);
         buf.push_str(HEADER);
         buf.push_str("<D:multistatus xmlns:D=\"DAV:\">\n");
-        MultistatusWriter { buf, propstat_at: 0 }
+        MultistatusWriter {
+            buf,
+            propstat_at: 0,
+        }
     }
 
     /// Bytes written and not yet taken.
@@ -255,7 +258,10 @@ mod tests {
         assert!(root.name.is_dav("multistatus"));
         let responses: Vec<_> = root.elements().collect();
         assert_eq!(responses.len(), 2);
-        let ps: Vec<_> = responses[1].elements().filter(|e| e.name.is_dav("propstat")).collect();
+        let ps: Vec<_> = responses[1]
+            .elements()
+            .filter(|e| e.name.is_dav("propstat"))
+            .collect();
         let missing = ps[1].elements().next().unwrap().elements().next().unwrap();
         assert_eq!(missing.name, QName::new("urn:q", "missing"));
         assert!(doc.contains("HTTP/1.1 423 Locked"));

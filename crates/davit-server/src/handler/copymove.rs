@@ -2,18 +2,19 @@
 //! tree is copied member by member, with failures reported per member in a 207. Dead
 //! properties travel with the resources.
 
-use super::{header_str, host_of, multistatus, status_only, Dav, Target};
+use super::{header_str, host_of, multistatus, status_only, Change, Dav, Target};
 use crate::body::Body;
 use crate::error::{DavError, DavResult};
+use crate::locks::LockStore;
 use crate::props::{PropStore, TreeScope};
 use crate::storage::{CopyDepth, Storage};
 use davit_proto::headers::{parse_overwrite, Depth};
-use davit_proto::href::parse_destination;
+use davit_proto::href::{parse_destination, DavPath};
 use http::request::Parts;
 use http::{Response, StatusCode};
 use std::io::ErrorKind;
 
-impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
+impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
     pub(crate) async fn copy_move(
         &self,
         parts: &Parts,
@@ -36,7 +37,9 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
                 ));
             }
             if depth == Depth::One {
-                return Err(DavError::BadRequest("COPY takes Depth 0 or infinity".into()));
+                return Err(DavError::BadRequest(
+                    "COPY takes Depth 0 or infinity".into(),
+                ));
             }
         }
         let overwrite = match header_str(parts, "overwrite")? {
@@ -50,21 +53,35 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
             return Err(DavError::Forbidden("source and destination are the same"));
         }
         if meta.is_dir() && dest.starts_with(src) {
-            return Err(DavError::Forbidden("the destination lies inside the source"));
+            return Err(DavError::Forbidden(
+                "the destination lies inside the source",
+            ));
         }
         if src.starts_with(&dest) {
             return Err(DavError::Forbidden(
                 "the destination is an ancestor of the source",
             ));
         }
-        self.check_preconditions(parts, target, Some(&meta)).await?;
-        let parent = dest.parent().ok_or(DavError::Forbidden("cannot replace the root"))?;
+        let parent = dest
+            .parent()
+            .ok_or(DavError::Forbidden("cannot replace the root"))?;
+        let existed = self.meta_at(&dest).await?.is_some();
+        let src_parent = src.parent().unwrap_or_else(DavPath::root);
+        let mut changes = vec![Change::Resource(&parent)];
+        if existed {
+            changes.push(Change::Tree(&dest));
+        }
+        if is_move {
+            changes.push(Change::Tree(src));
+            changes.push(Change::Resource(&src_parent));
+        }
+        self.check_preconditions(parts, target, Some(&meta), &changes)
+            .await?;
         if !self.meta_at(&parent).await?.is_some_and(|m| m.is_dir()) {
             return Err(DavError::Conflict(
                 "the destination's parent collection does not exist",
             ));
         }
-        let existed = self.meta_at(&dest).await?.is_some();
         if existed {
             if !overwrite {
                 return Err(DavError::PreconditionFailed);
@@ -74,25 +91,25 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
                 return Ok(multistatus(self.failure_report(failures).await));
             }
         }
-        // Whatever properties were stored for the destination belong to what was there.
-        self.props
-            .delete(&dest, Vec::new())
-            .await?;
+        // Whatever properties and locks the destination had belong to what was there.
+        self.locks.release_tree(&dest).await?;
+        self.props.delete(&dest, Vec::new()).await?;
 
         let failures = if is_move {
             match self.storage.rename(src, &dest).await {
                 Ok(()) => {
-                    self.props
-                        .rename(src, &dest)
-                        .await?;
+                    self.props.rename(src, &dest).await?;
+                    // Locks stay where they were made: a moved lock root loses its lock.
+                    self.locks.release_tree(src).await?;
                     Vec::new()
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::CrossesDevices | ErrorKind::Unsupported) => {
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::CrossesDevices | ErrorKind::Unsupported) =>
+                {
                     self.copy_tree(src, &dest, CopyDepth::Infinity).await?;
                     let failures = self.storage.delete_tree(src).await?;
-                    self.props
-                        .delete(src, Vec::new())
-                        .await?;
+                    self.props.delete(src, Vec::new()).await?;
+                    self.locks.release_tree(src).await?;
                     failures
                 }
                 Err(e) => return Err(e.into()),
@@ -126,9 +143,7 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
             CopyDepth::Zero => TreeScope::Resource,
             CopyDepth::Infinity => TreeScope::Tree,
         };
-        self.props
-            .copy(src, dest, scope)
-            .await?;
+        self.props.copy(src, dest, scope).await?;
         Ok(failures)
     }
 }

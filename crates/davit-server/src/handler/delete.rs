@@ -1,17 +1,19 @@
 //! DELETE: a file, or a collection with everything in it. Members that cannot be removed are
 //! reported in a 207 (each with its own status), their ancestors stay and are not reported.
 
-use super::{multistatus, status_only, Dav, Target};
+use super::{multistatus, status_only, Change, Dav, Target};
 use crate::body::Body;
 use crate::error::{io_status, DavError, DavResult};
+use crate::locks::LockStore;
 use crate::props::PropStore;
 use crate::storage::{Failure, Storage};
 use davit_proto::headers::Depth;
+use davit_proto::href::DavPath;
 use davit_proto::xml::MultistatusWriter;
 use http::request::Parts;
 use http::{Response, StatusCode};
 
-impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
+impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
     pub(crate) async fn delete(&self, parts: &Parts, target: &Target) -> DavResult<Response<Body>> {
         let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
         if target.path.is_root() {
@@ -26,7 +28,14 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
                 }
             }
         }
-        self.check_preconditions(parts, target, Some(&meta)).await?;
+        let parent = target.path.parent().unwrap_or_else(DavPath::root);
+        self.check_preconditions(
+            parts,
+            target,
+            Some(&meta),
+            &[Change::Tree(&target.path), Change::Resource(&parent)],
+        )
+        .await?;
         let failures = self.storage.delete_tree(&target.path).await?;
         let keep: Vec<_> = failures
             .iter()
@@ -35,10 +44,9 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
                     .take_while(|x| x.starts_with(&target.path))
             })
             .collect();
-        self.props
-            .delete(&target.path, keep)
-            .await?;
+        self.props.delete(&target.path, keep).await?;
         if failures.is_empty() {
+            self.locks.release_tree(&target.path).await?;
             return Ok(status_only(StatusCode::NO_CONTENT));
         }
         Ok(multistatus(self.failure_report(failures).await))

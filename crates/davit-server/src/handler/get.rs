@@ -5,6 +5,7 @@ use super::{response, Dav, Target};
 use crate::body::{self, Body};
 use crate::error::{DavError, DavResult};
 use crate::live::{clamp_to_now, content_type_for};
+use crate::locks::LockStore;
 use crate::props::PropStore;
 use crate::storage::{Meta, Storage};
 use bytes::Bytes;
@@ -18,7 +19,7 @@ use http::{header, Method, Response, StatusCode};
 use std::io::SeekFrom;
 use tokio::io::AsyncSeekExt;
 
-impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
+impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
     pub(crate) async fn get(
         &self,
         parts: &Parts,
@@ -27,10 +28,13 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
     ) -> DavResult<Response<Body>> {
         let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
         if meta.is_dir() {
-            self.check_preconditions(parts, target, Some(&meta)).await?;
+            self.check_preconditions(parts, target, Some(&meta), &[])
+                .await?;
             return self.index(target, with_body).await;
         }
-        let not_modified = self.check_preconditions(parts, target, Some(&meta)).await?;
+        let not_modified = self
+            .check_preconditions(parts, target, Some(&meta), &[])
+            .await?;
         let last_modified = http_date(clamp_to_now(meta.modified));
         let ctype = content_type_for(target.path.name().unwrap_or(""));
         let base = |status| {
@@ -49,7 +53,10 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
             RangeOutcome::Partial(r) => Some(r),
             RangeOutcome::Unsatisfiable => {
                 return Ok(base(StatusCode::RANGE_NOT_SATISFIABLE)
-                    .header(header::CONTENT_RANGE, range::unsatisfied_content_range(meta.len))
+                    .header(
+                        header::CONTENT_RANGE,
+                        range::unsatisfied_content_range(meta.len),
+                    )
                     .header(header::CONTENT_LENGTH, "0")
                     .body(body::empty())
                     .map_err(internal)?);
@@ -126,9 +133,7 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
                     let mut buf = vec![0u8; left.min(64 * 1024) as usize];
                     match file.read(&mut buf).await {
                         Ok(0) => {
-                            let _ = tx
-                                .send(Err(std::io::ErrorKind::UnexpectedEof.into()))
-                                .await;
+                            let _ = tx.send(Err(std::io::ErrorKind::UnexpectedEof.into())).await;
                             return;
                         }
                         Ok(n) => {
@@ -152,7 +157,8 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
 
     /// A plain HTML index of a collection, written while the directory is read.
     async fn index(&self, target: &Target, with_body: bool) -> DavResult<Response<Body>> {
-        let builder = response(StatusCode::OK).header(header::CONTENT_TYPE, "text/html; charset=utf-8");
+        let builder =
+            response(StatusCode::OK).header(header::CONTENT_TYPE, "text/html; charset=utf-8");
         if !with_body {
             return builder.body(body::empty()).map_err(internal);
         }
@@ -162,7 +168,9 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
         let parent = target.path.parent();
         let path = target.path.clone();
         tokio::spawn(async move {
-            let mut page = String::from("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ");
+            let mut page = String::from(
+                "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ",
+            );
             escape_text(&title, &mut page);
             page.push_str("</title></head><body><h1>Index of ");
             escape_text(&title, &mut page);
@@ -175,7 +183,9 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
             while let Some(batch) = list.next().await {
                 let Ok(batch) = batch else { break };
                 for e in batch {
-                    let Ok(child) = path.join(&e.name) else { continue };
+                    let Ok(child) = path.join(&e.name) else {
+                        continue;
+                    };
                     page.push_str("<li><a href=\"");
                     escape_text(&child.href(e.meta.is_dir()), &mut page);
                     page.push_str("\">");
@@ -185,7 +195,11 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
                     }
                     page.push_str("</a></li>\n");
                 }
-                if tx.send(Ok(Bytes::from(std::mem::take(&mut page)))).await.is_err() {
+                if tx
+                    .send(Ok(Bytes::from(std::mem::take(&mut page))))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -201,10 +215,18 @@ fn requested_ranges(parts: &Parts, meta: &Meta) -> RangeOutcome {
     if parts.method != Method::GET {
         return RangeOutcome::Full;
     }
-    let Some(value) = parts.headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = parts
+        .headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return RangeOutcome::Full;
     };
-    if let Some(if_range) = parts.headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+    if let Some(if_range) = parts
+        .headers
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+    {
         let v = Validators {
             exists: true,
             etag: Some(&meta.etag),

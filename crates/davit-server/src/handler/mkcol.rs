@@ -1,15 +1,16 @@
 //! MKCOL: one new, empty collection.
 
-use super::{has_body, read_limited, status_only, Dav, Target, ALLOW_DIR, ALLOW_FILE};
+use super::{has_body, read_limited, status_only, Change, Dav, Target, ALLOW_DIR, ALLOW_FILE};
 use crate::body::Body;
 use crate::error::{DavError, DavResult};
+use crate::locks::LockStore;
 use crate::props::PropStore;
 use crate::storage::Storage;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{Response, StatusCode};
 
-impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
+impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
     pub(crate) async fn mkcol<B>(
         &self,
         parts: &Parts,
@@ -41,7 +42,8 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
         if !self.meta_at(&parent).await?.is_some_and(|m| m.is_dir()) {
             return Err(DavError::Conflict("the parent collection does not exist"));
         }
-        self.check_preconditions(parts, target, None).await?;
+        self.check_preconditions(parts, target, None, &[Change::Resource(&parent)])
+            .await?;
         self.storage.create_dir(path).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 DavError::MethodNotAllowed(ALLOW_DIR)
@@ -49,9 +51,7 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
                 e.into()
             }
         })?;
-        self.props
-            .delete(path, Vec::new())
-            .await?;
+        self.props.delete(path, Vec::new()).await?;
         Ok(status_only(StatusCode::CREATED))
     }
 }

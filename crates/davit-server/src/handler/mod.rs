@@ -5,6 +5,7 @@
 mod copymove;
 mod delete;
 mod get;
+mod lock;
 mod mkcol;
 mod options;
 mod propfind;
@@ -14,6 +15,7 @@ mod put;
 use crate::body::{self, Body};
 use crate::config::DavConfig;
 use crate::error::{DavError, DavResult};
+use crate::locks::{Lock, LockStore};
 use crate::props::PropStore;
 use crate::storage::{Meta, Storage};
 use bytes::{Bytes, BytesMut};
@@ -29,23 +31,26 @@ use std::sync::Arc;
 
 /// The methods davit answers, as sent in `Allow` for each kind of target.
 pub(crate) const ALLOW_FILE: &str =
-    "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, COPY, MOVE";
-pub(crate) const ALLOW_DIR: &str = "OPTIONS, GET, HEAD, DELETE, PROPFIND, PROPPATCH, COPY, MOVE";
-pub(crate) const ALLOW_UNMAPPED: &str = "OPTIONS, PUT, MKCOL";
+    "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK";
+pub(crate) const ALLOW_DIR: &str =
+    "OPTIONS, GET, HEAD, DELETE, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK";
+pub(crate) const ALLOW_UNMAPPED: &str = "OPTIONS, PUT, MKCOL, LOCK";
 
-/// A WebDAV server over a content store and a dead-property store.
+/// A WebDAV server over a content store, a dead-property store and a lock store.
 #[derive(Debug)]
-pub struct Dav<S, P> {
+pub struct Dav<S, P, L> {
     storage: S,
     props: P,
+    locks: L,
     config: Arc<DavConfig>,
 }
 
-impl<S: Clone, P: Clone> Clone for Dav<S, P> {
+impl<S: Clone, P: Clone, L: Clone> Clone for Dav<S, P, L> {
     fn clone(&self) -> Self {
         Dav {
             storage: self.storage.clone(),
             props: self.props.clone(),
+            locks: self.locks.clone(),
             config: self.config.clone(),
         }
     }
@@ -59,16 +64,18 @@ pub(crate) struct Target {
     pub slash: bool,
 }
 
-impl<S, P> Dav<S, P>
+impl<S, P, L> Dav<S, P, L>
 where
     S: Storage + Clone,
     P: PropStore + Clone,
+    L: LockStore + Clone,
 {
-    /// A server over `storage` and `props`.
-    pub fn new(storage: S, props: P, config: DavConfig) -> Self {
+    /// A server over content, dead-property and lock stores.
+    pub fn new(storage: S, props: P, locks: L, config: DavConfig) -> Self {
         Dav {
             storage,
             props,
+            locks,
             config: Arc::new(config),
         }
     }
@@ -110,6 +117,8 @@ where
             "MOVE" => self.copy_move(&parts, &target, true).await,
             "PROPFIND" => self.propfind(&parts, &target, body).await,
             "PROPPATCH" => self.proppatch(&parts, &target, body).await,
+            "LOCK" => self.lock(&parts, &target, body).await,
+            "UNLOCK" => self.unlock(&parts, &target).await,
             _ => Err(DavError::NotImplemented),
         }
     }
@@ -138,14 +147,26 @@ where
         read_limited(parts, body, self.config.max_xml_body).await
     }
 
-    /// RFC 9110 conditional headers and the RFC 4918 If header, for the resource the request
-    /// acts on. `Ok(true)` means "answer 304" (GET and HEAD only).
+    /// Every check a request passes before it acts: the If header must parse (400) and hold
+    /// (412), then the RFC 9110 conditional headers (412, or 304), then each lock protecting
+    /// what the request `changes` must have a token submitted (423). A false If header wins
+    /// over a missing token, as litmus and Apache expect. `Ok(true)` means "answer 304" (GET
+    /// and HEAD only). One function for every method, so no handler carries its own copy of
+    /// the lock rules.
     pub(crate) async fn check_preconditions(
         &self,
         parts: &Parts,
         target: &Target,
         meta: Option<&Meta>,
+        changes: &[Change<'_>],
     ) -> DavResult<bool> {
+        let if_header = parse_if(parts)?;
+        let submitted: Vec<&str> = if_header.iter().flat_map(|h| h.state_tokens()).collect();
+        if let Some(h) = &if_header {
+            if !self.if_header_holds(parts, target, meta, h).await? {
+                return Err(DavError::PreconditionFailed);
+            }
+        }
         let get_or_head = parts.method == Method::GET || parts.method == Method::HEAD;
         let pre = preconditions(&parts.headers);
         let v = Validators {
@@ -158,63 +179,121 @@ where
             Outcome::NotModified => true,
             Outcome::PreconditionFailed => return Err(DavError::PreconditionFailed),
         };
-        self.check_if_header(parts, target, meta).await?;
+        self.check_locks(changes, &submitted).await?;
         Ok(not_modified)
     }
 
-    /// Evaluates the If header (RFC 4918 §10.4). Until locking lands no state token matches,
-    /// so `Not <token>` conditions hold and plain token conditions fail.
-    async fn check_if_header(
+    /// 423 unless, for every lock root protecting a change, one of its locks' tokens was
+    /// submitted (any holder of a shared lock may write).
+    async fn check_locks(&self, changes: &[Change<'_>], submitted: &[&str]) -> DavResult<()> {
+        let mut blocked: Vec<DavPath> = Vec::new();
+        for change in changes {
+            let locks = match change {
+                Change::Resource(p) => self.locks.covering(p).await?,
+                Change::Tree(p) => {
+                    let mut all = self.locks.covering(p).await?;
+                    all.extend(
+                        self.locks
+                            .under(p)
+                            .await?
+                            .into_iter()
+                            .filter(|l| &l.root != *p),
+                    );
+                    all
+                }
+            };
+            for lock in &locks {
+                let satisfied = locks
+                    .iter()
+                    .any(|l| l.root == lock.root && submitted.contains(&l.token.as_str()));
+                if !satisfied && !blocked.contains(&lock.root) {
+                    blocked.push(lock.root.clone());
+                }
+            }
+        }
+        if blocked.is_empty() {
+            return Ok(());
+        }
+        let mut hrefs = Vec::with_capacity(blocked.len());
+        for root in blocked {
+            let is_dir = self.meta_at(&root).await?.is_some_and(|m| m.is_dir());
+            hrefs.push(root.href(is_dir));
+        }
+        Err(DavError::Condition {
+            status: StatusCode::LOCKED,
+            condition: "lock-token-submitted",
+            hrefs,
+        })
+    }
+
+    /// Evaluates the If header (RFC 4918 §10.4): a state token matches a resource when it
+    /// names an active lock covering it; an entity tag when it equals the current ETag.
+    async fn if_header_holds(
         &self,
         parts: &Parts,
-        _target: &Target,
+        target: &Target,
         meta: Option<&Meta>,
-    ) -> DavResult<()> {
-        let Some(value) = parts.headers.get("if") else {
-            return Ok(());
-        };
-        let value = value
-            .to_str()
-            .map_err(|_| DavError::BadRequest("If header is not ASCII".into()))?;
-        let parsed = IfHeader::parse(value)?;
+        header: &IfHeader,
+    ) -> DavResult<bool> {
         let host = host_of(parts);
-        // Resolve each tagged resource's ETag before evaluating (evaluation is synchronous).
-        let mut tagged: Vec<(String, Option<String>)> = Vec::new();
-        for list in &parsed.lists {
-            if let Some(tag) = &list.resource {
-                if tagged.iter().any(|(t, _)| t == tag) {
+        // Look everything up first: evaluation itself is synchronous.
+        let mut tagged: Vec<(&str, Option<DavPath>, Option<String>)> = Vec::new();
+        for list in &header.lists {
+            if let Some(tag) = list.resource.as_deref() {
+                if tagged.iter().any(|(t, _, _)| *t == tag) {
                     continue;
                 }
-                let etag = match href::parse_destination(tag, host.as_deref()) {
-                    Ok(path) => self
-                        .meta_at(&path)
+                let path = href::parse_destination(tag, host.as_deref()).ok();
+                let etag = match &path {
+                    Some(p) => self
+                        .meta_at(p)
                         .await?
                         .filter(|m| !m.is_dir())
                         .map(|m| m.etag),
-                    Err(_) => None,
+                    None => None,
                 };
-                tagged.push((tag.clone(), etag));
+                tagged.push((tag, path, etag));
+            }
+        }
+        let mut locks: Vec<Lock> = Vec::new();
+        for token in header.state_tokens() {
+            if let Some(l) = self.locks.get(token).await? {
+                locks.push(l);
             }
         }
         let own_etag = meta.filter(|m| !m.is_dir()).map(|m| m.etag.clone());
-        let ok = parsed.evaluate(|resource, cond| {
-            let etag = match resource {
-                None => own_etag.as_deref(),
-                Some(tag) => tagged
-                    .iter()
-                    .find(|(t, _)| t == tag)
-                    .and_then(|(_, e)| e.as_deref()),
+        Ok(header.evaluate(|resource, cond| {
+            let (path, etag) = match resource {
+                None => (Some(&target.path), own_etag.as_deref()),
+                Some(tag) => match tagged.iter().find(|(t, _, _)| *t == tag) {
+                    Some((_, p, e)) => (p.as_ref(), e.as_deref()),
+                    None => (None, None),
+                },
             };
             match cond {
-                ConditionKind::StateToken(_) => false,
+                ConditionKind::StateToken(token) => {
+                    path.is_some_and(|p| locks.iter().any(|l| &l.token == token && l.covers(p)))
+                }
                 ConditionKind::ETag(tag) => etag.is_some_and(|e| conditional::strong_eq(tag, e)),
             }
-        });
-        if ok {
-            Ok(())
-        } else {
-            Err(DavError::PreconditionFailed)
-        }
+        }))
+    }
+}
+
+/// What a request is about to change, for the lock check.
+pub(crate) enum Change<'a> {
+    /// A resource's content or properties, or a collection's membership.
+    Resource(&'a DavPath),
+    /// A resource and everything below it (DELETE, the source of MOVE, an overwritten
+    /// destination).
+    Tree(&'a DavPath),
+}
+
+/// The parsed If header, if any (400 when malformed).
+pub(crate) fn parse_if(parts: &Parts) -> DavResult<Option<IfHeader>> {
+    match header_str(parts, "if")? {
+        None => Ok(None),
+        Some(v) => Ok(Some(IfHeader::parse(v)?)),
     }
 }
 

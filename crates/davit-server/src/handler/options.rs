@@ -3,12 +3,13 @@
 use super::{response, Dav, Target, ALLOW_DIR, ALLOW_FILE, ALLOW_UNMAPPED};
 use crate::body::{self, Body};
 use crate::error::DavResult;
+use crate::locks::LockStore;
 use crate::props::PropStore;
 use crate::storage::Storage;
 use http::{header, Response, StatusCode};
 
 /// The compliance classes davit implements.
-pub(crate) const DAV_CLASSES: &str = "1";
+pub(crate) const DAV_CLASSES: &str = "1, 2, 3";
 
 fn answer(allow: &str) -> Response<Body> {
     response(StatusCode::OK)
@@ -25,7 +26,7 @@ pub(crate) fn server_wide() -> Response<Body> {
     answer(ALLOW_FILE)
 }
 
-impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
+impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
     pub(crate) async fn options(&self, target: &Target) -> DavResult<Response<Body>> {
         let allow = match self.meta(target).await? {
             Some(m) if m.is_dir() => ALLOW_DIR,
@@ -34,8 +35,10 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
         };
         let mut resp = answer(allow);
         if allow == ALLOW_FILE {
-            resp.headers_mut()
-                .insert(header::ACCEPT_RANGES, header::HeaderValue::from_static("bytes"));
+            resp.headers_mut().insert(
+                header::ACCEPT_RANGES,
+                header::HeaderValue::from_static("bytes"),
+            );
         }
         Ok(resp)
     }

@@ -5,6 +5,7 @@ use super::{header_str, response, Dav, Target};
 use crate::body::{self, Body};
 use crate::error::{DavError, DavResult};
 use crate::live::{self, LiveValue, LIVE};
+use crate::locks::LockStore;
 use crate::props::{DeadProp, PropStore};
 use crate::storage::{Meta, Storage};
 use bytes::Bytes;
@@ -19,7 +20,7 @@ use tokio::sync::mpsc::Sender;
 /// Written bytes are handed to the connection in chunks of about this size.
 const CHUNK: usize = 32 * 1024;
 
-impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
+impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
     pub(crate) async fn propfind<B>(
         &self,
         parts: &Parts,
@@ -37,7 +38,8 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
         let body = self.read_xml_body(parts, body).await?;
         let request = parse_propfind(&body, &self.config.xml_limits())?;
         let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
-        self.check_preconditions(parts, target, Some(&meta)).await?;
+        self.check_preconditions(parts, target, Some(&meta), &[])
+            .await?;
         let depth = if meta.is_dir() { depth } else { Depth::Zero };
         if depth == Depth::Infinity && !self.config.depth_infinity {
             return Err(DavError::condition(
@@ -64,8 +66,8 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
 }
 
 /// The task that walks the tree and writes the 207.
-struct Lister<S, P> {
-    dav: Dav<S, P>,
+struct Lister<S, P, L> {
+    dav: Dav<S, P, L>,
     request: PropFind,
     tx: Sender<std::io::Result<Bytes>>,
     w: MultistatusWriter,
@@ -76,7 +78,7 @@ struct Lister<S, P> {
 /// The client went away; stop walking.
 struct Gone;
 
-impl<S: Storage + Clone, P: PropStore + Clone> Lister<S, P> {
+impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P, L> {
     async fn run(mut self, root: DavPath, meta: Meta, depth: Depth) {
         let done = self.walk(root, meta, depth).await;
         if done.is_ok() {
@@ -153,13 +155,37 @@ impl<S: Storage + Clone, P: PropStore + Clone> Lister<S, P> {
         } else {
             Vec::new()
         };
+        let needs_locks = match &self.request {
+            PropFind::AllProp { .. } => true,
+            PropFind::PropName => false,
+            PropFind::Prop(names) => names.iter().any(|n| n.is_dav("lockdiscovery")),
+        };
         for (i, (path, meta)) in resources.iter().enumerate() {
             let none = Vec::new();
             let dead = dead.get(i).unwrap_or(&none);
-            write_response(&mut self.w, &self.request, path, meta, dead);
+            let locks = if needs_locks {
+                match self.dav.locks.covering(path).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = self.tx.send(Err(std::io::Error::other(e.0))).await;
+                        return Err(Gone);
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            let target = live::Target {
+                path,
+                meta,
+                locks: &locks,
+            };
+            write_response(&mut self.w, &self.request, &target, dead);
             if self.w.pending() >= CHUNK {
                 let chunk = self.w.take();
-                self.tx.send(Ok(Bytes::from(chunk))).await.map_err(|_| Gone)?;
+                self.tx
+                    .send(Ok(Bytes::from(chunk)))
+                    .await
+                    .map_err(|_| Gone)?;
             }
         }
         Ok(())
@@ -169,8 +195,8 @@ impl<S: Storage + Clone, P: PropStore + Clone> Lister<S, P> {
 fn write_live(w: &mut MultistatusWriter, name: &QName, value: LiveValue) {
     match value {
         LiveValue::Text(t) => w.prop_text(name, &t),
-        LiveValue::Xml("") => w.prop_empty(name),
-        LiveValue::Xml(x) => w.prop_xml(name, x),
+        LiveValue::Xml(x) if x.is_empty() => w.prop_empty(name),
+        LiveValue::Xml(x) => w.prop_xml(name, &x),
     }
 }
 
@@ -178,17 +204,15 @@ fn write_live(w: &mut MultistatusWriter, name: &QName, value: LiveValue) {
 fn write_response(
     w: &mut MultistatusWriter,
     request: &PropFind,
-    path: &DavPath,
-    meta: &Meta,
+    target: &live::Target<'_>,
     dead: &[DeadProp],
 ) {
-    let target = live::Target { path, meta };
-    w.start_response(&path.href(meta.is_dir()));
+    w.start_response(&target.path.href(target.meta.is_dir()));
     match request {
         PropFind::AllProp { include } => {
             w.start_propstat();
             for lp in LIVE.iter().filter(|lp| lp.in_allprop) {
-                if let Some(v) = (lp.value)(&target) {
+                if let Some(v) = (lp.value)(target) {
                     write_live(w, &QName::dav(lp.name), v);
                 }
             }
@@ -212,7 +236,7 @@ fn write_response(
         PropFind::PropName => {
             w.start_propstat();
             for lp in LIVE {
-                if (lp.value)(&target).is_some() {
+                if (lp.value)(target).is_some() {
                     w.prop_empty(&QName::dav(lp.name));
                 }
             }
@@ -231,7 +255,7 @@ fn write_response(
                 }
                 seen.push(name);
                 if let Some(lp) = live::find(name) {
-                    match (lp.value)(&target) {
+                    match (lp.value)(target) {
                         Some(v) => write_live(w, name, v),
                         None => missing.push(name),
                     }

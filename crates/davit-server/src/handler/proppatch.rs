@@ -1,10 +1,11 @@
 //! PROPPATCH: all instructions in document order, atomically. If one cannot be applied, none
 //! is, and the others answer 424.
 
-use super::{multistatus, Dav, Target};
+use super::{multistatus, Change, Dav, Target};
 use crate::body::Body;
 use crate::error::{DavError, DavResult};
 use crate::live;
+use crate::locks::LockStore;
 use crate::props::{DeadProp, PropOp, PropStore};
 use crate::storage::Storage;
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use davit_proto::xml::{parse_propertyupdate, MultistatusWriter, PatchOp, QName};
 use http::request::Parts;
 use http::Response;
 
-impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
+impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
     pub(crate) async fn proppatch<B>(
         &self,
         parts: &Parts,
@@ -26,7 +27,13 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
         let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
         let body = self.read_xml_body(parts, body).await?;
         let ops = parse_propertyupdate(&body, &self.config.xml_limits())?;
-        self.check_preconditions(parts, target, Some(&meta)).await?;
+        self.check_preconditions(
+            parts,
+            target,
+            Some(&meta),
+            &[Change::Resource(&target.path)],
+        )
+        .await?;
 
         // Decide every instruction first; apply only if all can be.
         let mut outcomes: Vec<(QName, u16, Option<&'static str>)> = Vec::with_capacity(ops.len());

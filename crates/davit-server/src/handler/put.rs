@@ -1,9 +1,10 @@
 //! PUT: the body is streamed into a temporary upload and committed into place only when it
 //! arrived whole, so readers never see half a file and a broken upload changes nothing.
 
-use super::{get::internal, response, Dav, Target, ALLOW_DIR};
+use super::{get::internal, response, Change, Dav, Target, ALLOW_DIR};
 use crate::body::{self, Body};
 use crate::error::{DavError, DavResult};
+use crate::locks::LockStore;
 use crate::props::PropStore;
 use crate::storage::{Storage, Upload};
 use bytes::Bytes;
@@ -16,7 +17,7 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 /// the blocking pool low.
 const WRITE_BUFFER: usize = 256 * 1024;
 
-impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
+impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
     pub(crate) async fn put<B>(
         &self,
         parts: &Parts,
@@ -43,11 +44,19 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
         if target.slash {
             return Err(DavError::Conflict("a file URL cannot end with a slash"));
         }
-        let parent = path.parent().unwrap_or_else(davit_proto::href::DavPath::root);
+        let parent = path
+            .parent()
+            .unwrap_or_else(davit_proto::href::DavPath::root);
         if !self.meta_at(&parent).await?.is_some_and(|m| m.is_dir()) {
             return Err(DavError::Conflict("the parent collection does not exist"));
         }
-        self.check_preconditions(parts, target, existing.as_ref()).await?;
+        let changes = if existing.is_some() {
+            vec![Change::Resource(path)]
+        } else {
+            vec![Change::Resource(&parent), Change::Resource(path)]
+        };
+        self.check_preconditions(parts, target, existing.as_ref(), &changes)
+            .await?;
 
         let limit = self.config.max_upload;
         let declared = content_length(parts);
@@ -75,9 +84,8 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, self.storage.upload(path).await?);
         let mut written: u64 = 0;
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| {
-                DavError::BadRequest(format!("upload aborted before its end: {e}"))
-            })?;
+            let frame = frame
+                .map_err(|e| DavError::BadRequest(format!("upload aborted before its end: {e}")))?;
             if let Ok(data) = frame.into_data() {
                 written += data.len() as u64;
                 if limit.is_some_and(|l| written > l) {
@@ -95,9 +103,8 @@ impl<S: Storage + Clone, P: PropStore + Clone> Dav<S, P> {
         out.into_inner().commit().await?;
         if existing.is_none() {
             // A new resource starts without dead properties, whatever was left behind.
-            self.props
-                .delete(path, Vec::new())
-                .await?;
+            self.props.delete(path, Vec::new()).await?;
+            self.locks.release_tree(path).await?;
         }
 
         let status = if existing.is_some() {

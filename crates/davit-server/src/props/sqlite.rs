@@ -85,8 +85,7 @@ impl SqlitePropStore {
 impl PropStore for SqlitePropStore {
     async fn get_many(&self, paths: Vec<DavPath>) -> Result<Vec<Vec<DeadProp>>, StoreError> {
         self.with(move |c| {
-            let mut stmt =
-                c.prepare_cached("SELECT ns, local, xml FROM props WHERE path = ?1")?;
+            let mut stmt = c.prepare_cached("SELECT ns, local, xml FROM props WHERE path = ?1")?;
             let mut out = Vec::with_capacity(paths.len());
             for p in &paths {
                 let rows = stmt.query_map([p.as_str()], |r| {
@@ -173,13 +172,17 @@ impl PropStore for SqlitePropStore {
         let (a, b, c3) = tree_params(path);
         self.with(move |c| {
             if keep.is_empty() {
-                c.execute(&format!("DELETE FROM props WHERE {TREE}"), params![a, b, c3])?;
+                c.execute(
+                    &format!("DELETE FROM props WHERE {TREE}"),
+                    params![a, b, c3],
+                )?;
                 return Ok(());
             }
             // Rare (a partly failed DELETE): list the candidates and spare the kept ones.
             let tx = c.transaction()?;
             let paths: Vec<String> = {
-                let mut stmt = tx.prepare(&format!("SELECT DISTINCT path FROM props WHERE {TREE}"))?;
+                let mut stmt =
+                    tx.prepare(&format!("SELECT DISTINCT path FROM props WHERE {TREE}"))?;
                 let rows = stmt.query_map(params![a, b, c3], |r| r.get(0))?;
                 rows.collect::<Result<_, _>>()?
             };
@@ -215,19 +218,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqlitePropStore::open(&dir.path().join("p.db")).unwrap();
         assert!(s.is_empty().await.unwrap());
-        s.patch(&p("/a"), vec![prop("x", "1"), prop("y", "2")]).await.unwrap();
+        s.patch(&p("/a"), vec![prop("x", "1"), prop("y", "2")])
+            .await
+            .unwrap();
         s.patch(&p("/a/b"), vec![prop("x", "3")]).await.unwrap();
         s.patch(&p("/ab"), vec![prop("x", "4")]).await.unwrap();
-        s.patch(&p("/a"), vec![PropOp::Remove(QName::new("urn:z", "y"))]).await.unwrap();
+        s.patch(&p("/a"), vec![PropOp::Remove(QName::new("urn:z", "y"))])
+            .await
+            .unwrap();
 
         s.copy(&p("/a"), &p("/c"), TreeScope::Tree).await.unwrap();
-        let got = s.get_many(vec![p("/c"), p("/c/b"), p("/cb")]).await.unwrap();
+        let got = s
+            .get_many(vec![p("/c"), p("/c/b"), p("/cb")])
+            .await
+            .unwrap();
         assert_eq!(got[0].len(), 1);
         assert!(got[1][0].xml.contains('3'));
         assert!(got[2].is_empty());
 
         s.rename(&p("/a"), &p("/m")).await.unwrap();
-        let got = s.get_many(vec![p("/a"), p("/a/b"), p("/m/b"), p("/ab")]).await.unwrap();
+        let got = s
+            .get_many(vec![p("/a"), p("/a/b"), p("/m/b"), p("/ab")])
+            .await
+            .unwrap();
         assert!(got[0].is_empty() && got[1].is_empty());
         assert_eq!(got[2].len(), 1);
         assert_eq!(got[3].len(), 1, "a sibling sharing the prefix is untouched");

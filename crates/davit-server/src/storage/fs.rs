@@ -44,7 +44,10 @@ impl FsStorage {
     pub fn new(root: &Path, state_dir: &Path) -> io::Result<FsStorage> {
         let root = std::fs::canonicalize(root)?;
         if !std::fs::metadata(&root)?.is_dir() {
-            return Err(io::Error::new(io::ErrorKind::NotADirectory, "root is not a directory"));
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "root is not a directory",
+            ));
         }
         std::fs::create_dir_all(state_dir)?;
         let state = std::fs::canonicalize(state_dir)?;
@@ -165,7 +168,9 @@ impl Storage for FsStorage {
         let path = path.clone();
         let (file, temp, dest) = blocking(move || {
             let dest = inner.creatable(&path)?;
-            let temp = inner.tmp.join(format!("put-{}", uuid::Uuid::new_v4().simple()));
+            let temp = inner
+                .tmp
+                .join(format!("put-{}", uuid::Uuid::new_v4().simple()));
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -374,8 +379,14 @@ fn copy_rec(
         if entry.path() == inner.state {
             continue;
         }
-        if let Err(e) = copy_rec(inner, &entry.path(), &dst.join(&name), &child, depth, failures)
-        {
+        if let Err(e) = copy_rec(
+            inner,
+            &entry.path(),
+            &dst.join(&name),
+            &child,
+            depth,
+            failures,
+        ) {
             failures.push((child, e));
         }
     }
@@ -446,7 +457,8 @@ impl Upload for FsUpload {
                 // rename, so the switch is still atomic.
                 let parent = dest.parent().ok_or(io::ErrorKind::NotFound)?;
                 let near = parent.join(format!(".davit-put-{}", uuid::Uuid::new_v4().simple()));
-                let result = std::fs::copy(&temp, &near).and_then(|_| std::fs::rename(&near, &dest));
+                let result =
+                    std::fs::copy(&temp, &near).and_then(|_| std::fs::rename(&near, &dest));
                 if result.is_err() {
                     let _ = std::fs::remove_file(&near);
                 }

@@ -1,0 +1,101 @@
+//! Write locks (RFC 4918 §6, §7). Handlers see only the [`LockStore`] trait; the embedded
+//! [`EmbeddedLockStore`] keeps locks in memory for fast checks and writes them through to
+//! SQLite so they survive a restart.
+
+mod store;
+
+pub use store::EmbeddedLockStore;
+
+use crate::props::StoreError;
+use davit_proto::href::DavPath;
+use davit_proto::xml::LockScope;
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+/// How far a lock reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockDepth {
+    /// The root resource only (for a collection: also its membership).
+    Zero,
+    /// The root and everything below it, members added later included.
+    Infinity,
+}
+
+/// An active lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lock {
+    /// The token URI (`urn:uuid:…`).
+    pub token: String,
+    /// The resource the lock was created on.
+    pub root: DavPath,
+    /// Exclusive or shared.
+    pub scope: LockScope,
+    /// Depth.
+    pub depth: LockDepth,
+    /// The owner element as given by the client.
+    pub owner: Option<String>,
+    /// The granted timeout; `None` means infinite.
+    pub timeout: Option<Duration>,
+    /// When the lock lapses; `None` means never.
+    pub expires: Option<SystemTime>,
+}
+
+impl Lock {
+    /// True when this lock applies to `path` (its root, or below a depth-infinity root).
+    pub fn covers(&self, path: &DavPath) -> bool {
+        &self.root == path || (self.depth == LockDepth::Infinity && path.starts_with(&self.root))
+    }
+
+    /// True once the lock has lapsed.
+    pub fn expired(&self, now: SystemTime) -> bool {
+        self.expires.is_some_and(|e| e <= now)
+    }
+
+    /// Whole seconds left (rounded up), `None` for infinite locks.
+    pub fn seconds_left(&self, now: SystemTime) -> Option<u64> {
+        self.expires.map(|e| {
+            let left = e.duration_since(now).unwrap_or(Duration::ZERO);
+            left.as_secs() + u64::from(left.subsec_nanos() > 0)
+        })
+    }
+}
+
+/// Why a lock could not be granted.
+#[derive(Debug)]
+pub enum Acquire {
+    /// Granted.
+    Granted(Lock),
+    /// These existing locks are in the way.
+    Conflict(Vec<Lock>),
+}
+
+/// Lock storage. Every method sees only unexpired locks.
+pub trait LockStore: Send + Sync + 'static {
+    /// Locks that apply to `path`: rooted there, or depth-infinity locks on an ancestor.
+    fn covering(
+        &self,
+        path: &DavPath,
+    ) -> impl Future<Output = Result<Vec<Lock>, StoreError>> + Send;
+    /// Locks rooted at `path` or anywhere below it.
+    fn under(&self, path: &DavPath) -> impl Future<Output = Result<Vec<Lock>, StoreError>> + Send;
+    /// Grants `lock` unless it conflicts with an existing one; check and grant are one atomic
+    /// step, so of many racing requests exactly one exclusive lock wins.
+    fn acquire(&self, lock: Lock) -> impl Future<Output = Result<Acquire, StoreError>> + Send;
+    /// The lock with this token.
+    fn get(&self, token: &str) -> impl Future<Output = Result<Option<Lock>, StoreError>> + Send;
+    /// Restarts a lock's timer with a new timeout; returns the refreshed lock.
+    fn refresh(
+        &self,
+        token: &str,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Result<Option<Lock>, StoreError>> + Send;
+    /// Removes one lock; false if there was none.
+    fn release(&self, token: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Removes every lock rooted at `path` or below (the resources are gone or moved).
+    fn release_tree(&self, path: &DavPath) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// True when the two locks cannot both hold on overlapping resources.
+pub fn conflicts(a: LockScope, b: LockScope) -> bool {
+    a == LockScope::Exclusive || b == LockScope::Exclusive
+}

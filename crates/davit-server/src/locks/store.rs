@@ -1,0 +1,422 @@
+//! The embedded lock store: an in-memory index behind a std mutex (never held across an
+//! `.await`), written through to a SQLite table in the state directory.
+
+use super::{conflicts, Acquire, Lock, LockDepth, LockStore};
+use crate::props::StoreError;
+use davit_proto::href::DavPath;
+use davit_proto::xml::LockScope;
+use rusqlite::{params, Connection};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A clock, injectable so that expiry can be tested without sleeping.
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// Locks in memory, persisted to SQLite.
+#[derive(Clone)]
+pub struct EmbeddedLockStore {
+    inner: Arc<Mutex<Index>>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for EmbeddedLockStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedLockStore").finish_non_exhaustive()
+    }
+}
+
+struct Index {
+    /// Locks by root path, so covering and subtree queries are map lookups and range scans.
+    by_root: BTreeMap<DavPath, Vec<Lock>>,
+    by_token: HashMap<String, DavPath>,
+    db: Connection,
+}
+
+impl From<std::sync::PoisonError<std::sync::MutexGuard<'_, Index>>> for StoreError {
+    fn from(_: std::sync::PoisonError<std::sync::MutexGuard<'_, Index>>) -> Self {
+        StoreError("lock store poisoned".into())
+    }
+}
+
+fn to_secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl EmbeddedLockStore {
+    /// Opens the store in `file` (shared with the property store is fine), dropping locks
+    /// that expired while the server was down.
+    pub fn open(file: &Path) -> Result<EmbeddedLockStore, StoreError> {
+        Self::open_with_clock(file, Arc::new(SystemTime::now))
+    }
+
+    /// [`open`](Self::open) with a custom clock.
+    pub fn open_with_clock(file: &Path, clock: Clock) -> Result<EmbeddedLockStore, StoreError> {
+        let db = Connection::open(file)?;
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS locks (
+                 token TEXT PRIMARY KEY,
+                 root TEXT NOT NULL,
+                 scope TEXT NOT NULL,
+                 depth TEXT NOT NULL,
+                 owner TEXT,
+                 timeout INTEGER,
+                 expires INTEGER
+             );",
+        )?;
+        let now = clock();
+        db.execute(
+            "DELETE FROM locks WHERE expires IS NOT NULL AND expires <= ?1",
+            [to_secs(now)],
+        )?;
+        let mut index = Index {
+            by_root: BTreeMap::new(),
+            by_token: HashMap::new(),
+            db,
+        };
+        let loaded: Vec<Lock> = {
+            let mut stmt = index
+                .db
+                .prepare("SELECT token, root, scope, depth, owner, timeout, expires FROM locks")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (token, root, scope, depth, owner, timeout, expires) = row?;
+                let Ok(root) = parse_stored_path(&root) else {
+                    continue;
+                };
+                out.push(Lock {
+                    token,
+                    root,
+                    scope: if scope == "shared" {
+                        LockScope::Shared
+                    } else {
+                        LockScope::Exclusive
+                    },
+                    depth: if depth == "0" {
+                        LockDepth::Zero
+                    } else {
+                        LockDepth::Infinity
+                    },
+                    owner,
+                    timeout: timeout.map(|s| Duration::from_secs(s.max(0) as u64)),
+                    expires: expires.map(|s| UNIX_EPOCH + Duration::from_secs(s.max(0) as u64)),
+                });
+            }
+            out
+        };
+        for lock in loaded {
+            index.insert_mem(lock);
+        }
+        Ok(EmbeddedLockStore {
+            inner: Arc::new(Mutex::new(index)),
+            clock,
+        })
+    }
+}
+
+/// Stored roots are decoded paths; rebuild them segment by segment so they are validated again.
+fn parse_stored_path(s: &str) -> Result<DavPath, davit_proto::href::PathError> {
+    let mut p = DavPath::root();
+    for seg in s.split('/').filter(|x| !x.is_empty()) {
+        p = p.join(seg)?;
+    }
+    Ok(p)
+}
+
+impl Index {
+    fn insert_mem(&mut self, lock: Lock) {
+        self.by_token.insert(lock.token.clone(), lock.root.clone());
+        self.by_root
+            .entry(lock.root.clone())
+            .or_default()
+            .push(lock);
+    }
+
+    fn remove_mem(&mut self, token: &str) -> Option<Lock> {
+        let root = self.by_token.remove(token)?;
+        let list = self.by_root.get_mut(&root)?;
+        let pos = list.iter().position(|l| l.token == token)?;
+        let lock = list.remove(pos);
+        if list.is_empty() {
+            self.by_root.remove(&root);
+        }
+        Some(lock)
+    }
+
+    fn covering(&self, path: &DavPath, now: SystemTime) -> Vec<Lock> {
+        let mut out = Vec::new();
+        let mut at = Some(path.clone());
+        while let Some(p) = at {
+            if let Some(list) = self.by_root.get(&p) {
+                out.extend(
+                    list.iter()
+                        .filter(|l| l.covers(path) && !l.expired(now))
+                        .cloned(),
+                );
+            }
+            at = p.parent();
+        }
+        out
+    }
+
+    fn under(&self, path: &DavPath, now: SystemTime) -> Vec<Lock> {
+        self.by_root
+            .range(path.clone()..)
+            .take_while(|(root, _)| root.as_str().starts_with(path.as_str()))
+            .filter(|(root, _)| root.starts_with(path))
+            .flat_map(|(_, list)| list.iter().filter(|l| !l.expired(now)).cloned())
+            .collect()
+    }
+
+    fn persist(&self, lock: &Lock) -> Result<(), StoreError> {
+        self.db.execute(
+            "INSERT OR REPLACE INTO locks (token, root, scope, depth, owner, timeout, expires)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                lock.token,
+                lock.root.as_str(),
+                lock.scope.as_str(),
+                if lock.depth == LockDepth::Zero {
+                    "0"
+                } else {
+                    "infinity"
+                },
+                lock.owner,
+                lock.timeout.map(|t| t.as_secs() as i64),
+                lock.expires.map(to_secs),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn forget(&self, token: &str) -> Result<(), StoreError> {
+        self.db
+            .execute("DELETE FROM locks WHERE token = ?1", [token])?;
+        Ok(())
+    }
+}
+
+impl LockStore for EmbeddedLockStore {
+    async fn covering(&self, path: &DavPath) -> Result<Vec<Lock>, StoreError> {
+        let now = (self.clock)();
+        Ok(self.inner.lock()?.covering(path, now))
+    }
+
+    async fn under(&self, path: &DavPath) -> Result<Vec<Lock>, StoreError> {
+        let now = (self.clock)();
+        Ok(self.inner.lock()?.under(path, now))
+    }
+
+    async fn acquire(&self, lock: Lock) -> Result<Acquire, StoreError> {
+        let now = (self.clock)();
+        let mut index = self.inner.lock()?;
+        let mut in_way: Vec<Lock> = index
+            .covering(&lock.root, now)
+            .into_iter()
+            .filter(|l| conflicts(l.scope, lock.scope))
+            .collect();
+        if lock.depth == LockDepth::Infinity {
+            in_way.extend(
+                index
+                    .under(&lock.root, now)
+                    .into_iter()
+                    .filter(|l| l.root != lock.root && conflicts(l.scope, lock.scope)),
+            );
+        }
+        if !in_way.is_empty() {
+            return Ok(Acquire::Conflict(in_way));
+        }
+        // Expired locks at this root are dropped now rather than left to pile up.
+        let stale: Vec<String> = index
+            .by_root
+            .get(&lock.root)
+            .map(|l| {
+                l.iter()
+                    .filter(|l| l.expired(now))
+                    .map(|l| l.token.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for t in stale {
+            index.remove_mem(&t);
+            index.forget(&t)?;
+        }
+        index.persist(&lock)?;
+        index.insert_mem(lock.clone());
+        Ok(Acquire::Granted(lock))
+    }
+
+    async fn get(&self, token: &str) -> Result<Option<Lock>, StoreError> {
+        let now = (self.clock)();
+        let index = self.inner.lock()?;
+        let Some(root) = index.by_token.get(token) else {
+            return Ok(None);
+        };
+        Ok(index
+            .by_root
+            .get(root)
+            .and_then(|l| l.iter().find(|l| l.token == token && !l.expired(now)))
+            .cloned())
+    }
+
+    async fn refresh(
+        &self,
+        token: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Lock>, StoreError> {
+        let now = (self.clock)();
+        let mut index = self.inner.lock()?;
+        let Some(mut lock) = index.remove_mem(token) else {
+            return Ok(None);
+        };
+        if lock.expired(now) {
+            index.forget(token)?;
+            return Ok(None);
+        }
+        lock.timeout = timeout;
+        lock.expires = timeout.map(|t| now + t);
+        index.persist(&lock)?;
+        index.insert_mem(lock.clone());
+        Ok(Some(lock))
+    }
+
+    async fn release(&self, token: &str) -> Result<bool, StoreError> {
+        let mut index = self.inner.lock()?;
+        let found = index.remove_mem(token).is_some();
+        if found {
+            index.forget(token)?;
+        }
+        Ok(found)
+    }
+
+    async fn release_tree(&self, path: &DavPath) -> Result<(), StoreError> {
+        let mut index = self.inner.lock()?;
+        let tokens: Vec<String> = index
+            .by_root
+            .range(path.clone()..)
+            .take_while(|(root, _)| root.as_str().starts_with(path.as_str()))
+            .filter(|(root, _)| root.starts_with(path))
+            .flat_map(|(_, list)| list.iter().map(|l| l.token.clone()))
+            .collect();
+        for t in tokens {
+            index.remove_mem(&t);
+            index.forget(&t)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    fn p(s: &str) -> DavPath {
+        DavPath::parse(s).unwrap()
+    }
+
+    fn lock(
+        token: &str,
+        root: &str,
+        scope: LockScope,
+        depth: LockDepth,
+        secs: Option<u64>,
+        now: SystemTime,
+    ) -> Lock {
+        Lock {
+            token: token.into(),
+            root: p(root),
+            scope,
+            depth,
+            owner: None,
+            timeout: secs.map(Duration::from_secs),
+            expires: secs.map(|s| now + Duration::from_secs(s)),
+        }
+    }
+
+    #[tokio::test]
+    async fn conflicts_coverage_expiry_and_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("l.db");
+        let t = Arc::new(AtomicU64::new(1_000_000));
+        let tc = t.clone();
+        let clock: Clock =
+            Arc::new(move || UNIX_EPOCH + Duration::from_secs(tc.load(Ordering::SeqCst)));
+        let now = clock();
+        let s = EmbeddedLockStore::open_with_clock(&file, clock.clone()).unwrap();
+        use LockDepth::*;
+        use LockScope::*;
+        assert!(matches!(
+            s.acquire(lock("t1", "/c", Exclusive, Infinity, Some(10), now))
+                .await
+                .unwrap(),
+            Acquire::Granted(_)
+        ));
+        // A member of an exclusively locked tree cannot be locked.
+        assert!(matches!(
+            s.acquire(lock("t2", "/c/x", Shared, Zero, None, now))
+                .await
+                .unwrap(),
+            Acquire::Conflict(_)
+        ));
+        assert_eq!(s.covering(&p("/c/x/y")).await.unwrap().len(), 1);
+        assert!(s.covering(&p("/cx")).await.unwrap().is_empty());
+        // Shared locks coexist; an exclusive one over them conflicts.
+        assert!(matches!(
+            s.acquire(lock("s1", "/d/f", Shared, Zero, None, now))
+                .await
+                .unwrap(),
+            Acquire::Granted(_)
+        ));
+        assert!(matches!(
+            s.acquire(lock("s2", "/d/f", Shared, Zero, None, now))
+                .await
+                .unwrap(),
+            Acquire::Granted(_)
+        ));
+        assert!(
+            matches!(s.acquire(lock("e", "/d", Exclusive, Infinity, None, now)).await.unwrap(), Acquire::Conflict(c) if c.len() == 2)
+        );
+        assert_eq!(s.under(&p("/d")).await.unwrap().len(), 2);
+        // Survives a restart.
+        drop(s);
+        let s = EmbeddedLockStore::open_with_clock(&file, clock.clone()).unwrap();
+        assert!(s.get("t1").await.unwrap().is_some());
+        // Expires on time, and then blocks nothing.
+        t.fetch_add(11, Ordering::SeqCst);
+        assert!(s.get("t1").await.unwrap().is_none());
+        assert!(s.covering(&p("/c/x")).await.unwrap().is_empty());
+        assert!(matches!(
+            s.acquire(lock("t3", "/c/x", Exclusive, Zero, Some(5), clock()))
+                .await
+                .unwrap(),
+            Acquire::Granted(_)
+        ));
+        let r = s
+            .refresh("t3", Some(Duration::from_secs(100)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.seconds_left(clock()), Some(100));
+        s.release_tree(&p("/d")).await.unwrap();
+        assert!(s.get("s1").await.unwrap().is_none());
+        assert!(s.release("t3").await.unwrap());
+        assert!(!s.release("t3").await.unwrap());
+    }
+}
