@@ -3,8 +3,8 @@
 #
 # Runs the litmus WebDAV compliance suites against davit.
 #
-#   SUITES        litmus suites to run (default: basic copymove props http;
-#                 also available: locks). Env LITMUS_SUITES is used when no args are given.
+#   SUITES        litmus suites to run (default: basic copymove props locks http).
+#                 Env LITMUS_SUITES is used when no args are given.
 #
 # Without LITMUS_URL the script builds davit (`cargo build --release -p davit`, skipped when
 # DAVIT_BIN points at a binary), starts `davit serve <fresh temp dir> --listen 127.0.0.1:<free
@@ -40,7 +40,7 @@ die() { log "error: $*"; exit 2; }
 if [[ $# -gt 0 ]]; then
   SUITES=("$@")
 else
-  read -r -a SUITES <<<"${LITMUS_SUITES:-basic copymove props http}"
+  read -r -a SUITES <<<"${LITMUS_SUITES:-basic copymove props locks http}"
 fi
 [[ ${#SUITES[@]} -gt 0 ]] || die "no suites given"
 

@@ -44,22 +44,22 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 .header(header::ACCEPT_RANGES, "bytes")
         };
         if not_modified {
-            return Ok(base(StatusCode::NOT_MODIFIED)
+            return base(StatusCode::NOT_MODIFIED)
                 .body(body::empty())
-                .map_err(internal)?);
+                .map_err(internal);
         }
         let ranges = match requested_ranges(parts, &meta) {
             RangeOutcome::Full => None,
             RangeOutcome::Partial(r) => Some(r),
             RangeOutcome::Unsatisfiable => {
-                return Ok(base(StatusCode::RANGE_NOT_SATISFIABLE)
+                return base(StatusCode::RANGE_NOT_SATISFIABLE)
                     .header(
                         header::CONTENT_RANGE,
                         range::unsatisfied_content_range(meta.len),
                     )
                     .header(header::CONTENT_LENGTH, "0")
                     .body(body::empty())
-                    .map_err(internal)?);
+                    .map_err(internal);
             }
         };
         match ranges.as_deref() {
