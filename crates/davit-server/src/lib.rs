@@ -7,6 +7,7 @@
 pub mod body;
 pub mod config;
 pub mod error;
+mod fragment_guard;
 mod handler;
 pub mod live;
 pub mod locks;

@@ -3,6 +3,7 @@
 
 use crate::body::Body;
 use crate::config::{default_state_dir, DavConfig};
+use crate::fragment_guard::FragmentGuard;
 use crate::handler::Dav;
 use crate::locks::{EmbeddedLockStore, LockStore};
 use crate::props::{PropStore, SqlitePropStore};
@@ -81,7 +82,7 @@ where
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(HEADER_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service);
+                    .serve_connection(TokioIo::new(FragmentGuard::new(stream)), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
