@@ -244,6 +244,9 @@ pub fn parse_destination(value: &str, host: Option<&str>) -> Result<DavPath, Des
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
+        if authority.is_empty() {
+            return Err(DestinationError::Malformed);
+        }
         if !same_authority(authority, host, scheme) {
             return Err(DestinationError::OtherServer);
         }

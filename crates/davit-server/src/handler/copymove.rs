@@ -125,6 +125,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         if !failures.is_empty() {
             return Ok(multistatus(self.failure_report(failures).await));
         }
+        if existed {
+            self.storage.touch(&dest).await?;
+        }
         Ok(status_only(if existed {
             StatusCode::NO_CONTENT
         } else {

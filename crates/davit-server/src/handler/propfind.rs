@@ -122,7 +122,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
                     resources.push((child, entry.meta));
                 }
                 self.listed += resources.len() as u64;
-                if self.listed > self.limit {
+                if depth == Depth::Infinity && self.listed > self.limit {
                     self.w.status_response(
                         &root.href(true),
                         507,

@@ -241,6 +241,22 @@ impl Storage for FsStorage {
         })
         .await
     }
+
+    async fn touch(&self, path: &DavPath) -> io::Result<()> {
+        let inner = self.inner.clone();
+        let path = path.clone();
+        blocking(move || touch_now(&inner.existing(&path)?)).await
+    }
+}
+
+fn touch_now(full: &Path) -> io::Result<()> {
+    let now = std::time::SystemTime::now();
+    let file = std::fs::File::options().read(true).open(full)?;
+    file.set_times(
+        std::fs::FileTimes::new()
+            .set_modified(now)
+            .set_accessed(now),
+    )
 }
 
 fn read_members(inner: &Inner, dir: std::fs::ReadDir, tx: mpsc::Sender<io::Result<Vec<Entry>>>) {

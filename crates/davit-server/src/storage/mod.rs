@@ -98,6 +98,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Renames `from` to the unmapped `to` in one step; fails with `CrossesDevices` (or
     /// `Unsupported`) when the backend cannot, and the caller then copies and deletes.
     fn rename(&self, from: &DavPath, to: &DavPath) -> impl Future<Output = io::Result<()>> + Send;
+    /// Marks the content of `path` as changed now, so that a resource moved over an existing
+    /// URL never shows that URL an older Last-Modified (RFC 4918 §8.8).
+    fn touch(&self, path: &DavPath) -> impl Future<Output = io::Result<()>> + Send;
 }
 
 /// An upload in progress.

@@ -1,0 +1,26 @@
+//! Integration tests: the real server on an ephemeral port, spoken to over HTTP/1.1 (and raw
+//! TCP for hostile input). One binary, one module per area.
+
+#[path = "server/common.rs"]
+mod common;
+
+#[path = "server/bad_input.rs"]
+mod bad_input;
+#[path = "server/copymove.rs"]
+mod copymove;
+#[path = "server/delete.rs"]
+mod delete;
+#[path = "server/get.rs"]
+mod get;
+#[path = "server/mkcol.rs"]
+mod mkcol;
+#[path = "server/options.rs"]
+mod options;
+#[path = "server/paths.rs"]
+mod paths;
+#[path = "server/propfind.rs"]
+mod propfind;
+#[path = "server/proppatch.rs"]
+mod proppatch;
+#[path = "server/put.rs"]
+mod put;
