@@ -5,6 +5,7 @@
 //! What this crate leaves out: sockets, files, clocks and async runtimes. Server and client
 //! both build on it, so what one writes the other reads with the same types.
 
+pub mod batch;
 pub mod conditional;
 pub mod date;
 pub mod headers;

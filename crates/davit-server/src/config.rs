@@ -26,6 +26,10 @@ pub struct DavConfig {
     /// Longest lock timeout granted, in seconds (`Infinite` requests get this); unset means
     /// infinite locks are granted as asked.
     pub lock_timeout_max: Option<u64>,
+    /// Most operations one batch POST may hold (more: 413).
+    pub batch_max_ops: usize,
+    /// Largest batch document accepted, in bytes (more: 413).
+    pub batch_max_body: usize,
 }
 
 impl Default for DavConfig {
@@ -39,6 +43,8 @@ impl Default for DavConfig {
             depth_infinity_limit: 1_000_000,
             lock_timeout_default: 3600,
             lock_timeout_max: Some(7 * 24 * 3600),
+            batch_max_ops: 10_000,
+            batch_max_body: 64 * 1024 * 1024,
         }
     }
 }

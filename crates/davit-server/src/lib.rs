@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 mod fragment_guard;
 mod handler;
+mod journal;
 pub mod live;
 pub mod locks;
 pub mod props;

@@ -40,10 +40,13 @@ impl Server {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| default_state_dir(root));
         let storage = FsStorage::new(root, &state)?;
-        let db = state.join("meta.sqlite3");
-        let props = SqlitePropStore::open(&db).map_err(|e| io::Error::other(e.0))?;
-        let locks = EmbeddedLockStore::open(&db).map_err(|e| io::Error::other(e.0))?;
-        Ok(Dav::new(storage, props, locks, config))
+        // Two files: an atomic batch holds the property store's write lock for its whole run,
+        // and lock changes must not wait for it.
+        let props = SqlitePropStore::open(&state.join("props.sqlite3"))
+            .map_err(|e| io::Error::other(e.0))?;
+        let locks = EmbeddedLockStore::open(&state.join("locks.sqlite3"))
+            .map_err(|e| io::Error::other(e.0))?;
+        Ok(Dav::new(storage, props, locks, config).with_journal(state.join("journal")))
     }
 }
 
@@ -59,6 +62,7 @@ where
     P: PropStore + Clone,
     L: LockStore + Clone,
 {
+    dav.recover().await?;
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

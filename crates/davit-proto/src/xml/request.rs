@@ -36,6 +36,12 @@ pub fn parse_propfind(body: &[u8], limits: &Limits) -> Result<PropFind, XmlError
     if !root.name.is_dav("propfind") {
         return Err(XmlError::Invalid("the body is not a DAV:propfind"));
     }
+    propfind_from(&root)
+}
+
+/// Reads a propfind request from the children of `root` (a `DAV:propfind`, or a batch
+/// operation holding the same children).
+pub fn propfind_from(root: &Element) -> Result<PropFind, XmlError> {
     let mut choice: Option<PropFind> = None;
     let mut include = Vec::new();
     for child in root.elements() {
@@ -80,6 +86,12 @@ pub fn parse_propertyupdate(body: &[u8], limits: &Limits) -> Result<Vec<PatchOp>
     if !root.name.is_dav("propertyupdate") {
         return Err(XmlError::Invalid("the body is not a DAV:propertyupdate"));
     }
+    patch_ops_from(&root)
+}
+
+/// Reads `set` and `remove` instructions from the children of `root` (a
+/// `DAV:propertyupdate`, or a batch operation holding the same children).
+pub fn patch_ops_from(root: &Element) -> Result<Vec<PatchOp>, XmlError> {
     let mut ops = Vec::new();
     let mut instructions = 0;
     for child in root.elements() {
@@ -105,6 +117,75 @@ pub fn parse_propertyupdate(body: &[u8], limits: &Limits) -> Result<Vec<PatchOp>
         return Err(XmlError::Invalid("propertyupdate holds no set or remove"));
     }
     Ok(ops)
+}
+
+fn push_name(out: &mut String, name: &QName) {
+    // Each name declares its own namespace, so any name can be written anywhere.
+    if name.ns.is_empty() {
+        out.push('<');
+        out.push_str(&name.local);
+        out.push_str("/>");
+    } else {
+        out.push_str("<N:");
+        out.push_str(&name.local);
+        out.push_str(" xmlns:N=\"");
+        super::escape_attr(&name.ns, out);
+        out.push_str("\"/>");
+    }
+}
+
+impl PropFind {
+    /// The request body that asks for this (what a client sends).
+    pub fn to_xml(&self) -> String {
+        let mut out = String::from(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:propfind xmlns:D=\"DAV:\">",
+        );
+        match self {
+            PropFind::AllProp { include } => {
+                out.push_str("<D:allprop/>");
+                if !include.is_empty() {
+                    out.push_str("<D:include>");
+                    for n in include {
+                        push_name(&mut out, n);
+                    }
+                    out.push_str("</D:include>");
+                }
+            }
+            PropFind::PropName => out.push_str("<D:propname/>"),
+            PropFind::Prop(names) => {
+                out.push_str("<D:prop>");
+                for n in names {
+                    push_name(&mut out, n);
+                }
+                out.push_str("</D:prop>");
+            }
+        }
+        out.push_str("</D:propfind>\n");
+        out
+    }
+}
+
+/// The `propertyupdate` body for these instructions, one `set` or `remove` each, in order.
+pub fn propertyupdate_xml(ops: &[PatchOp]) -> String {
+    let mut out = String::from(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:propertyupdate xmlns:D=\"DAV:\">",
+    );
+    for op in ops {
+        match op {
+            PatchOp::Set(e) => {
+                out.push_str("<D:set><D:prop>");
+                out.push_str(&e.to_fragment());
+                out.push_str("</D:prop></D:set>");
+            }
+            PatchOp::Remove(n) => {
+                out.push_str("<D:remove><D:prop>");
+                push_name(&mut out, n);
+                out.push_str("</D:prop></D:remove>");
+            }
+        }
+    }
+    out.push_str("</D:propertyupdate>\n");
+    out
 }
 
 #[cfg(test)]
@@ -145,6 +226,23 @@ mod tests {
     }
 
     #[test]
+    fn propfind_to_xml_round_trips() {
+        for p in [
+            PropFind::PropName,
+            PropFind::AllProp {
+                include: vec![QName::dav("quota-used-bytes")],
+            },
+            PropFind::Prop(vec![
+                QName::dav("getetag"),
+                QName::new("urn:z", "x"),
+                QName::new("", "y"),
+            ]),
+        ] {
+            assert_eq!(pf(&p.to_xml()).unwrap(), p);
+        }
+    }
+
+    #[test]
     fn propfind_errors() {
         assert!(pf(r#"<propfind xmlns="DAV:"><propname/><prop/></propfind>"#).is_err());
         assert!(pf(r#"<propfind xmlns="DAV:"></propfind>"#).is_err());
@@ -162,6 +260,9 @@ mod tests {
         );
         assert_eq!(ops[1], PatchOp::Remove(QName::new("urn:z", "b")));
         assert!(parse_propertyupdate(b"", &Limits::default()).is_err());
+        let again =
+            parse_propertyupdate(propertyupdate_xml(&ops).as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(again, ops);
         assert!(
             parse_propertyupdate(b"<propertyupdate xmlns='DAV:'/>", &Limits::default()).is_err()
         );

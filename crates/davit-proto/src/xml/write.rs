@@ -127,13 +127,9 @@ impl MultistatusWriter {
         description: Option<&str>,
     ) {
         self.start_response(href);
-        self.buf.push_str("<D:status>");
-        self.buf.push_str(&status_line(status));
-        self.buf.push_str("</D:status>");
+        self.status(status);
         if let Some(cond) = error {
-            self.buf.push_str("<D:error>");
-            push_condition(&mut self.buf, cond, &[]);
-            self.buf.push_str("</D:error>");
+            self.error(cond);
         }
         self.end_response(description);
     }
@@ -147,12 +143,42 @@ impl MultistatusWriter {
 
     /// Closes a `response`.
     pub fn end_response(&mut self, description: Option<&str>) {
+        self.end_response_with(description, None);
+    }
+
+    /// Closes a `response` with a description and a `location` (where something was
+    /// created), in the order the RFC 4918 DTD gives.
+    pub fn end_response_with(&mut self, description: Option<&str>, location: Option<&str>) {
         if let Some(d) = description {
             self.buf.push_str("<D:responsedescription>");
             escape_text(d, &mut self.buf);
             self.buf.push_str("</D:responsedescription>");
         }
+        if let Some(href) = location {
+            self.buf.push_str("<D:location><D:href>");
+            escape_text(href, &mut self.buf);
+            self.buf.push_str("</D:href></D:location>");
+        }
         self.buf.push_str("</D:response>\n");
+    }
+
+    /// A `status` element inside an open `response`.
+    pub fn status(&mut self, status: u16) {
+        self.buf.push_str("<D:status>");
+        self.buf.push_str(&status_line(status));
+        self.buf.push_str("</D:status>");
+    }
+
+    /// An `error` element naming one condition, inside an open `response`.
+    pub fn error(&mut self, condition: &str) {
+        self.buf.push_str("<D:error>");
+        push_condition(&mut self.buf, condition, &[]);
+        self.buf.push_str("</D:error>");
+    }
+
+    /// Self-contained XML written as it is (propstat elements taken from another 207).
+    pub fn raw(&mut self, xml: &str) {
+        self.buf.push_str(xml);
     }
 
     /// Opens a `propstat` and its `prop`.

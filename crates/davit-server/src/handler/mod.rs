@@ -2,6 +2,7 @@
 //! its own file and reads as parse → apply → respond. Failures are returned as [`DavError`]
 //! and turned into responses in one place.
 
+mod batch;
 mod copymove;
 mod delete;
 mod get;
@@ -33,7 +34,7 @@ use std::sync::Arc;
 pub(crate) const ALLOW_FILE: &str =
     "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK";
 pub(crate) const ALLOW_DIR: &str =
-    "OPTIONS, GET, HEAD, DELETE, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK";
+    "OPTIONS, GET, HEAD, POST, DELETE, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK";
 pub(crate) const ALLOW_UNMAPPED: &str = "OPTIONS, PUT, MKCOL, LOCK";
 
 /// A WebDAV server over a content store, a dead-property store and a lock store.
@@ -43,6 +44,10 @@ pub struct Dav<S, P, L> {
     props: P,
     locks: L,
     config: Arc<DavConfig>,
+    /// Where atomic batches keep their journals; without one they are refused.
+    journal_dir: Option<Arc<std::path::PathBuf>>,
+    /// Atomic batches run one at a time.
+    batch_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl<S: Clone, P: Clone, L: Clone> Clone for Dav<S, P, L> {
@@ -52,6 +57,8 @@ impl<S: Clone, P: Clone, L: Clone> Clone for Dav<S, P, L> {
             props: self.props.clone(),
             locks: self.locks.clone(),
             config: self.config.clone(),
+            journal_dir: self.journal_dir.clone(),
+            batch_lock: self.batch_lock.clone(),
         }
     }
 }
@@ -77,7 +84,43 @@ where
             props,
             locks,
             config: Arc::new(config),
+            journal_dir: None,
+            batch_lock: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// Enables atomic batches, journaled in `dir`.
+    pub fn with_journal(mut self, dir: std::path::PathBuf) -> Self {
+        self.journal_dir = Some(Arc::new(dir));
+        self
+    }
+
+    /// Settles atomic batches that a crash interrupted: those whose property transaction
+    /// committed are completed (their stashes dropped), the others rolled back. Run once at
+    /// start-up, before serving.
+    pub async fn recover(&self) -> std::io::Result<()> {
+        let Some(dir) = &self.journal_dir else {
+            return Ok(());
+        };
+        for (id, entries, file) in crate::journal::leftover_journals(dir)? {
+            let committed = self
+                .props
+                .was_committed(&id)
+                .await
+                .map_err(|e| std::io::Error::other(e.0))?;
+            if committed {
+                crate::journal::drop_stashes(&self.storage, &entries).await;
+            } else {
+                crate::journal::roll_back(&self.storage, &entries).await;
+            }
+            std::fs::remove_file(file)?;
+            self.props
+                .forget_batch(&id)
+                .await
+                .map_err(|e| std::io::Error::other(e.0))?;
+            tracing::warn!(batch = %id, committed, "settled an interrupted atomic batch");
+        }
+        Ok(())
     }
 
     /// Answers one request. Never fails: every error becomes its response here.
@@ -98,14 +141,24 @@ where
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        let raw = parts.uri.path();
-        if parts.method == Method::OPTIONS && raw == "*" {
+        if parts.method == Method::POST {
+            let target = parse_target(&parts)?;
+            return self.post(&parts, &target, body).await;
+        }
+        self.dispatch_op(parts, body).await
+    }
+
+    /// Every method but POST. Batch operations come through here too; keeping POST out means
+    /// a batch can never start another one (and the types of the two cannot recurse).
+    pub(crate) async fn dispatch_op<B>(&self, parts: Parts, body: B) -> DavResult<Response<Body>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        if parts.method == Method::OPTIONS && parts.uri.path() == "*" {
             return Ok(options::server_wide());
         }
-        let target = Target {
-            path: DavPath::parse(raw)?,
-            slash: href::has_trailing_slash(raw),
-        };
+        let target = parse_target(&parts)?;
         match parts.method.as_str() {
             "OPTIONS" => self.options(&target).await,
             "GET" => self.get(&parts, &target, true).await,
@@ -295,6 +348,14 @@ pub(crate) fn parse_if(parts: &Parts) -> DavResult<Option<IfHeader>> {
         None => Ok(None),
         Some(v) => Ok(Some(IfHeader::parse(v)?)),
     }
+}
+
+fn parse_target(parts: &Parts) -> DavResult<Target> {
+    let raw = parts.uri.path();
+    Ok(Target {
+        path: DavPath::parse(raw)?,
+        slash: href::has_trailing_slash(raw),
+    })
 }
 
 /// True for errors that mean "nothing is mapped there".

@@ -43,6 +43,23 @@ pub enum TreeScope {
 
 /// Dead-property storage.
 pub trait PropStore: Send + Sync + 'static {
+    /// A view of the store inside a transaction, for atomic batches: its changes become
+    /// visible (and durable) only at [`commit`](Self::commit).
+    type Tx: PropStore + Clone;
+
+    /// Starts a transaction.
+    fn begin(&self) -> impl Future<Output = Result<Self::Tx, StoreError>> + Send;
+    /// Makes the transaction's changes durable, together with a record that batch `id`
+    /// committed (read back by [`was_committed`](Self::was_committed) during recovery).
+    fn commit(&self, tx: Self::Tx, id: &str)
+        -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Drops the transaction's changes.
+    fn rollback(&self, tx: Self::Tx) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// True when batch `id` committed.
+    fn was_committed(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Forgets the commit record of batch `id` (its journal is gone).
+    fn forget_batch(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The dead properties of each path, in the same order.
     fn get_many(
         &self,

@@ -4,20 +4,30 @@ use super::{DeadProp, PropOp, PropStore, StoreError, TreeScope};
 use davit_proto::href::DavPath;
 use davit_proto::xml::QName;
 use rusqlite::{params, Connection, OptionalExtension};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Dead properties in SQLite (WAL mode). A std mutex serialises access; it is only ever held
 /// on the blocking pool, never across an `.await`.
 #[derive(Clone, Debug)]
 pub struct SqlitePropStore {
     conn: Arc<Mutex<Connection>>,
+    file: Arc<PathBuf>,
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError(e.to_string())
     }
+}
+
+/// A connection that waits for the write lock (an atomic batch may hold it) instead of
+/// failing at once.
+fn connect(file: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(file)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    Ok(conn)
 }
 
 /// The WHERE clause selecting a path and everything below it. `?1` is the path, `?2` the path
@@ -38,7 +48,7 @@ fn tree_params(p: &DavPath) -> (String, String, String) {
 impl SqlitePropStore {
     /// Opens (creating if needed) the store at `file`.
     pub fn open(file: &Path) -> Result<SqlitePropStore, StoreError> {
-        let conn = Connection::open(file)?;
+        let conn = connect(file)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
@@ -48,10 +58,12 @@ impl SqlitePropStore {
                  local TEXT NOT NULL,
                  xml TEXT NOT NULL,
                  PRIMARY KEY (path, ns, local)
-             ) WITHOUT ROWID;",
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS batch_commits (id TEXT PRIMARY KEY);",
         )?;
         Ok(SqlitePropStore {
             conn: Arc::new(Mutex::new(conn)),
+            file: Arc::new(file.to_path_buf()),
         })
     }
 
@@ -83,6 +95,68 @@ impl SqlitePropStore {
 }
 
 impl PropStore for SqlitePropStore {
+    type Tx = SqlitePropStore;
+
+    async fn begin(&self) -> Result<SqlitePropStore, StoreError> {
+        let file = self.file.clone();
+        let conn = tokio::task::spawn_blocking(move || {
+            let conn = connect(&file)?;
+            // IMMEDIATE takes the write lock now, so the batch cannot fail half-way on it.
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            Ok::<_, StoreError>(conn)
+        })
+        .await
+        .map_err(|e| StoreError(format!("property store task failed: {e}")))??;
+        Ok(SqlitePropStore {
+            conn: Arc::new(Mutex::new(conn)),
+            file: self.file.clone(),
+        })
+    }
+
+    async fn commit(&self, tx: SqlitePropStore, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        tx.with(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO batch_commits (id) VALUES (?1)",
+                [id],
+            )?;
+            c.execute_batch("COMMIT")?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn rollback(&self, tx: SqlitePropStore) -> Result<(), StoreError> {
+        tx.with(|c| {
+            c.execute_batch("ROLLBACK")?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn was_committed(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT 1 FROM batch_commits WHERE id = ?1",
+                [id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+        })
+        .await
+    }
+
+    async fn forget_batch(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.with(move |c| {
+            c.execute("DELETE FROM batch_commits WHERE id = ?1", [id])?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn get_many(&self, paths: Vec<DavPath>) -> Result<Vec<Vec<DeadProp>>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare_cached("SELECT ns, local, xml FROM props WHERE path = ?1")?;
@@ -104,7 +178,7 @@ impl PropStore for SqlitePropStore {
     async fn patch(&self, path: &DavPath, ops: Vec<PropOp>) -> Result<(), StoreError> {
         let path = path.as_str().to_owned();
         self.with(move |c| {
-            let tx = c.transaction()?;
+            let tx = c.savepoint()?;
             for op in ops {
                 match op {
                     PropOp::Set(p) => {
@@ -131,7 +205,7 @@ impl PropStore for SqlitePropStore {
         let (a, b, c3) = tree_params(from);
         let (from_len, to) = (from.as_str().chars().count() as i64, to.as_str().to_owned());
         self.with(move |c| {
-            let tx = c.transaction()?;
+            let tx = c.savepoint()?;
             if scope == TreeScope::Resource {
                 tx.execute(
                     "INSERT OR REPLACE INTO props (path, ns, local, xml)
@@ -179,7 +253,7 @@ impl PropStore for SqlitePropStore {
                 return Ok(());
             }
             // Rare (a partly failed DELETE): list the candidates and spare the kept ones.
-            let tx = c.transaction()?;
+            let tx = c.savepoint()?;
             let paths: Vec<String> = {
                 let mut stmt =
                     tx.prepare(&format!("SELECT DISTINCT path FROM props WHERE {TREE}"))?;

@@ -35,6 +35,7 @@ struct Inner {
     /// The server's own state directory, never visible to clients.
     state: PathBuf,
     tmp: PathBuf,
+    stash: PathBuf,
 }
 
 impl FsStorage {
@@ -56,8 +57,16 @@ impl FsStorage {
             std::fs::remove_dir_all(&tmp)?;
         }
         std::fs::create_dir_all(&tmp)?;
+        // Stashes are kept: an interrupted atomic batch may still need them at recovery.
+        let stash = state.join("stash");
+        std::fs::create_dir_all(&stash)?;
         Ok(FsStorage {
-            inner: Arc::new(Inner { root, state, tmp }),
+            inner: Arc::new(Inner {
+                root,
+                state,
+                tmp,
+                stash,
+            }),
         })
     }
 
@@ -242,10 +251,89 @@ impl Storage for FsStorage {
         .await
     }
 
+    async fn stash(&self, path: &DavPath, id: &str) -> io::Result<()> {
+        let inner = self.inner.clone();
+        let path = path.clone();
+        let id = stash_name(id)?;
+        blocking(move || {
+            if path.is_root() {
+                return Err(io::ErrorKind::PermissionDenied.into());
+            }
+            inner.existing(&path.parent().unwrap_or_else(DavPath::root))?;
+            let src = inner.join(&path);
+            std::fs::symlink_metadata(&src)?;
+            move_across(&src, &inner.stash.join(id))
+        })
+        .await
+    }
+
+    async fn unstash(&self, id: &str, path: &DavPath) -> io::Result<()> {
+        let inner = self.inner.clone();
+        let path = path.clone();
+        let id = stash_name(id)?;
+        blocking(move || {
+            let dst = inner.creatable(&path)?;
+            move_across(&inner.stash.join(id), &dst)
+        })
+        .await
+    }
+
+    async fn drop_stash(&self, id: &str) -> io::Result<()> {
+        let inner = self.inner.clone();
+        let id = stash_name(id)?;
+        blocking(move || {
+            let p = inner.stash.join(id);
+            match std::fs::symlink_metadata(&p) {
+                Ok(md) if md.is_dir() => std::fs::remove_dir_all(&p),
+                Ok(_) => std::fs::remove_file(&p),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
     async fn touch(&self, path: &DavPath) -> io::Result<()> {
         let inner = self.inner.clone();
         let path = path.clone();
         blocking(move || touch_now(&inner.existing(&path)?)).await
+    }
+}
+
+/// A stash id is used as a file name: only plain names are accepted.
+fn stash_name(id: &str) -> io::Result<String> {
+    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        Ok(id.to_owned())
+    } else {
+        Err(io::ErrorKind::InvalidInput.into())
+    }
+}
+
+/// Renames, or copies and removes when the two places are on different filesystems.
+fn move_across(from: &Path, to: &Path) -> io::Result<()> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+            copy_plain(from, to)?;
+            if std::fs::symlink_metadata(from)?.is_dir() {
+                std::fs::remove_dir_all(from)
+            } else {
+                std::fs::remove_file(from)
+            }
+        }
+        other => other,
+    }
+}
+
+fn copy_plain(from: &Path, to: &Path) -> io::Result<()> {
+    if std::fs::symlink_metadata(from)?.is_dir() {
+        std::fs::create_dir(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_plain(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        std::fs::copy(from, to).map(|_| ())
     }
 }
 

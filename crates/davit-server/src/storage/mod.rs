@@ -101,6 +101,13 @@ pub trait Storage: Send + Sync + 'static {
     /// Marks the content of `path` as changed now, so that a resource moved over an existing
     /// URL never shows that URL an older Last-Modified (RFC 4918 §8.8).
     fn touch(&self, path: &DavPath) -> impl Future<Output = io::Result<()>> + Send;
+    /// Moves the resource at `path` (a whole tree) out of the namespace into backend-private
+    /// space under `id`, so that an atomic batch can put it back on rollback.
+    fn stash(&self, path: &DavPath, id: &str) -> impl Future<Output = io::Result<()>> + Send;
+    /// Puts a stashed resource back at `path` (which must be unmapped).
+    fn unstash(&self, id: &str, path: &DavPath) -> impl Future<Output = io::Result<()>> + Send;
+    /// Forgets a stash for good (the batch committed).
+    fn drop_stash(&self, id: &str) -> impl Future<Output = io::Result<()>> + Send;
 }
 
 /// An upload in progress.

@@ -1,0 +1,638 @@
+//! POST of a batch document to a collection: every operation runs as its own sub-request
+//! through [`Dav::dispatch`], so it gets exactly the validation, conditional and lock checks
+//! of the equivalent single request, and the answers are written into one 207 as they
+//! complete. The format is in `docs/batch.md`.
+
+use super::{get::internal, read_limited, response, Dav, Target, ALLOW_FILE};
+use crate::body::{self, Body};
+use crate::error::{DavError, DavResult};
+use crate::journal::{drop_stashes, roll_back, Journal, JournaledStorage};
+use crate::locks::LockStore;
+use crate::props::PropStore;
+use crate::storage::Storage;
+use bytes::Bytes;
+use davit_proto::batch::{
+    clark, parse_batch_json, parse_batch_xml, Batch, BatchError, BatchMode, BatchOp, OpError,
+    OpKind,
+};
+use davit_proto::headers::Depth;
+use davit_proto::href::DavPath;
+use davit_proto::status::parse_status_line;
+use davit_proto::xml::{
+    parse_document, propertyupdate_xml, Element, Limits, MultistatusWriter, Node, XML_CONTENT_TYPE,
+};
+use http::request::Parts;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// What one operation came to.
+#[derive(Debug, Clone)]
+pub(crate) struct OpOutcome {
+    href: String,
+    status: u16,
+    error: Option<String>,
+    description: Option<String>,
+    location: Option<String>,
+    /// `DAV:propstat` elements, for PROPFIND and PROPPATCH.
+    propstats: Vec<Element>,
+}
+
+impl OpOutcome {
+    fn new(href: String, status: u16) -> OpOutcome {
+        OpOutcome {
+            href,
+            status,
+            error: None,
+            description: None,
+            location: None,
+            propstats: Vec::new(),
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.status >= 400
+    }
+}
+
+/// The two output forms, written one outcome at a time.
+enum Output {
+    Xml(MultistatusWriter),
+    Json { buf: String, first: bool },
+}
+
+impl Output {
+    fn new(json: bool) -> Output {
+        if json {
+            Output::Json {
+                buf: String::from("{\"responses\":[\n"),
+                first: true,
+            }
+        } else {
+            Output::Xml(MultistatusWriter::new())
+        }
+    }
+
+    fn write(&mut self, o: &OpOutcome) {
+        match self {
+            Output::Xml(w) => {
+                w.start_response(&o.href);
+                if o.propstats.is_empty() {
+                    w.status(o.status);
+                } else {
+                    for ps in &o.propstats {
+                        w.raw(&ps.to_fragment());
+                    }
+                }
+                if let Some(e) = &o.error {
+                    w.error(e);
+                }
+                w.end_response_with(o.description.as_deref(), o.location.as_deref());
+            }
+            Output::Json { buf, first } => {
+                if !*first {
+                    buf.push_str(",\n");
+                }
+                *first = false;
+                buf.push_str(&json_outcome(o).to_string());
+            }
+        }
+    }
+
+    fn take(&mut self) -> String {
+        match self {
+            Output::Xml(w) => w.take(),
+            Output::Json { buf, .. } => std::mem::take(buf),
+        }
+    }
+
+    fn finish(self) -> String {
+        match self {
+            Output::Xml(w) => w.finish(),
+            Output::Json { mut buf, .. } => {
+                buf.push_str("\n]}\n");
+                buf
+            }
+        }
+    }
+}
+
+fn json_outcome(o: &OpOutcome) -> serde_json::Value {
+    let mut v = serde_json::json!({ "href": o.href, "status": o.status });
+    if let Some(e) = &o.error {
+        v["error"] = e.clone().into();
+    }
+    if let Some(d) = &o.description {
+        v["description"] = d.clone().into();
+    }
+    if let Some(l) = &o.location {
+        v["location"] = l.clone().into();
+    }
+    if !o.propstats.is_empty() {
+        let groups: Vec<serde_json::Value> = o
+            .propstats
+            .iter()
+            .map(|ps| {
+                let status = ps
+                    .elements()
+                    .find(|e| e.name.is_dav("status"))
+                    .and_then(|s| parse_status_line(&s.text()))
+                    .unwrap_or(500);
+                let mut props = serde_json::Map::new();
+                for prop in ps.elements().filter(|e| e.name.is_dav("prop")) {
+                    for p in prop.elements() {
+                        props.insert(clark(&p.name), json_value(p));
+                    }
+                }
+                serde_json::json!({ "status": status, "props": props })
+            })
+            .collect();
+        v["propstat"] = groups.into();
+    }
+    v
+}
+
+/// A property value in JSON: its text when it holds only text, else its XML.
+fn json_value(p: &Element) -> serde_json::Value {
+    if p.children.iter().all(|c| matches!(c, Node::Text(_))) {
+        p.text().into()
+    } else {
+        p.to_fragment().into()
+    }
+}
+
+/// Joins an operation's href to the collection the batch was posted to.
+fn resolve(base: &str, href: &str) -> String {
+    if href.starts_with('/') {
+        href.to_owned()
+    } else {
+        format!("{base}{href}")
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
+    pub(crate) async fn post<B>(
+        &self,
+        parts: &Parts,
+        target: &Target,
+        body: B,
+    ) -> DavResult<Response<Body>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
+        if !meta.is_dir() {
+            return Err(DavError::MethodNotAllowed(ALLOW_FILE));
+        }
+        let ctype = super::header_str(parts, "content-type")?.unwrap_or("");
+        let mime = ctype
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let json_in = match mime.as_str() {
+            "application/json" => true,
+            "application/xml" | "text/xml" => false,
+            _ => {
+                return Err(DavError::UnsupportedMediaType(
+                    "a batch is application/xml or application/json",
+                ))
+            }
+        };
+        let body = read_limited(parts, body, self.config.batch_max_body).await?;
+        let max = self.config.batch_max_ops;
+        let batch = if json_in {
+            parse_batch_json(&body, max)
+        } else {
+            parse_batch_xml(&body, &self.config.xml_limits(), max)
+        }
+        .map_err(|e| match e {
+            BatchError::TooMany(_) => DavError::TooLarge,
+            other => DavError::BadRequest(other.to_string()),
+        })?;
+        let json_out =
+            super::header_str(parts, "accept")?.is_some_and(|a| a.contains("application/json"));
+        let base = target.path.href(true);
+
+        if batch.mode == BatchMode::Atomic {
+            let outcomes = self.run_atomic(parts, &base, &batch).await?;
+            let mut out = Output::new(json_out);
+            for o in &outcomes {
+                out.write(o);
+            }
+            return respond(json_out, body::full(out.finish()));
+        }
+
+        let (tx, stream) = body::channel(4);
+        let dav = self.clone();
+        let outer = parts.clone();
+        tokio::spawn(async move {
+            let mut out = Output::new(json_out);
+            let mut stopped = false;
+            for op in &batch.ops {
+                let outcome = if stopped {
+                    let mut o = OpOutcome::new(op_href(&base, op), 424);
+                    o.description = Some("not attempted: an earlier operation failed".into());
+                    o
+                } else {
+                    dav.run_one(&outer, &base, op).await
+                };
+                if outcome.failed() && batch.mode == BatchMode::StopOnError {
+                    stopped = true;
+                }
+                out.write(&outcome);
+                if tx.send(Ok(Bytes::from(out.take()))).await.is_err() {
+                    return; // the client went away
+                }
+            }
+            let _ = tx.send(Ok(Bytes::from(out.finish()))).await;
+        });
+        respond(json_out, stream)
+    }
+
+    /// Runs one operation (or answers a malformed one with 400).
+    pub(crate) async fn run_one(
+        &self,
+        outer: &Parts,
+        base: &str,
+        op: &Result<BatchOp, OpError>,
+    ) -> OpOutcome {
+        match op {
+            Err(e) => {
+                let mut o = OpOutcome::new(op_href(base, op), 400);
+                o.description = Some(e.reason.clone());
+                o
+            }
+            Ok(op) => {
+                let href = resolve(base, &op.href);
+                match self.run_op(outer, base, &href, op).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        let mut o = OpOutcome::new(href, e.status().as_u16());
+                        o.description = Some(e.to_string());
+                        o
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run_op(
+        &self,
+        outer: &Parts,
+        base: &str,
+        href: &str,
+        op: &BatchOp,
+    ) -> DavResult<OpOutcome> {
+        let if_header = op
+            .if_header
+            .as_deref()
+            .or_else(|| outer.headers.get("if").and_then(|v| v.to_str().ok()));
+        let mut headers: Vec<(&str, String)> = Vec::new();
+        if let Some(i) = if_header {
+            headers.push(("if", i.to_owned()));
+        }
+        let mut location = None;
+        let body = match &op.kind {
+            OpKind::Put {
+                content,
+                content_type,
+            } => {
+                if let Some(ct) = content_type {
+                    headers.push(("content-type", ct.clone()));
+                }
+                location = Some(href.to_owned());
+                content.clone()
+            }
+            OpKind::Delete => Vec::new(),
+            OpKind::Mkcol { parents } => {
+                if *parents {
+                    if let Some(failed) = self.make_parents(outer, href, &headers).await? {
+                        return Ok(failed);
+                    }
+                }
+                location = Some(href.to_owned());
+                Vec::new()
+            }
+            OpKind::Copy {
+                destination,
+                overwrite,
+                depth,
+            } => {
+                let dest = resolve(base, destination);
+                headers.push(("destination", dest.clone()));
+                headers.push(("overwrite", if *overwrite { "T" } else { "F" }.into()));
+                headers.push(("depth", depth.as_str().into()));
+                location = Some(dest);
+                Vec::new()
+            }
+            OpKind::Move {
+                destination,
+                overwrite,
+            } => {
+                let dest = resolve(base, destination);
+                headers.push(("destination", dest.clone()));
+                headers.push(("overwrite", if *overwrite { "T" } else { "F" }.into()));
+                location = Some(dest);
+                Vec::new()
+            }
+            OpKind::PropPatch(ops) => {
+                headers.push(("content-type", XML_CONTENT_TYPE.into()));
+                propertyupdate_xml(ops).into_bytes()
+            }
+            OpKind::PropFind(request) => {
+                headers.push(("content-type", XML_CONTENT_TYPE.into()));
+                headers.push(("depth", Depth::Zero.as_str().into()));
+                request.to_xml().into_bytes()
+            }
+        };
+        let resp = self
+            .sub_request(outer, op.kind.method(), href, &headers, body)
+            .await?;
+        outcome_of(href, &op.kind, resp, location).await
+    }
+
+    /// Creates the missing ancestors of `href` (below the root) one MKCOL at a time; returns
+    /// the outcome of the first that failed.
+    async fn make_parents(
+        &self,
+        outer: &Parts,
+        href: &str,
+        headers: &[(&str, String)],
+    ) -> DavResult<Option<OpOutcome>> {
+        let path = DavPath::parse(href)?;
+        let mut ancestors: Vec<DavPath> =
+            std::iter::successors(path.parent(), |p| p.parent()).collect();
+        ancestors.reverse();
+        for dir in ancestors.into_iter().filter(|d| !d.is_root()) {
+            if self.meta_at(&dir).await?.is_some() {
+                continue;
+            }
+            let dir_href = dir.href(true);
+            let resp = self
+                .sub_request(outer, "MKCOL", &dir_href, headers, Vec::new())
+                .await?;
+            if resp.status() != StatusCode::CREATED {
+                let o =
+                    outcome_of(&dir_href, &OpKind::Mkcol { parents: false }, resp, None).await?;
+                return Ok(Some(OpOutcome {
+                    href: href.to_owned(),
+                    ..o
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One sub-request through the ordinary dispatcher (every method but POST).
+    pub(crate) fn sub_request<'a>(
+        &'a self,
+        outer: &'a Parts,
+        method: &'a str,
+        href: &'a str,
+        headers: &'a [(&'a str, String)],
+        body: Vec<u8>,
+    ) -> BoxFuture<'a, DavResult<Response<Body>>> {
+        Box::pin(async move {
+            let mut b = Request::builder()
+                .method(
+                    Method::from_bytes(method.as_bytes()).map_err(|_| DavError::NotImplemented)?,
+                )
+                .uri(href);
+            if let Some(host) = outer.headers.get(header::HOST) {
+                b = b.header(header::HOST, host);
+            }
+            for (k, v) in headers {
+                b = b.header(*k, v.as_str());
+            }
+            b = b.header(header::CONTENT_LENGTH, body.len());
+            let req = b
+                .body(Full::new(Bytes::from(body)))
+                .map_err(|e| DavError::BadRequest(format!("invalid operation: {e}")))?;
+            let (parts, body) = req.into_parts();
+            Ok(match self.dispatch_op(parts, body).await {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            })
+        })
+    }
+}
+
+fn op_href(base: &str, op: &Result<BatchOp, OpError>) -> String {
+    match op {
+        Ok(op) => resolve(base, &op.href),
+        Err(e) => e
+            .href
+            .as_deref()
+            .map_or_else(|| base.to_owned(), |h| resolve(base, h)),
+    }
+}
+
+fn respond(json: bool, body: Body) -> DavResult<Response<Body>> {
+    response(StatusCode::MULTI_STATUS)
+        .header(
+            header::CONTENT_TYPE,
+            if json {
+                "application/json"
+            } else {
+                XML_CONTENT_TYPE
+            },
+        )
+        .body(body)
+        .map_err(internal)
+}
+
+impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
+    /// All or nothing: the operations run in order through journaled storage and one property
+    /// transaction; the first failure rolls everything back, and the others answer 424.
+    async fn run_atomic(
+        &self,
+        parts: &Parts,
+        base: &str,
+        batch: &Batch,
+    ) -> DavResult<Vec<OpOutcome>> {
+        let dir = self.journal_dir.clone().ok_or(DavError::Forbidden(
+            "atomic batches are not enabled on this server",
+        ))?;
+        if batch.ops.iter().any(Result::is_err) {
+            // A malformed operation fails the batch before anything runs.
+            let mut outcomes = Vec::with_capacity(batch.ops.len());
+            for op in &batch.ops {
+                outcomes.push(match op {
+                    Err(_) => self.run_one(parts, base, op).await,
+                    Ok(_) => {
+                        not_attempted(op_href(base, op), "the batch holds a malformed operation")
+                    }
+                });
+            }
+            return Ok(outcomes);
+        }
+        let _one_at_a_time = self.batch_lock.lock().await;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let journal = Arc::new(Journal::create(&dir, &id)?);
+        let tx = self.props.begin().await?;
+        let journaled = Dav {
+            storage: JournaledStorage::new(self.storage.clone(), journal.clone()),
+            props: tx.clone(),
+            locks: self.locks.clone(),
+            config: self.config.clone(),
+            journal_dir: None,
+            batch_lock: self.batch_lock.clone(),
+        };
+        let mut outcomes = Vec::with_capacity(batch.ops.len());
+        let mut failed = None;
+        for (i, op) in batch.ops.iter().enumerate() {
+            let o = journaled.run_one(parts, base, op).await;
+            let bad = o.failed();
+            outcomes.push(o);
+            if bad {
+                failed = Some(i);
+                break;
+            }
+        }
+        let entries = journal.entries();
+        let committed = match failed {
+            None => match self.props.commit(tx, journal.id()).await {
+                Ok(()) => true,
+                Err(e) => {
+                    roll_back(&self.storage, &entries).await;
+                    journal.remove()?;
+                    return Err(e.into());
+                }
+            },
+            Some(_) => {
+                self.props.rollback(tx).await?;
+                false
+            }
+        };
+        if committed {
+            drop_stashes(&self.storage, &entries).await;
+        } else {
+            roll_back(&self.storage, &entries).await;
+        }
+        journal.remove()?;
+        self.props.forget_batch(journal.id()).await?;
+        if let Some(i) = failed {
+            let why = format!("rolled back: operation {} failed", i + 1);
+            for (j, o) in outcomes.iter_mut().enumerate() {
+                if j != i {
+                    *o = not_attempted(std::mem::take(&mut o.href), &why);
+                }
+            }
+            for op in &batch.ops[i + 1..] {
+                outcomes.push(not_attempted(op_href(base, op), &why));
+            }
+        }
+        Ok(outcomes)
+    }
+}
+
+fn not_attempted(href: String, why: &str) -> OpOutcome {
+    let mut o = OpOutcome::new(href, 424);
+    o.description = Some(why.to_owned());
+    o
+}
+
+/// Turns a sub-request's response into the operation's outcome.
+async fn outcome_of(
+    href: &str,
+    kind: &OpKind,
+    resp: Response<Body>,
+    location: Option<String>,
+) -> DavResult<OpOutcome> {
+    let status = resp.status().as_u16();
+    let xml = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("xml"));
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(DavError::Io)?
+        .to_bytes();
+    let mut o = OpOutcome::new(href.to_owned(), status);
+    if status == 207 {
+        let root = parse_document(&bytes, &Limits::default())?;
+        let responses: Vec<&Element> = root
+            .elements()
+            .filter(|e| e.name.is_dav("response"))
+            .collect();
+        if matches!(kind, OpKind::PropFind(_) | OpKind::PropPatch(_)) {
+            let propstats: Vec<Element> = responses
+                .first()
+                .map(|r| {
+                    r.elements()
+                        .filter(|e| e.name.is_dav("propstat"))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            // PROPPATCH fails as a whole when any property failed; for PROPFIND a 404 group is
+            // an ordinary answer.
+            o.status = 200;
+            if matches!(kind, OpKind::PropPatch(_)) {
+                if let Some(bad) = propstats
+                    .iter()
+                    .filter_map(|ps| ps.elements().find(|e| e.name.is_dav("status")))
+                    .filter_map(|s| parse_status_line(&s.text()))
+                    .find(|s| *s != 200)
+                {
+                    o.status = bad;
+                }
+            }
+            o.propstats = propstats;
+            return Ok(o);
+        }
+        // A tree operation that failed on some members: report the first failure's status and
+        // name every failed member.
+        let mut failed = Vec::new();
+        for r in &responses {
+            let h = r
+                .elements()
+                .find(|e| e.name.is_dav("href"))
+                .map(|e| e.text());
+            let s = r
+                .elements()
+                .find(|e| e.name.is_dav("status"))
+                .and_then(|e| parse_status_line(&e.text()));
+            if let (Some(h), Some(s)) = (h, s) {
+                failed.push((h, s));
+            }
+        }
+        o.status = failed.first().map_or(500, |f| f.1);
+        o.description = Some(format!(
+            "failed on members: {}",
+            failed
+                .iter()
+                .map(|(h, s)| format!("{h} ({s})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        return Ok(o);
+    }
+    if status >= 400 {
+        if xml {
+            if let Ok(root) = parse_document(&bytes, &Limits::default()) {
+                o.error = root.elements().next().map(|c| c.name.local.clone());
+            }
+        } else {
+            let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+            if !text.is_empty() {
+                o.description = Some(text);
+            }
+        }
+        return Ok(o);
+    }
+    if status == 201 || matches!(kind, OpKind::Copy { .. } | OpKind::Move { .. }) {
+        o.location = location;
+    }
+    Ok(o)
+}
