@@ -11,7 +11,10 @@ mod tree;
 mod write;
 
 pub use lock::{parse_lockinfo, write_activelock, ActiveLock, LockInfo, LockScope, SUPPORTED_LOCK};
-pub use request::{parse_propertyupdate, parse_propfind, PatchOp, PropFind};
+pub use request::{
+    parse_propertyupdate, parse_propfind, patch_ops_from, propertyupdate_xml, propfind_from,
+    PatchOp, PropFind,
+};
 pub use tree::{parse_document, Attribute, Element, Limits, Node, QName, XmlError};
 pub use write::{error_body, escape_attr, escape_text, MultistatusWriter, XML_CONTENT_TYPE};
 
