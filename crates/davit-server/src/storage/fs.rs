@@ -324,6 +324,22 @@ fn move_across(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
+/// Copies a file to a path that must not exist yet. `create_new` refuses to follow a symlink
+/// left at the destination, so a copy can never write through one to outside the root.
+fn copy_file_new(src: &Path, dst: &Path, md: &std::fs::Metadata) -> io::Result<()> {
+    let mut from = std::fs::File::open(src)?;
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dst)?;
+    let copied =
+        std::io::copy(&mut from, &mut to).and_then(|_| to.set_permissions(md.permissions()));
+    if copied.is_err() {
+        let _ = std::fs::remove_file(dst);
+    }
+    copied
+}
+
 fn copy_plain(from: &Path, to: &Path) -> io::Result<()> {
     if std::fs::symlink_metadata(from)?.is_dir() {
         std::fs::create_dir(to)?;
@@ -333,7 +349,7 @@ fn copy_plain(from: &Path, to: &Path) -> io::Result<()> {
         }
         Ok(())
     } else {
-        std::fs::copy(from, to).map(|_| ())
+        copy_file_new(from, to, &std::fs::metadata(from)?)
     }
 }
 
@@ -467,8 +483,7 @@ fn copy_rec(
     }
     let md = std::fs::metadata(src)?;
     if !md.is_dir() {
-        std::fs::copy(src, dst)?;
-        return Ok(());
+        return copy_file_new(src, dst, &md);
     }
     std::fs::create_dir(dst)?;
     if depth == CopyDepth::Zero {

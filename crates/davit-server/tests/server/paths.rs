@@ -313,6 +313,37 @@ async fn symlinks_pointing_outside_are_invisible() {
     );
 }
 
+/// A symlink at a destination that points outside the root reads as unmapped; copying onto it
+/// must replace nothing outside (regression: the copy used to open the destination following
+/// the link).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_onto_an_outside_symlink_never_writes_outside() {
+    use std::os::unix::fs::symlink;
+    let s = TestServer::start().await;
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim.txt");
+    std::fs::write(&victim, "CANARY-OUTSIDE").unwrap();
+    symlink(&victim, s.root().join("trap")).unwrap();
+    s.put("/src.txt", "attacker").await;
+    for method in ["COPY", "MOVE"] {
+        let r = s.copy_move(method, "/src.txt", "/trap", &[]).await;
+        assert!(r.status < 500, "{method}: {}", r.status);
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "CANARY-OUTSIDE",
+            "{method}"
+        );
+        s.put("/src.txt", "attacker").await;
+        if !s.root().join("trap").is_symlink() {
+            std::fs::remove_file(s.root().join("trap")).unwrap();
+            symlink(&victim, s.root().join("trap")).unwrap();
+        }
+    }
+    let r = s.put("/trap", "attacker").await;
+    assert!(r.status < 500);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "CANARY-OUTSIDE");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn symlinks_inside_the_root_work() {
     use std::os::unix::fs::symlink;
