@@ -18,8 +18,9 @@ pub struct DavConfig {
     pub max_xml_elements: usize,
     /// Whether PROPFIND with Depth: infinity is served (otherwise 403 propfind-finite-depth).
     pub depth_infinity: bool,
-    /// Most resources one Depth: infinity PROPFIND lists; past it the listing ends with a 507
-    /// response for the request URI.
+    /// Most resources one Depth: infinity PROPFIND may list: a larger tree is refused with 403
+    /// `propfind-finite-depth` (and a tree that grows past it mid-listing ends with a 507
+    /// response for the request URI).
     pub depth_infinity_limit: u64,
     /// Lock timeout in seconds granted when the client asks for none.
     pub lock_timeout_default: u64,

@@ -216,6 +216,10 @@ impl<S: Storage + Clone> Storage for JournaledStorage<S> {
         self.inner.list(path).await
     }
 
+    async fn count_tree(&self, path: &DavPath, max: u64) -> io::Result<u64> {
+        self.inner.count_tree(path, max).await
+    }
+
     async fn upload(&self, path: &DavPath) -> io::Result<JournaledUpload<S>> {
         Ok(JournaledUpload {
             inner: self.inner.upload(path).await?,

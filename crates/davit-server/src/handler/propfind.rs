@@ -41,11 +41,18 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         self.check_preconditions(parts, target, Some(&meta), &[])
             .await?;
         let depth = if meta.is_dir() { depth } else { Depth::Zero };
-        if depth == Depth::Infinity && !self.config.depth_infinity {
-            return Err(DavError::condition(
-                StatusCode::FORBIDDEN,
-                "propfind-finite-depth",
-            ));
+        if depth == Depth::Infinity {
+            // Refused outright, or when the tree is larger than the configured bound. The
+            // count is taken before answering because a 207 cannot turn into a 403 later.
+            let limit = self.config.depth_infinity_limit;
+            if !self.config.depth_infinity
+                || self.storage.count_tree(&target.path, limit).await? > limit
+            {
+                return Err(DavError::condition(
+                    StatusCode::FORBIDDEN,
+                    "propfind-finite-depth",
+                ));
+            }
         }
 
         let (tx, body) = body::channel(4);
@@ -123,6 +130,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
                 }
                 self.listed += resources.len() as u64;
                 if depth == Depth::Infinity && self.listed > self.limit {
+                    // The tree grew past the bound while it was being listed.
                     self.w.status_response(
                         &root.href(true),
                         507,

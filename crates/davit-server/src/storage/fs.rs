@@ -172,6 +172,36 @@ impl Storage for FsStorage {
         Ok(FsList { rx })
     }
 
+    async fn count_tree(&self, path: &DavPath, max: u64) -> io::Result<u64> {
+        let inner = self.inner.clone();
+        let path = path.clone();
+        blocking(move || {
+            let mut pending = vec![inner.existing(&path)?];
+            let mut count = 0u64;
+            while let Some(dir) = pending.pop() {
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    if entry.path() == inner.state {
+                        continue;
+                    }
+                    count += 1;
+                    if count > max {
+                        return Ok(count);
+                    }
+                    // Symlinked directories are not followed here: the listing follows only
+                    // those that stay inside the root, so this may undercount, never loop.
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        pending.push(entry.path());
+                    }
+                }
+            }
+            Ok(count)
+        })
+        .await
+    }
+
     async fn upload(&self, path: &DavPath) -> io::Result<FsUpload> {
         let inner = self.inner.clone();
         let path = path.clone();

@@ -81,6 +81,9 @@ pub trait Storage: Send + Sync + 'static {
     fn open(&self, path: &DavPath) -> impl Future<Output = io::Result<Self::Read>> + Send;
     /// Lists the members of a collection.
     fn list(&self, path: &DavPath) -> impl Future<Output = io::Result<Self::List>> + Send;
+    /// Counts the members of the tree below `path`, stopping once the count passes `max`
+    /// (so the answer is `min(count, max + 1)`). Cheaper than listing: no metadata per member.
+    fn count_tree(&self, path: &DavPath, max: u64) -> impl Future<Output = io::Result<u64>> + Send;
     /// Starts an upload that will replace or create `path` on commit.
     fn upload(&self, path: &DavPath) -> impl Future<Output = io::Result<Self::Upload>> + Send;
     /// Creates one collection; its parent must exist.

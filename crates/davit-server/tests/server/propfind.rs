@@ -1,7 +1,7 @@
 //! PROPFIND: request forms, depths, live property formats, bad bodies, limits, large listings.
 
 use crate::common::*;
-use davit_proto::xml::QName;
+use davit_proto::xml::{parse_document, Limits, QName};
 use davit_server::DavConfig;
 
 const LIVE: &[&str] = &[
@@ -384,9 +384,9 @@ async fn depth_infinity_can_be_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn depth_infinity_limit_ends_with_507() {
+async fn depth_infinity_limit_refuses_larger_trees() {
     let s = TestServer::with_config(DavConfig {
-        depth_infinity_limit: 5,
+        depth_infinity_limit: 20,
         ..Default::default()
     })
     .await;
@@ -396,29 +396,28 @@ async fn depth_infinity_limit_ends_with_507() {
             write_file(s.root(), &format!("d{i}/f{j}"), b"x");
         }
     }
+    // 4 collections + 16 files = 20 members: exactly at the bound, listed in full.
     let ms = s.propfind("/", Some("infinity"), "").await.ms();
-    let last = ms.responses.last().expect("responses");
-    assert_eq!(last.href, "/");
-    assert_eq!(last.status, Some(507));
-    assert!(
-        last.error
-            .contains(&QName::dav("number-of-matches-within-limits")),
-        "{:?}",
-        last.error
+    assert_eq!(ms.responses.len(), 21);
+    assert!(ms.responses.iter().all(|r| r.status.is_none()));
+    // One more and the request is refused before anything is listed.
+    write_file(s.root(), "d0/extra", b"x");
+    let r = s.propfind("/", Some("infinity"), "").await;
+    assert_eq!(r.status, 403);
+    let err = parse_document(&r.body, &Limits::default()).unwrap();
+    assert!(err.name.is_dav("error"));
+    assert!(err
+        .elements()
+        .any(|e| e.name.is_dav("propfind-finite-depth")));
+    // A subtree within the bound is still served.
+    assert_eq!(
+        s.propfind("/d1/", Some("infinity"), "")
+            .await
+            .ms()
+            .responses
+            .len(),
+        5
     );
-    let listed = ms.responses.len() - 1;
-    assert!(
-        listed <= 1 + 5,
-        "listed {listed} resources past a limit of 5"
-    );
-    // The truncated listing is otherwise well-formed: the others are distinct propstat responses.
-    let mut seen: Vec<&str> = ms.responses[..listed]
-        .iter()
-        .map(|r| r.href.as_str())
-        .collect();
-    seen.sort();
-    seen.dedup();
-    assert_eq!(seen.len(), listed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
