@@ -6,12 +6,16 @@ mod common;
 
 #[path = "server/bad_input.rs"]
 mod bad_input;
+#[path = "server/clients.rs"]
+mod clients;
 #[path = "server/copymove.rs"]
 mod copymove;
 #[path = "server/delete.rs"]
 mod delete;
 #[path = "server/get.rs"]
 mod get;
+#[path = "server/locks.rs"]
+mod locks;
 #[path = "server/mkcol.rs"]
 mod mkcol;
 #[path = "server/options.rs"]

@@ -119,8 +119,22 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let header = parse_if(parts)?.ok_or_else(|| {
             DavError::BadRequest("a LOCK without a body must name the lock in an If header".into())
         })?;
-        self.check_preconditions(parts, target, Some(&meta), &[])
-            .await?;
+        let no_match = || {
+            DavError::condition(
+                StatusCode::PRECONDITION_FAILED,
+                "lock-token-matches-request-uri",
+            )
+        };
+        // A false If header here means the named lock does not cover this URL: say so.
+        match self
+            .check_preconditions(parts, target, Some(&meta), &[])
+            .await
+        {
+            Err(DavError::PreconditionFailed) => return Err(no_match()),
+            other => {
+                other?;
+            }
+        }
         for token in header.state_tokens() {
             let Some(lock) = self.locks.get(token).await? else {
                 continue;
@@ -137,10 +151,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 .body(body::full(lockdiscovery_body(&lock, root_is_dir)))
                 .map_err(internal);
         }
-        Err(DavError::condition(
-            StatusCode::PRECONDITION_FAILED,
-            "lock-token-matches-request-uri",
-        ))
+        Err(no_match())
     }
 
     /// The answer to a LOCK that other locks are in the way of: 423 naming their roots, or,

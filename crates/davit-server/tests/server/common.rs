@@ -818,3 +818,206 @@ pub fn is_rfc3339_seconds(s: &str) -> bool {
             _ => c == p,
         })
 }
+
+// ---------------------------------------------------------------------------------------------
+// Locking helpers (LOCK/UNLOCK requests and a structural reader for `activelock`).
+
+/// A `lockinfo` body for a write lock of `scope` (`exclusive` or `shared`), with an optional
+/// `owner` element given as XML inside `<D:owner>` (prefix `D` is bound to `DAV:`).
+pub fn lockinfo(scope: &str, owner: Option<&str>) -> String {
+    let owner = owner
+        .map(|o| format!("<D:owner>{o}</D:owner>"))
+        .unwrap_or_default();
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:{scope}/></D:lockscope><D:locktype><D:write/></D:locktype>{owner}</D:lockinfo>"#
+    )
+}
+
+/// One `DAV:activelock`, read structurally.
+#[derive(Debug, Clone)]
+pub struct ActiveLock {
+    /// `exclusive` or `shared`.
+    pub scope: String,
+    /// `0` or `infinity` (as written, lowercased).
+    pub depth: String,
+    /// The `DAV:owner` element, if any.
+    pub owner: Option<Element>,
+    /// The timeout text, e.g. `Second-3600` or `Infinite`.
+    pub timeout: String,
+    /// The lock token URI.
+    pub token: String,
+    /// The href inside `lockroot`.
+    pub root: String,
+}
+
+impl ActiveLock {
+    /// The seconds of a `Second-N` timeout; `None` for `Infinite`.
+    pub fn seconds(&self) -> Option<u64> {
+        if self.timeout == "Infinite" {
+            return None;
+        }
+        Some(
+            self.timeout
+                .strip_prefix("Second-")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("bad timeout {:?}", self.timeout)),
+        )
+    }
+}
+
+fn only_child<'a>(e: &'a Element, local: &str) -> &'a Element {
+    let v: Vec<_> = e.elements().filter(|c| c.name.is_dav(local)).collect();
+    assert_eq!(v.len(), 1, "one DAV:{local} in {:?}", e.name);
+    v[0]
+}
+
+fn single_element_name(e: &Element) -> String {
+    let v: Vec<_> = e.elements().collect();
+    assert_eq!(v.len(), 1, "one element inside {:?}", e.name);
+    assert_eq!(v[0].name.ns, DAV, "DAV: element inside {:?}", e.name);
+    v[0].name.local.clone()
+}
+
+/// Reads every `activelock` of a `lockdiscovery` element, checking each has the RFC 4918
+/// §14.1 children (owner optional).
+pub fn activelocks(lockdiscovery: &Element) -> Vec<ActiveLock> {
+    assert!(
+        lockdiscovery.name.is_dav("lockdiscovery"),
+        "not a lockdiscovery: {:?}",
+        lockdiscovery.name
+    );
+    lockdiscovery
+        .elements()
+        .map(|a| {
+            assert!(a.name.is_dav("activelock"), "unexpected {:?}", a.name);
+            assert_eq!(single_element_name(only_child(a, "locktype")), "write");
+            let owners: Vec<_> = a.elements().filter(|c| c.name.is_dav("owner")).collect();
+            assert!(owners.len() <= 1, "at most one owner");
+            ActiveLock {
+                scope: single_element_name(only_child(a, "lockscope")),
+                depth: only_child(a, "depth").text().trim().to_ascii_lowercase(),
+                owner: owners.first().map(|o| (*o).clone()),
+                timeout: only_child(a, "timeout").text().trim().to_owned(),
+                token: only_child(only_child(a, "locktoken"), "href")
+                    .text()
+                    .trim()
+                    .to_owned(),
+                root: only_child(only_child(a, "lockroot"), "href")
+                    .text()
+                    .trim()
+                    .to_owned(),
+            }
+        })
+        .collect()
+}
+
+impl Resp {
+    /// The `Lock-Token` response header without its angle brackets (asserting they are there).
+    pub fn lock_token(&self) -> String {
+        let v = self
+            .header("lock-token")
+            .unwrap_or_else(|| panic!("no Lock-Token header (status {})", self.status));
+        v.strip_prefix('<')
+            .and_then(|v| v.strip_suffix('>'))
+            .unwrap_or_else(|| panic!("Lock-Token without angle brackets: {v:?}"))
+            .to_owned()
+    }
+
+    /// The activelocks of a LOCK response body (`<D:prop><D:lockdiscovery>…`), checking the
+    /// XML Content-Type.
+    pub fn lock_body(&self) -> Vec<ActiveLock> {
+        let ctype = self.header("content-type").unwrap_or("");
+        assert!(
+            ctype.starts_with("application/xml") || ctype.starts_with("text/xml"),
+            "LOCK Content-Type {ctype:?}"
+        );
+        let root = parse_document(&self.body, &Limits::default())
+            .unwrap_or_else(|e| panic!("LOCK body is not XML ({e}): {}", self.text()));
+        assert!(
+            root.name.is_dav("prop"),
+            "LOCK body root is {:?}",
+            root.name
+        );
+        activelocks(only_child(&root, "lockdiscovery"))
+    }
+
+    /// The hrefs inside condition `local` of a `DAV:error` body (asserting it is there).
+    pub fn condition_hrefs(&self, local: &str) -> Vec<String> {
+        let root = parse_document(&self.body, &Limits::default())
+            .unwrap_or_else(|e| panic!("error body is not XML ({e}): {}", self.text()));
+        assert!(root.name.is_dav("error"), "root is {:?}", root.name);
+        let cond = root
+            .elements()
+            .find(|e| e.name.is_dav(local))
+            .unwrap_or_else(|| panic!("no DAV:{local} in {}", self.text()));
+        cond.elements()
+            .filter(|e| e.name.is_dav("href"))
+            .map(|e| e.text().trim().to_owned())
+            .collect()
+    }
+}
+
+impl TestServer {
+    /// LOCK with a body (empty `body`: none), an optional Depth and Timeout, and extra headers.
+    pub async fn lock(
+        &self,
+        path: &str,
+        depth: Option<&str>,
+        timeout: Option<&str>,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut r = self.req("LOCK", path);
+        if let Some(d) = depth {
+            r = r.header("Depth", d);
+        }
+        if let Some(t) = timeout {
+            r = r.header("Timeout", t);
+        }
+        for (k, v) in headers {
+            r = r.header(k, v);
+        }
+        if !body.is_empty() {
+            r = r
+                .header("Content-Type", "application/xml; charset=utf-8")
+                .body(body.to_owned());
+        }
+        r.send().await
+    }
+
+    /// Takes a lock that must be granted (200 or 201) and returns its token, checking the
+    /// header and body tokens agree.
+    pub async fn lock_ok(&self, path: &str, scope: &str, depth: Option<&str>) -> String {
+        let r = self
+            .lock(path, depth, None, &lockinfo(scope, None), &[])
+            .await;
+        assert!(
+            r.status == 200 || r.status == 201,
+            "LOCK {path}: {} {}",
+            r.status,
+            r.text()
+        );
+        let token = r.lock_token();
+        let body = r.lock_body();
+        assert_eq!(body.len(), 1, "one activelock in the LOCK response");
+        assert_eq!(body[0].token, token, "Lock-Token header and body agree");
+        token
+    }
+
+    /// UNLOCK with the token in angle brackets.
+    pub async fn unlock(&self, path: &str, token: &str) -> Resp {
+        self.req("UNLOCK", path)
+            .header("Lock-Token", &format!("<{token}>"))
+            .send()
+            .await
+    }
+
+    /// The activelocks PROPFIND reports for `path`.
+    pub async fn lockdiscovery(&self, path: &str) -> Vec<ActiveLock> {
+        let r = self.props_of(path, &[QName::dav("lockdiscovery")]).await;
+        let e = r
+            .dav("lockdiscovery")
+            .unwrap_or_else(|| panic!("no lockdiscovery for {path}"));
+        activelocks(e)
+    }
+}
