@@ -16,9 +16,15 @@ pub enum DavError {
     /// 403 with a short reason.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// 401, with the `WWW-Authenticate` challenge to send.
+    #[error("authentication required")]
+    Unauthorized(String),
     /// 404.
     #[error("not found")]
     NotFound,
+    /// 429 (too many failed logins from this address).
+    #[error("too many failed login attempts; try again later")]
+    TooManyRequests,
     /// 405, with the methods the resource does allow.
     #[error("method not allowed here")]
     MethodNotAllowed(&'static str),
@@ -76,7 +82,9 @@ impl DavError {
         match self {
             DavError::BadRequest(_) => StatusCode::BAD_REQUEST,
             DavError::Forbidden(_) => StatusCode::FORBIDDEN,
+            DavError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             DavError::NotFound => StatusCode::NOT_FOUND,
+            DavError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             DavError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             DavError::Conflict(_) => StatusCode::CONFLICT,
             DavError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
@@ -96,8 +104,13 @@ impl DavError {
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
         let mut builder = Response::builder().status(status);
-        if let DavError::MethodNotAllowed(allow) = &self {
-            builder = builder.header(header::ALLOW, *allow);
+        match &self {
+            DavError::MethodNotAllowed(allow) => builder = builder.header(header::ALLOW, *allow),
+            DavError::Unauthorized(challenge) => {
+                builder = builder.header(header::WWW_AUTHENTICATE, challenge.as_str())
+            }
+            DavError::TooManyRequests => builder = builder.header(header::RETRY_AFTER, "60"),
+            _ => {}
         }
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");

@@ -4,6 +4,7 @@
 //!
 //! The protocol itself (XML, headers, hrefs) lives in `davit-proto`; this crate does the I/O.
 
+pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error;
@@ -17,5 +18,5 @@ pub mod server;
 pub mod storage;
 
 pub use config::DavConfig;
-pub use handler::Dav;
+pub use handler::{Dav, PeerAddr};
 pub use server::{serve, Server};

@@ -79,7 +79,8 @@ where
                 };
                 let _ = stream.set_nodelay(true);
                 let dav = dav.clone();
-                let service = service_fn(move |req: Request<Incoming>| {
+                let service = service_fn(move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(crate::handler::PeerAddr(peer));
                     let dav = dav.clone();
                     async move { Ok::<_, Infallible>(handle_logged(&dav, req).await) }
                 });

@@ -1,4 +1,7 @@
-//! The `davit` command: `davit serve [DIR]` runs the WebDAV server.
+//! The `davit` command: `davit serve [DIR]` runs the WebDAV server; the other subcommands
+//! (`ls`, `get`, `put`, …, see `cli`) are the WebDAV client.
+
+mod cli;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -10,7 +13,7 @@ use std::path::PathBuf;
 const DEFAULT_LISTEN: &str = "127.0.0.1:4918";
 
 #[derive(Parser)]
-#[command(name = "davit", version, about = "A WebDAV server")]
+#[command(name = "davit", version, about = "A WebDAV server and client")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,8 +21,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve a directory over WebDAV (class 1).
+    /// Serve a directory over WebDAV (class 1, 2 and 3).
     Serve(ServeArgs),
+    /// Read a password from standard input and print its argon2 hash, for `[[auth.user]]`.
+    HashPassword,
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 #[derive(clap::Args)]
@@ -46,10 +53,18 @@ struct FileConfig {
     root: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     dav: DavConfig,
+    /// Users and access rules; without this table everyone may do everything.
+    auth: Option<davit_server::auth::AuthConfig>,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let cli = match cli.command {
+        // The client prints its own errors and has its own exit statuses (see `cli`).
+        Command::Client(cmd) => std::process::exit(i32::from(cli::run(cmd))),
+        Command::HashPassword => return hash_password(),
+        serve @ Command::Serve(_) => Cli { command: serve },
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -60,6 +75,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Command::Serve(args) => run_serve(args),
+        Command::Client(_) | Command::HashPassword => Ok(()),
     }
 }
 
@@ -78,8 +94,11 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         None => DEFAULT_LISTEN.parse()?,
     };
     let state_dir = args.state_dir.or(file.state_dir);
-    let server = Server::open(&root, state_dir.as_deref(), file.dav)
+    let mut server = Server::open(&root, state_dir.as_deref(), file.dav)
         .with_context(|| format!("opening {}", root.display()))?;
+    if let Some(auth) = &file.auth {
+        server = server.with_auth(davit_server::auth::Auth::new(auth)?);
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -93,6 +112,19 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         serve(listener, server, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// `davit hash-password`: one line from standard input (no echo is attempted: pipe it in, or
+/// type it and press Enter), its argon2id hash on standard output.
+fn hash_password() -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!password.is_empty(), "empty password");
+    println!("{}", davit_server::auth::hash_password(password)?);
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -6,11 +6,13 @@
 //! never needs them, and refusing them removes the whole class of entity-expansion bombs.
 
 mod lock;
+mod ms_reader;
 mod request;
 mod tree;
 mod write;
 
 pub use lock::{parse_lockinfo, write_activelock, ActiveLock, LockInfo, LockScope, SUPPORTED_LOCK};
+pub use ms_reader::{LiveProps, MultistatusReader, PropStat, ReaderLimits, Response};
 pub use request::{
     parse_propertyupdate, parse_propfind, patch_ops_from, propertyupdate_xml, propfind_from,
     PatchOp, PropFind,

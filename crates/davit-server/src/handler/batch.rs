@@ -415,7 +415,10 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             let req = b
                 .body(Full::new(Bytes::from(body)))
                 .map_err(|e| DavError::BadRequest(format!("invalid operation: {e}")))?;
-            let (parts, body) = req.into_parts();
+            let (mut parts, body) = req.into_parts();
+            if let Some(who) = outer.extensions.get::<crate::auth::Principal>() {
+                parts.extensions.insert(who.clone());
+            }
             Ok(match self.dispatch_op(parts, body).await {
                 Ok(r) => r,
                 Err(e) => e.into_response(),
@@ -484,6 +487,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             config: self.config.clone(),
             journal_dir: None,
             batch_lock: self.batch_lock.clone(),
+            auth: self.auth.clone(),
         };
         let mut outcomes = Vec::with_capacity(batch.ops.len());
         let mut failed = None;

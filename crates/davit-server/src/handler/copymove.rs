@@ -75,6 +75,8 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             changes.push(Change::Tree(src));
             changes.push(Change::Resource(&src_parent));
         }
+        // The whole source tree is read; a MOVE also changes it (declared in `changes`).
+        self.authorize(parts, src, crate::auth::Access::Read, true)?;
         self.check_preconditions(parts, target, Some(&meta), &changes)
             .await?;
         if !self.meta_at(&parent).await?.is_some_and(|m| m.is_dir()) {

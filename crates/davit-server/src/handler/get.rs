@@ -30,7 +30,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         if meta.is_dir() {
             self.check_preconditions(parts, target, Some(&meta), &[])
                 .await?;
-            return self.index(target, with_body).await;
+            return self.index(parts, target, with_body).await;
         }
         let not_modified = self
             .check_preconditions(parts, target, Some(&meta), &[])
@@ -156,7 +156,12 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
     }
 
     /// A plain HTML index of a collection, written while the directory is read.
-    async fn index(&self, target: &Target, with_body: bool) -> DavResult<Response<Body>> {
+    async fn index(
+        &self,
+        parts: &Parts,
+        target: &Target,
+        with_body: bool,
+    ) -> DavResult<Response<Body>> {
         let builder =
             response(StatusCode::OK).header(header::CONTENT_TYPE, "text/html; charset=utf-8");
         if !with_body {
@@ -167,6 +172,8 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let title = target.path.href(true);
         let parent = target.path.parent();
         let path = target.path.clone();
+        let dav = self.clone();
+        let who = super::principal(parts);
         tokio::spawn(async move {
             let mut page = String::from(
                 "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ",
@@ -186,6 +193,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                     let Ok(child) = path.join(&e.name) else {
                         continue;
                     };
+                    if !dav.visible(&who, &child) {
+                        continue;
+                    }
                     page.push_str("<li><a href=\"");
                     escape_text(&child.href(e.meta.is_dir()), &mut page);
                     page.push_str("\">");

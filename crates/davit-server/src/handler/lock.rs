@@ -46,6 +46,12 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             },
         };
         let path = &target.path;
+        self.authorize(
+            parts,
+            path,
+            crate::auth::Access::ReadWrite,
+            depth == LockDepth::Infinity,
+        )?;
         let meta = self.meta(target).await?;
         let parent = path.parent().unwrap_or_else(DavPath::root);
         if meta.is_none() {
@@ -115,6 +121,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         target: &Target,
         timeout: Option<Duration>,
     ) -> DavResult<Response<Body>> {
+        self.authorize(parts, &target.path, crate::auth::Access::ReadWrite, false)?;
         let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
         let header = parse_if(parts)?.ok_or_else(|| {
             DavError::BadRequest("a LOCK without a body must name the lock in an If header".into())
@@ -187,6 +194,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let token = super::header_str(parts, "lock-token")?
             .ok_or_else(|| DavError::BadRequest("UNLOCK needs a Lock-Token header".into()))?;
         let token = parse_lock_token(token)?;
+        self.authorize(parts, &target.path, crate::auth::Access::ReadWrite, false)?;
         self.meta(target).await?.ok_or(DavError::NotFound)?;
         match self.locks.get(&token).await? {
             Some(lock) if lock.covers(&target.path) => {

@@ -13,6 +13,7 @@ mod propfind;
 mod proppatch;
 mod put;
 
+use crate::auth::{Access, Auth, AuthFailure, Principal};
 use crate::body::{self, Body};
 use crate::config::DavConfig;
 use crate::error::{DavError, DavResult};
@@ -48,6 +49,8 @@ pub struct Dav<S, P, L> {
     journal_dir: Option<Arc<std::path::PathBuf>>,
     /// Atomic batches run one at a time.
     batch_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Users and rules; `None` means everyone may do everything (a local server).
+    auth: Option<Arc<Auth>>,
 }
 
 impl<S: Clone, P: Clone, L: Clone> Clone for Dav<S, P, L> {
@@ -59,6 +62,7 @@ impl<S: Clone, P: Clone, L: Clone> Clone for Dav<S, P, L> {
             config: self.config.clone(),
             journal_dir: self.journal_dir.clone(),
             batch_lock: self.batch_lock.clone(),
+            auth: self.auth.clone(),
         }
     }
 }
@@ -86,7 +90,14 @@ where
             config: Arc::new(config),
             journal_dir: None,
             batch_lock: Arc::new(tokio::sync::Mutex::new(())),
+            auth: None,
         }
+    }
+
+    /// Requires authentication and applies the access rules of `auth`.
+    pub fn with_auth(mut self, auth: Auth) -> Self {
+        self.auth = Some(Arc::new(auth));
+        self
     }
 
     /// Enables atomic batches, journaled in `dir`.
@@ -129,11 +140,69 @@ where
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        if let Some(auth) = &self.auth {
+            let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+            let value = parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            let who = auth.authenticate(value, peer).await;
+            if parts.method == Method::OPTIONS {
+                // Windows probes the root before it logs in and gives up on a 401: answer
+                // with the server's capabilities only, whoever asks.
+                return options::server_wide();
+            }
+            match who {
+                Ok(who) => {
+                    parts.extensions.insert(who);
+                }
+                Err(AuthFailure::Unauthorized) => {
+                    return DavError::Unauthorized(auth.challenge()).into_response()
+                }
+                Err(AuthFailure::TooManyAttempts) => {
+                    return DavError::TooManyRequests.into_response()
+                }
+            }
+        }
         match self.dispatch(parts, body).await {
             Ok(resp) => resp,
             Err(e) => e.into_response(),
         }
+    }
+
+    /// 401 or 403 unless the request's principal has at least `need` on `path` (on the whole
+    /// tree below it with `tree`).
+    pub(crate) fn authorize(
+        &self,
+        parts: &Parts,
+        path: &DavPath,
+        need: Access,
+        tree: bool,
+    ) -> DavResult<()> {
+        let Some(auth) = &self.auth else {
+            return Ok(());
+        };
+        let who = principal(parts);
+        let has = if tree {
+            auth.tree_access(&who, path)
+        } else {
+            auth.access(&who, path)
+        };
+        if has >= need {
+            return Ok(());
+        }
+        Err(match who {
+            Principal::Anonymous => DavError::Unauthorized(auth.challenge()),
+            Principal::User(_) => DavError::Forbidden("access denied"),
+        })
+    }
+
+    /// True when the request's principal may see `path` (listings leave the rest out).
+    pub(crate) fn visible(&self, who: &Principal, path: &DavPath) -> bool {
+        self.auth
+            .as_ref()
+            .is_none_or(|a| a.access(who, path) >= Access::Read)
     }
 
     async fn dispatch<B>(&self, parts: Parts, body: B) -> DavResult<Response<Body>>
@@ -143,6 +212,7 @@ where
     {
         if parts.method == Method::POST {
             let target = parse_target(&parts)?;
+            self.authorize(&parts, &target.path, Access::Read, false)?;
             return self.post(&parts, &target, body).await;
         }
         self.dispatch_op(parts, body).await
@@ -159,6 +229,9 @@ where
             return Ok(options::server_wide());
         }
         let target = parse_target(&parts)?;
+        // Nothing about a resource is looked at before the principal may read it, so a denied
+        // request learns nothing of what exists.
+        self.authorize(&parts, &target.path, Access::Read, false)?;
         match parts.method.as_str() {
             "OPTIONS" => self.options(&target).await,
             "GET" => self.get(&parts, &target, true).await,
@@ -213,6 +286,12 @@ where
         meta: Option<&Meta>,
         changes: &[Change<'_>],
     ) -> DavResult<bool> {
+        for change in changes {
+            match change {
+                Change::Resource(p) => self.authorize(parts, p, Access::ReadWrite, false)?,
+                Change::Tree(p) => self.authorize(parts, p, Access::ReadWrite, true)?,
+            }
+        }
         let if_header = parse_if(parts)?;
         let submitted: Vec<&str> = if_header.iter().flat_map(|h| h.state_tokens()).collect();
         if let Some(h) = &if_header {
@@ -356,6 +435,19 @@ fn parse_target(parts: &Parts) -> DavResult<Target> {
         path: DavPath::parse(raw)?,
         slash: href::has_trailing_slash(raw),
     })
+}
+
+/// The peer address of the connection a request came on (set by the connection loop).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+/// The principal of a request (anonymous when authentication is off or none was given).
+pub(crate) fn principal(parts: &Parts) -> Principal {
+    parts
+        .extensions
+        .get::<Principal>()
+        .cloned()
+        .unwrap_or(Principal::Anonymous)
 }
 
 /// True for errors that mean "nothing is mapped there".

@@ -63,6 +63,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             w: MultistatusWriter::new(),
             listed: 0,
             limit: self.config.depth_infinity_limit,
+            who: super::principal(parts),
         };
         tokio::spawn(lister.run(target.path.clone(), meta, depth));
         response(StatusCode::MULTI_STATUS)
@@ -80,6 +81,8 @@ struct Lister<S, P, L> {
     w: MultistatusWriter,
     listed: u64,
     limit: u64,
+    /// Members this principal may not see are left out, and not descended into.
+    who: crate::auth::Principal,
 }
 
 /// The client went away; stop walking.
@@ -123,6 +126,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
                     let Ok(child) = dir.join(&entry.name) else {
                         continue;
                     };
+                    if !self.dav.visible(&self.who, &child) {
+                        continue;
+                    }
                     if depth == Depth::Infinity && entry.meta.is_dir() {
                         pending.push(child.clone());
                     }

@@ -1,0 +1,69 @@
+//! The one error type of the client: each variant says where things went wrong, and a server
+//! refusal carries what the server said (status, `DAV:error` condition, start of the body).
+
+use davit_proto::xml::XmlError;
+
+/// How much of an error body is kept: enough for a message, never a whole HTML page.
+pub(crate) const SNIPPET_LEN: usize = 512;
+
+/// What went wrong with a request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server refused the request as a whole.
+    #[error("{method} {url}: {status} {reason}{}{}", condition_suffix(condition.as_deref()), body_suffix(body))]
+    Status {
+        /// The request method.
+        method: String,
+        /// The request URL.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The reason phrase davit-proto knows for the code (empty when unknown).
+        reason: &'static str,
+        /// The `DAV:error` condition of the body (e.g. `lock-token-submitted`), without namespace
+        /// when it is `DAV:`, in `{ns}name` form otherwise.
+        condition: Option<String>,
+        /// The start of the body, when it was text and not a `DAV:error` document.
+        body: String,
+    },
+    /// The connection failed, timed out, or the body broke off.
+    #[error("HTTP: {0}")]
+    Http(#[from] reqwest::Error),
+    /// A Multi-Status (or other XML) answer that cannot be read.
+    #[error("unreadable answer from the server: {0}")]
+    Xml(#[from] XmlError),
+    /// Local files.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A URL that cannot be used.
+    #[error("invalid URL: {0}")]
+    Url(String),
+    /// An answer that breaks the protocol (e.g. LOCK without a Lock-Token).
+    #[error("unexpected answer: {0}")]
+    Protocol(String),
+}
+
+impl Error {
+    /// The HTTP status when the server refused the request.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+fn condition_suffix(c: Option<&str>) -> String {
+    c.map(|c| format!(" ({c})")).unwrap_or_default()
+}
+
+fn body_suffix(b: &str) -> String {
+    if b.is_empty() {
+        String::new()
+    } else {
+        format!(": {b}")
+    }
+}
+
+/// The result type of the client.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,690 @@
+//! The operations: one method of [`Client`] per WebDAV/HTTP method, each turning the answer
+//! into a typed result.
+
+use crate::error::SNIPPET_LEN;
+use crate::multistatus::{self, Outcome, PropOutcome, PropfindStream};
+use crate::{Client, Depth, Error, Progress, Result};
+use bytes::Bytes;
+use davit_proto::status::reason;
+use davit_proto::xml::{escape_attr, escape_text, parse_document, Element, Limits, QName, DAV};
+use futures_util::{Stream, StreamExt};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::{Method, RequestBuilder, StatusCode, Url};
+use std::path::Path;
+use tokio::io::{AsyncRead, AsyncWriteExt};
+
+/// What a server says about itself in answer to OPTIONS.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// The compliance classes of the `DAV` header (`1`, `2`, `3`, or URIs).
+    pub classes: Vec<String>,
+    /// The methods of the `Allow` header.
+    pub allow: Vec<String>,
+}
+
+/// Which properties a PROPFIND asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PropRequest {
+    /// `allprop`: the live properties the server deems cheap plus every dead property.
+    AllProp,
+    /// `propname`: the names only.
+    PropName,
+    /// The live properties [`LiveProps`](crate::LiveProps) reads (a listing).
+    Common,
+    /// Exactly these.
+    Named(Vec<QName>),
+}
+
+/// The live properties of [`PropRequest::Common`].
+const COMMON: &[&str] = &[
+    "resourcetype",
+    "getcontentlength",
+    "getlastmodified",
+    "getetag",
+    "getcontenttype",
+    "displayname",
+    "creationdate",
+];
+
+/// A value for a property set by PROPPATCH.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PatchValue {
+    /// Plain text, escaped as needed.
+    Text(String),
+    /// Well-formed XML content placed inside the property element as it is.
+    Xml(String),
+}
+
+/// One instruction of a PROPPATCH, applied in order, all or nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PropPatch {
+    /// Set a property.
+    Set(QName, PatchValue),
+    /// Remove a property.
+    Remove(QName),
+}
+
+/// What to ask for in a LOCK.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockRequest {
+    /// Exclusive (the default) or shared.
+    pub exclusive: bool,
+    /// `Depth: infinity` (the default; for collections) or 0.
+    pub deep: bool,
+    /// Text for the `owner` element.
+    pub owner: Option<String>,
+    /// Seconds; `None` lets the server choose.
+    pub timeout: Option<u64>,
+}
+
+impl Default for LockRequest {
+    fn default() -> Self {
+        LockRequest {
+            exclusive: true,
+            deep: true,
+            owner: None,
+            timeout: None,
+        }
+    }
+}
+
+/// A lock the server granted or refreshed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lock {
+    /// The lock token (`urn:uuid:…`, `opaquelocktoken:…`), without angle brackets.
+    pub token: String,
+    /// Seconds left as the server reported them; `None` for Infinite or when not reported.
+    pub timeout: Option<u64>,
+    /// The lock root the server reported, when it did.
+    pub root: Option<String>,
+}
+
+/// A GET in progress: headers read, body still to come.
+pub struct Download {
+    /// 200, or 206 when the server honoured the range.
+    pub status: u16,
+    /// Where the body starts in the resource: the requested offset for a 206, 0 otherwise.
+    pub offset: u64,
+    /// The full size of the resource, when the server said it.
+    pub total: Option<u64>,
+    /// The entity tag, when the server sent one.
+    pub etag: Option<String>,
+    response: Option<reqwest::Response>,
+}
+
+impl Download {
+    /// The next piece of the body; `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        match &mut self.response {
+            Some(r) => Ok(r.chunk().await?),
+            None => Ok(None),
+        }
+    }
+
+    /// The body as a stream of chunks.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Bytes>> {
+        futures_util::stream::iter(self.response)
+            .flat_map(|r| r.bytes_stream())
+            .map(|c| c.map_err(Error::from))
+    }
+}
+
+impl Client {
+    fn request(&self, method: &str, url: &Url) -> Result<RequestBuilder> {
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|_| Error::Protocol(format!("invalid method {method}")))?;
+        let mut rb = self.http.request(method, url.clone());
+        if let Some(user) = &self.user {
+            rb = rb.basic_auth(user, self.password.as_deref());
+        }
+        Ok(rb)
+    }
+
+    /// Sends a request; a status outside 2xx becomes [`Error::Status`].
+    async fn send(&self, method: &str, url: &Url, rb: RequestBuilder) -> Result<reqwest::Response> {
+        let response = rb.send().await?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(status_error(method, url, response).await)
+        }
+    }
+
+    /// OPTIONS: the compliance classes and allowed methods.
+    pub async fn options(&self, url: &Url) -> Result<ServerInfo> {
+        let rb = self.request("OPTIONS", url)?;
+        let response = self.send("OPTIONS", url, rb).await?;
+        let list = |name: &str| -> Vec<String> {
+            response
+                .headers()
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        Ok(ServerInfo {
+            classes: list("dav"),
+            allow: list("allow"),
+        })
+    }
+
+    /// PROPFIND: the resources at `url` down to `depth`, streamed as they arrive.
+    pub async fn propfind(
+        &self,
+        url: &Url,
+        depth: Depth,
+        props: &PropRequest,
+    ) -> Result<PropfindStream> {
+        let rb = self
+            .request("PROPFIND", url)?
+            .header("Depth", depth.as_str())
+            .header(CONTENT_TYPE, "application/xml; charset=\"utf-8\"")
+            .body(propfind_body(props));
+        let response = self.send("PROPFIND", url, rb).await?;
+        if response.status() != StatusCode::MULTI_STATUS {
+            return Err(Error::Protocol(format!(
+                "PROPFIND {url} answered {} instead of 207",
+                response.status().as_u16()
+            )));
+        }
+        // Relative hrefs resolve against the URL that answered (after any redirect).
+        let base = response.url().clone();
+        Ok(PropfindStream::spawn(base, response))
+    }
+
+    /// PROPFIND with Depth 0: the resource itself.
+    pub async fn stat(&self, url: &Url, props: &PropRequest) -> Result<crate::Resource> {
+        let mut s = self.propfind(url, Depth::Zero, props).await?;
+        match s.next().await {
+            Some(r) => r,
+            None => Err(Error::Protocol(format!(
+                "PROPFIND {url}: empty Multi-Status"
+            ))),
+        }
+    }
+
+    /// PROPPATCH: sets and removes properties (atomically on a conforming server); the
+    /// outcome of each property.
+    pub async fn proppatch(&self, url: &Url, ops: &[PropPatch]) -> Result<Vec<PropOutcome>> {
+        let rb = self
+            .request("PROPPATCH", url)?
+            .header(CONTENT_TYPE, "application/xml; charset=\"utf-8\"")
+            .body(proppatch_body(ops));
+        let response = self.send("PROPPATCH", url, rb).await?;
+        if response.status() == StatusCode::MULTI_STATUS {
+            let body = response.bytes().await?;
+            return multistatus::prop_outcomes(&body);
+        }
+        // A 2xx without a body: every instruction succeeded.
+        Ok(ops
+            .iter()
+            .map(|op| PropOutcome {
+                name: match op {
+                    PropPatch::Set(n, _) | PropPatch::Remove(n) => n.clone(),
+                },
+                status: 200,
+                error: Vec::new(),
+            })
+            .collect())
+    }
+
+    /// MKCOL: creates a collection.
+    pub async fn mkcol(&self, url: &Url) -> Result<()> {
+        let rb = self.request("MKCOL", url)?;
+        self.send("MKCOL", url, rb).await?;
+        Ok(())
+    }
+
+    /// GET, from byte `offset` on when it is not 0 (a resumed download). `if_range` (an
+    /// entity tag) makes the server send the whole resource instead if it changed since.
+    pub async fn get(&self, url: &Url, offset: u64, if_range: Option<&str>) -> Result<Download> {
+        let mut rb = self.request("GET", url)?;
+        if offset > 0 {
+            rb = rb.header("Range", format!("bytes={offset}-"));
+            if let Some(tag) = if_range {
+                rb = rb.header("If-Range", tag);
+            }
+        }
+        let response = rb.send().await?;
+        let status = response.status().as_u16();
+        if status == 416 && offset > 0 {
+            // Nothing left past `offset`: the local copy is already whole.
+            let total = content_range_total(response.headers());
+            if total == Some(offset) {
+                return Ok(Download {
+                    status,
+                    offset,
+                    total,
+                    etag: None,
+                    response: None,
+                });
+            }
+        }
+        if !response.status().is_success() {
+            return Err(status_error("GET", url, response).await);
+        }
+        let headers = response.headers();
+        let etag = header_str(headers, "etag");
+        let (offset, total) = if status == 206 {
+            let start = headers
+                .get("content-range")
+                .and_then(|v| v.to_str().ok())
+                .and_then(content_range_start);
+            match start {
+                Some(s) => (s, content_range_total(headers)),
+                None => return Err(Error::Protocol("206 without a usable Content-Range".into())),
+            }
+        } else {
+            (0, response.content_length())
+        };
+        Ok(Download {
+            status,
+            offset,
+            total,
+            etag,
+            response: Some(response),
+        })
+    }
+
+    /// Downloads `url` into the file `dest`. With `resume`, an existing partial file is
+    /// continued with a Range request (and rewritten from the start if the server answers
+    /// 200). `progress` gets the bytes written. Returns the file's final size.
+    pub async fn get_to_file(
+        &self,
+        url: &Url,
+        dest: &Path,
+        resume: bool,
+        progress: Option<Progress>,
+    ) -> Result<(u64, Option<u64>)> {
+        let have = if resume {
+            tokio::fs::metadata(dest)
+                .await
+                .map(|m| m.len())
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let mut dl = self.get(url, have, None).await?;
+        let mut file = if dl.offset > 0 {
+            tokio::fs::OpenOptions::new()
+                .append(true)
+                .open(dest)
+                .await?
+        } else {
+            tokio::fs::File::create(dest).await?
+        };
+        let mut size = dl.offset;
+        if let Some(p) = &progress {
+            p(size);
+        }
+        while let Some(chunk) = dl.chunk().await? {
+            file.write_all(&chunk).await?;
+            size += chunk.len() as u64;
+            if let Some(p) = &progress {
+                p(chunk.len() as u64);
+            }
+        }
+        file.flush().await?;
+        Ok((size, dl.total))
+    }
+
+    /// PUT: uploads `body` (of `len` bytes when known, else chunked); `progress` gets the bytes
+    /// sent. Returns the status (201 created, 204 replaced).
+    pub async fn put<R>(
+        &self,
+        url: &Url,
+        body: R,
+        len: Option<u64>,
+        progress: Option<Progress>,
+    ) -> Result<u16>
+    where
+        R: AsyncRead + Send + 'static,
+    {
+        let stream = tokio_util::io::ReaderStream::with_capacity(body, 64 * 1024).map(
+            move |chunk: std::io::Result<Bytes>| {
+                if let (Ok(c), Some(p)) = (&chunk, &progress) {
+                    p(c.len() as u64);
+                }
+                chunk
+            },
+        );
+        let mut rb = self
+            .request("PUT", url)?
+            .body(reqwest::Body::wrap_stream(stream));
+        if let Some(n) = len {
+            rb = rb.header(CONTENT_LENGTH, n);
+        }
+        let response = self.send("PUT", url, rb).await?;
+        Ok(response.status().as_u16())
+    }
+
+    /// PUT of a local file.
+    pub async fn put_file(&self, url: &Url, src: &Path, progress: Option<Progress>) -> Result<u16> {
+        let file = tokio::fs::File::open(src).await?;
+        let len = file.metadata().await?.len();
+        self.put(url, file, Some(len), progress).await
+    }
+
+    /// DELETE of a resource and, for a collection, everything in it.
+    pub async fn delete(&self, url: &Url) -> Result<Outcome> {
+        let rb = self.request("DELETE", url)?;
+        self.multi("DELETE", url, rb).await
+    }
+
+    /// COPY to `dest` (`deep`: Depth infinity, else 0). `overwrite: false` sends
+    /// `Overwrite: F`, so an existing destination is an error (412).
+    pub async fn copy(
+        &self,
+        src: &Url,
+        dest: &Url,
+        overwrite: bool,
+        deep: bool,
+    ) -> Result<Outcome> {
+        let rb = self
+            .request("COPY", src)?
+            .header("Destination", dest.as_str())
+            .header("Overwrite", if overwrite { "T" } else { "F" })
+            .header("Depth", if deep { "infinity" } else { "0" });
+        self.multi("COPY", src, rb).await
+    }
+
+    /// MOVE to `dest`.
+    pub async fn move_to(&self, src: &Url, dest: &Url, overwrite: bool) -> Result<Outcome> {
+        let rb = self
+            .request("MOVE", src)?
+            .header("Destination", dest.as_str())
+            .header("Overwrite", if overwrite { "T" } else { "F" });
+        self.multi("MOVE", src, rb).await
+    }
+
+    async fn multi(&self, method: &str, url: &Url, rb: RequestBuilder) -> Result<Outcome> {
+        let response = self.send(method, url, rb).await?;
+        let status = response.status().as_u16();
+        let base = response.url().clone();
+        let failures = if status == 207 {
+            let body = response.bytes().await?;
+            multistatus::failures(&base, &body)?
+        } else {
+            Vec::new()
+        };
+        Ok(Outcome { status, failures })
+    }
+
+    /// LOCK: a new write lock.
+    pub async fn lock(&self, url: &Url, req: &LockRequest) -> Result<Lock> {
+        let mut body = String::from(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:lockinfo xmlns:D=\"DAV:\"><D:lockscope>",
+        );
+        body.push_str(if req.exclusive {
+            "<D:exclusive/>"
+        } else {
+            "<D:shared/>"
+        });
+        body.push_str("</D:lockscope><D:locktype><D:write/></D:locktype>");
+        if let Some(owner) = &req.owner {
+            body.push_str("<D:owner>");
+            escape_text(owner, &mut body);
+            body.push_str("</D:owner>");
+        }
+        body.push_str("</D:lockinfo>");
+        let mut rb = self
+            .request("LOCK", url)?
+            .header(CONTENT_TYPE, "application/xml; charset=\"utf-8\"")
+            .header("Depth", if req.deep { "infinity" } else { "0" })
+            .body(body);
+        if let Some(t) = req.timeout {
+            rb = rb.header("Timeout", format!("Second-{t}"));
+        }
+        let response = self.send("LOCK", url, rb).await?;
+        let token = header_str(response.headers(), "lock-token")
+            .map(|t| {
+                t.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_owned()
+            })
+            .ok_or_else(|| Error::Protocol("LOCK answered without a Lock-Token".into()))?;
+        let body = response.bytes().await?;
+        Ok(lock_from_body(token, &body))
+    }
+
+    /// LOCK with `If: (<token>)` and no body: refreshes the lock's timeout.
+    pub async fn refresh(&self, url: &Url, token: &str, timeout: Option<u64>) -> Result<Lock> {
+        let mut rb = self
+            .request("LOCK", url)?
+            .header("If", format!("(<{token}>)"));
+        if let Some(t) = timeout {
+            rb = rb.header("Timeout", format!("Second-{t}"));
+        }
+        let response = self.send("LOCK", url, rb).await?;
+        let body = response.bytes().await?;
+        Ok(lock_from_body(token.to_owned(), &body))
+    }
+
+    /// UNLOCK.
+    pub async fn unlock(&self, url: &Url, token: &str) -> Result<()> {
+        let rb = self
+            .request("UNLOCK", url)?
+            .header("Lock-Token", format!("<{token}>"));
+        self.send("UNLOCK", url, rb).await?;
+        Ok(())
+    }
+}
+
+/// Reads timeout and root of the `activelock` holding `token` from a `prop`/`lockdiscovery`
+/// body; a body that cannot be read still leaves a usable lock (the token is what matters).
+fn lock_from_body(token: String, body: &[u8]) -> Lock {
+    let mut lock = Lock {
+        token,
+        timeout: None,
+        root: None,
+    };
+    let Ok(root) = parse_document(body, &Limits::default()) else {
+        return lock;
+    };
+    let mut stack: Vec<&Element> = vec![&root];
+    while let Some(e) = stack.pop() {
+        if e.name.is_dav("activelock") {
+            let child = |local: &str| e.elements().find(|c| c.name.is_dav(local));
+            let href = |c: Option<&Element>| {
+                c.and_then(|c| c.elements().find(|h| h.name.is_dav("href")))
+                    .map(|h| h.text().trim().to_owned())
+            };
+            if href(child("locktoken")).as_deref() == Some(lock.token.as_str()) {
+                lock.timeout = child("timeout").and_then(|t| {
+                    t.text()
+                        .trim()
+                        .strip_prefix("Second-")
+                        .and_then(|s| s.parse().ok())
+                });
+                lock.root = href(child("lockroot"));
+                return lock;
+            }
+        }
+        stack.extend(e.elements());
+    }
+    lock
+}
+
+fn header_str(headers: &HeaderMap<HeaderValue>, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// `bytes 100-199/1000` → 100.
+fn content_range_start(v: &str) -> Option<u64> {
+    let range = v.trim().strip_prefix("bytes ")?;
+    range.split('-').next()?.trim().parse().ok()
+}
+
+/// `bytes 100-199/1000` or `bytes */1000` → 1000.
+fn content_range_total(headers: &HeaderMap<HeaderValue>) -> Option<u64> {
+    let v = headers.get("content-range")?.to_str().ok()?;
+    v.rsplit('/').next()?.trim().parse().ok()
+}
+
+/// Turns a refusal into [`Error::Status`], reading the `DAV:error` condition or the start of
+/// the body.
+pub(crate) async fn status_error(
+    method: &str,
+    url: &Url,
+    mut response: reqwest::Response,
+) -> Error {
+    let status = response.status().as_u16();
+    // Read at most a few KiB: an error page is for a message, not for memory.
+    let mut body = Vec::new();
+    while body.len() < 16 * 1024 {
+        match response.chunk().await {
+            Ok(Some(c)) => body.extend_from_slice(&c),
+            _ => break,
+        }
+    }
+    let mut condition = None;
+    let mut snippet = String::new();
+    if let Ok(root) = parse_document(&body, &Limits::default()) {
+        if root.name.is_dav("error") {
+            condition = root.elements().next().map(|c| {
+                if c.name.ns == DAV {
+                    c.name.local.clone()
+                } else {
+                    format!("{{{}}}{}", c.name.ns, c.name.local)
+                }
+            });
+        }
+    }
+    if condition.is_none() {
+        let text = String::from_utf8_lossy(&body);
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        snippet = text.chars().take(SNIPPET_LEN).collect();
+    }
+    Error::Status {
+        method: method.to_owned(),
+        url: url.to_string(),
+        status,
+        reason: reason(status),
+        condition,
+        body: snippet,
+    }
+}
+
+/// Writes `<name/>` (or with text content) with its namespace declared on the element itself.
+fn push_prop(out: &mut String, name: &QName, content: Option<&PatchValue>) {
+    let tag = if name.ns == DAV {
+        format!("D:{}", name.local)
+    } else {
+        name.local.clone()
+    };
+    out.push('<');
+    out.push_str(&tag);
+    if name.ns != DAV {
+        // The default namespace (possibly empty) carries the property's own namespace.
+        out.push_str(" xmlns=\"");
+        escape_attr(&name.ns, out);
+        out.push('"');
+    }
+    match content {
+        None => out.push_str("/>"),
+        Some(v) => {
+            out.push('>');
+            match v {
+                PatchValue::Text(t) => escape_text(t, out),
+                PatchValue::Xml(x) => out.push_str(x),
+            }
+            out.push_str("</");
+            out.push_str(&tag);
+            out.push('>');
+        }
+    }
+}
+
+fn propfind_body(props: &PropRequest) -> String {
+    let mut out =
+        String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:propfind xmlns:D=\"DAV:\">");
+    match props {
+        PropRequest::AllProp => out.push_str("<D:allprop/>"),
+        PropRequest::PropName => out.push_str("<D:propname/>"),
+        PropRequest::Common => {
+            out.push_str("<D:prop>");
+            for local in COMMON {
+                push_prop(&mut out, &QName::dav(local), None);
+            }
+            out.push_str("</D:prop>");
+        }
+        PropRequest::Named(names) => {
+            out.push_str("<D:prop>");
+            for n in names {
+                push_prop(&mut out, n, None);
+            }
+            out.push_str("</D:prop>");
+        }
+    }
+    out.push_str("</D:propfind>");
+    out
+}
+
+fn proppatch_body(ops: &[PropPatch]) -> String {
+    let mut out = String::from(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:propertyupdate xmlns:D=\"DAV:\">",
+    );
+    for op in ops {
+        let (verb, name, value) = match op {
+            PropPatch::Set(n, v) => ("set", n, Some(v)),
+            PropPatch::Remove(n) => ("remove", n, None),
+        };
+        out.push_str("<D:");
+        out.push_str(verb);
+        out.push_str("><D:prop>");
+        push_prop(&mut out, name, value);
+        out.push_str("</D:prop></D:");
+        out.push_str(verb);
+        out.push('>');
+    }
+    out.push_str("</D:propertyupdate>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use davit_proto::xml::{parse_propertyupdate, parse_propfind, PatchOp, PropFind};
+
+    #[test]
+    fn request_bodies_parse_as_davit_reads_them() {
+        let z = QName::new("urn:z", "color");
+        let bare = QName::new("", "bare");
+        let body = propfind_body(&PropRequest::Named(vec![
+            QName::dav("getetag"),
+            z.clone(),
+            bare.clone(),
+        ]));
+        let pf = parse_propfind(body.as_bytes(), &Limits::default()).unwrap();
+        assert!(
+            matches!(pf, PropFind::Prop(ref names) if names == &vec![QName::dav("getetag"), z.clone(), bare.clone()]),
+            "{pf:?}"
+        );
+        let body = proppatch_body(&[
+            PropPatch::Set(z.clone(), PatchValue::Text("<red> & 'blue'".into())),
+            PropPatch::Remove(bare.clone()),
+        ]);
+        let ops = parse_propertyupdate(body.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(ops.len(), 2);
+        match &ops[0] {
+            PatchOp::Set(e) => assert_eq!(e.text(), "<red> & 'blue'"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn lock_bodies_and_ranges() {
+        let body = br#"<D:prop xmlns:D="DAV:"><D:lockdiscovery><D:activelock><D:timeout>Second-600</D:timeout><D:locktoken><D:href>urn:uuid:1</D:href></D:locktoken><D:lockroot><D:href>/a</D:href></D:lockroot></D:activelock></D:lockdiscovery></D:prop>"#;
+        let l = lock_from_body("urn:uuid:1".into(), body);
+        assert_eq!((l.timeout, l.root.as_deref()), (Some(600), Some("/a")));
+        assert_eq!(lock_from_body("t".into(), b"junk").timeout, None);
+        assert_eq!(content_range_start("bytes 100-199/1000"), Some(100));
+    }
+}

@@ -1,0 +1,819 @@
+//! The client commands of `davit`: `ls`, `stat`, `get`, `put`, `mkdir`, `rm`, `cp`, `mv`,
+//! `props`, `lock`, `unlock`, all on `davit-client`.
+//!
+//! Exit status: 0 when everything succeeded, [`EXIT_PARTIAL`] when the server reported that
+//! some resources failed (each printed to stderr with its status), 1 for any other error,
+//! 2 for usage errors (clap).
+
+mod netrc;
+mod transfer;
+
+use anyhow::{bail, Context};
+use davit_client::{
+    Client, Depth, Failure, LockRequest, Outcome, PatchValue, PropPatch, PropRequest, QName,
+    Resource, Url,
+};
+use davit_proto::status::reason;
+use serde_json::{json, Value};
+use std::io::Write;
+
+/// Exit status when the server reported a partial failure.
+pub const EXIT_PARTIAL: u8 = 3;
+
+/// Options every client command takes.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Common {
+    /// User for HTTP Basic authentication [default: $DAVIT_USER, else ~/.netrc].
+    #[arg(long, short = 'u')]
+    user: Option<String>,
+    /// Password [default: $DAVIT_PASSWORD, else ~/.netrc].
+    #[arg(long)]
+    password: Option<String>,
+    /// Machine-readable output: one JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A URL argument: absolute http(s) URL.
+pub fn parse_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s).map_err(|e| format!("{e} (expected http://host[:port]/path)"))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(format!("unsupported scheme {other:?}")),
+    }
+}
+
+/// The client subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum ClientCommand {
+    /// List a collection (PROPFIND).
+    Ls {
+        /// The collection or resource.
+        #[arg(value_parser = parse_url)]
+        url: Url,
+        /// Long listing: type, size, modification time, name.
+        #[arg(short = 'l')]
+        long: bool,
+        /// Recursive (Depth: infinity).
+        #[arg(short = 'R', long)]
+        recursive: bool,
+        /// Depth: 0, 1 or infinity [default: 1].
+        #[arg(long, conflicts_with = "recursive")]
+        depth: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show one resource's live properties.
+    Stat {
+        #[arg(value_parser = parse_url)]
+        url: Url,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Download a file, or a collection as a directory tree.
+    Get {
+        #[arg(value_parser = parse_url)]
+        url: Url,
+        /// Local destination [default: the resource's name in the current directory].
+        dest: Option<std::path::PathBuf>,
+        /// Resume a partial download (Range request).
+        #[arg(short = 'c', long = "continue")]
+        resume: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Upload a file, or a directory tree as a collection.
+    Put {
+        /// Local file or directory.
+        src: std::path::PathBuf,
+        /// Destination; ending in '/' means "into this collection".
+        #[arg(value_parser = parse_url)]
+        url: Url,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Create a collection (MKCOL).
+    Mkdir {
+        #[arg(value_parser = parse_url)]
+        url: Url,
+        /// Create missing parents too; an existing collection is fine.
+        #[arg(short = 'p', long)]
+        parents: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Delete a resource (DELETE).
+    Rm {
+        #[arg(value_parser = parse_url)]
+        url: Url,
+        /// Required to delete a collection with everything in it.
+        #[arg(short = 'r', long)]
+        recursive: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Copy a resource or tree on the server (COPY).
+    Cp {
+        #[arg(value_parser = parse_url)]
+        src: Url,
+        /// Destination URL, or a path resolved against SRC.
+        dest: String,
+        /// Fail instead of replacing an existing destination.
+        #[arg(short = 'n', long)]
+        no_overwrite: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Move or rename a resource or tree on the server (MOVE).
+    Mv {
+        #[arg(value_parser = parse_url)]
+        src: Url,
+        /// Destination URL, or a path resolved against SRC.
+        dest: String,
+        /// Fail instead of replacing an existing destination.
+        #[arg(short = 'n', long)]
+        no_overwrite: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Read or change properties (names as `{namespace}local`; a bare name is in DAV:).
+    #[command(subcommand)]
+    Props(PropsCommand),
+    /// Take a write lock; prints the lock token.
+    Lock {
+        #[arg(value_parser = parse_url)]
+        url: Url,
+        /// Seconds [default: the server's].
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// A shared lock instead of an exclusive one.
+        #[arg(long)]
+        shared: bool,
+        /// Lock only the resource, not a collection's members (Depth: 0).
+        #[arg(long)]
+        shallow: bool,
+        /// Owner text.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Refresh the lock with this token instead of taking a new one.
+        #[arg(long)]
+        refresh: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Release a lock.
+    Unlock {
+        #[arg(value_parser = parse_url)]
+        url: Url,
+        /// The lock token (with or without <>).
+        token: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// `davit props ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum PropsCommand {
+    /// Show properties: the named ones, or all (allprop).
+    Get {
+        #[arg(value_parser = parse_url)]
+        url: Url,
+        names: Vec<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Set a property.
+    Set {
+        #[arg(value_parser = parse_url)]
+        url: Url,
+        name: String,
+        value: String,
+        /// VALUE is XML content, not text.
+        #[arg(long)]
+        xml: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Remove properties.
+    Rm {
+        #[arg(value_parser = parse_url)]
+        url: Url,
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+impl ClientCommand {
+    fn common(&self) -> &Common {
+        match self {
+            ClientCommand::Ls { common, .. }
+            | ClientCommand::Stat { common, .. }
+            | ClientCommand::Get { common, .. }
+            | ClientCommand::Put { common, .. }
+            | ClientCommand::Mkdir { common, .. }
+            | ClientCommand::Rm { common, .. }
+            | ClientCommand::Cp { common, .. }
+            | ClientCommand::Mv { common, .. }
+            | ClientCommand::Lock { common, .. }
+            | ClientCommand::Unlock { common, .. }
+            | ClientCommand::Props(PropsCommand::Get { common, .. })
+            | ClientCommand::Props(PropsCommand::Set { common, .. })
+            | ClientCommand::Props(PropsCommand::Rm { common, .. }) => common,
+        }
+    }
+
+    fn url(&self) -> &Url {
+        match self {
+            ClientCommand::Ls { url, .. }
+            | ClientCommand::Stat { url, .. }
+            | ClientCommand::Get { url, .. }
+            | ClientCommand::Put { url, .. }
+            | ClientCommand::Mkdir { url, .. }
+            | ClientCommand::Rm { url, .. }
+            | ClientCommand::Lock { url, .. }
+            | ClientCommand::Unlock { url, .. }
+            | ClientCommand::Props(PropsCommand::Get { url, .. })
+            | ClientCommand::Props(PropsCommand::Set { url, .. })
+            | ClientCommand::Props(PropsCommand::Rm { url, .. }) => url,
+            ClientCommand::Cp { src, .. } | ClientCommand::Mv { src, .. } => src,
+        }
+    }
+}
+
+/// Runs a client command and returns the process exit status.
+pub fn run(cmd: ClientCommand) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("davit: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(dispatch(cmd)) {
+        Ok(true) => 0,
+        Ok(false) => EXIT_PARTIAL,
+        Err(e) => {
+            eprintln!("davit: {e:#}");
+            1
+        }
+    }
+}
+
+/// The output context: JSON or human, and where failures go.
+pub(crate) struct Out {
+    pub json: bool,
+}
+
+impl Out {
+    pub fn line(&self, s: &str) {
+        let mut o = std::io::stdout().lock();
+        // A closed pipe (`davit ls | head`) is not an error worth a message.
+        let _ = writeln!(o, "{s}");
+    }
+
+    pub fn json(&self, v: &Value) {
+        self.line(&v.to_string());
+    }
+
+    /// One failed resource, on stderr.
+    pub fn failure(&self, what: &str, status: u16, detail: &str) {
+        eprintln!("davit: {what}: {status} {}{detail}", reason(status));
+    }
+
+    pub fn failures(&self, fs: &[Failure]) {
+        for f in fs {
+            let cond = f
+                .error
+                .iter()
+                .map(|q| format!(" ({})", clark(q)))
+                .collect::<String>();
+            let desc = f
+                .description
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default();
+            self.failure(&f.path, f.status, &format!("{cond}{desc}"));
+        }
+    }
+}
+
+fn client(common: &Common, url: &Url) -> anyhow::Result<Client> {
+    let mut user = common
+        .user
+        .clone()
+        .or_else(|| std::env::var("DAVIT_USER").ok());
+    let mut password = common
+        .password
+        .clone()
+        .or_else(|| std::env::var("DAVIT_PASSWORD").ok());
+    if user.is_none() || password.is_none() {
+        if let Some((u, p)) = netrc_credentials(url) {
+            // The netrc password belongs to the netrc login only.
+            if user.is_none() || user.as_deref() == Some(u.as_str()) {
+                user.get_or_insert(u);
+                if password.is_none() {
+                    password = p;
+                }
+            }
+        }
+    }
+    let mut b = Client::builder();
+    if let Some(u) = user {
+        b = b.credentials(u, password);
+    }
+    Ok(b.build()?)
+}
+
+fn netrc_credentials(url: &Url) -> Option<(String, Option<String>)> {
+    let path = match std::env::var_os("NETRC") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".netrc"),
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    netrc::lookup(&text, url.host_str()?)
+}
+
+/// `{ns}local`, or `local` for DAV:.
+pub(crate) fn clark(q: &QName) -> String {
+    if q.ns == davit_proto::xml::DAV {
+        q.local.clone()
+    } else {
+        format!("{{{}}}{}", q.ns, q.local)
+    }
+}
+
+fn parse_name(s: &str) -> anyhow::Result<QName> {
+    let q = match s.strip_prefix('{') {
+        Some(rest) => {
+            let (ns, local) = rest
+                .split_once('}')
+                .with_context(|| format!("property name {s:?}: missing '}}'"))?;
+            QName::new(ns, local)
+        }
+        None => QName::dav(s),
+    };
+    let ok = !q.local.is_empty()
+        && q.local
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !q
+            .local
+            .starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.');
+    if !ok {
+        bail!("property name {s:?} is not an XML name");
+    }
+    Ok(q)
+}
+
+/// Destination of cp/mv: an absolute URL, or a reference resolved against the source.
+fn destination(src: &Url, dest: &str) -> anyhow::Result<Url> {
+    let url = match Url::parse(dest) {
+        Ok(u) => u,
+        Err(_) => src
+            .join(dest)
+            .with_context(|| format!("destination {dest:?}"))?,
+    };
+    Ok(url)
+}
+
+/// JSON for a resource.
+pub(crate) fn resource_json(r: &Resource) -> Value {
+    let l = &r.live;
+    json!({
+        "href": r.url.as_str(),
+        "path": r.path,
+        "name": r.name(),
+        "status": r.status,
+        "collection": l.is_collection,
+        "size": l.size,
+        "etag": l.etag,
+        "modified": l.modified.map(davit_proto::date::rfc3339),
+        "content_type": l.content_type,
+        "created": l.created,
+        "display_name": l.display_name,
+    })
+}
+
+fn outcome_done(out: &Out, what: &str, url: &Url, o: &Outcome) -> bool {
+    if out.json {
+        out.json(&json!({
+            "op": what,
+            "url": url.as_str(),
+            "status": o.status,
+            "failures": o.failures.iter().map(|f| json!({
+                "href": f.url.as_str(), "path": f.path, "status": f.status,
+                "error": f.error.iter().map(clark).collect::<Vec<_>>(),
+                "description": f.description,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    out.failures(&o.failures);
+    o.is_complete()
+}
+
+/// Runs one command; `Ok(false)` means a partial failure.
+async fn dispatch(cmd: ClientCommand) -> anyhow::Result<bool> {
+    let common = cmd.common().clone();
+    let client = client(&common, cmd.url())?;
+    let out = Out { json: common.json };
+    match cmd {
+        ClientCommand::Ls {
+            url,
+            long,
+            recursive,
+            depth,
+            ..
+        } => {
+            let depth = match (recursive, depth.as_deref()) {
+                (true, _) => Depth::Infinity,
+                (false, None) => Depth::One,
+                (false, Some(d)) => Depth::parse(d)
+                    .map_err(|_| anyhow::anyhow!("--depth must be 0, 1 or infinity"))?,
+            };
+            ls(&client, &out, &url, long, depth).await
+        }
+        ClientCommand::Stat { url, .. } => {
+            let r = client.stat(&url, &PropRequest::Common).await?;
+            if out.json {
+                out.json(&resource_json(&r));
+            } else {
+                let j = resource_json(&r);
+                if let Value::Object(map) = j {
+                    for (k, v) in map {
+                        if !v.is_null() {
+                            let v = v.as_str().map(str::to_owned).unwrap_or(v.to_string());
+                            out.line(&format!("{k}: {v}"));
+                        }
+                    }
+                }
+            }
+            Ok(true)
+        }
+        ClientCommand::Get {
+            url, dest, resume, ..
+        } => transfer::get(&client, &out, &url, dest, resume).await,
+        ClientCommand::Put { src, url, .. } => transfer::put(&client, &out, &src, &url).await,
+        ClientCommand::Mkdir {
+            mut url, parents, ..
+        } => {
+            // nginx refuses MKCOL of a URL without the trailing slash (409); others accept both.
+            if !url.path().ends_with('/') {
+                url.set_path(&format!("{}/", url.path()));
+            }
+            if parents {
+                mkdir_p(&client, &url).await?;
+            } else {
+                client.mkcol(&url).await?;
+            }
+            if out.json {
+                out.json(&json!({"op": "mkdir", "url": url.as_str(), "status": 201}));
+            }
+            Ok(true)
+        }
+        ClientCommand::Rm { url, recursive, .. } => {
+            if !recursive {
+                let r = client.stat(&url, &PropRequest::Common).await?;
+                if r.live.is_collection {
+                    bail!(
+                        "{} is a collection (use -r to delete it and everything in it)",
+                        url
+                    );
+                }
+            }
+            let o = client.delete(&url).await?;
+            Ok(outcome_done(&out, "rm", &url, &o))
+        }
+        ClientCommand::Cp {
+            src,
+            dest,
+            no_overwrite,
+            ..
+        } => {
+            let dest = destination(&src, &dest)?;
+            let o = client.copy(&src, &dest, !no_overwrite, true).await?;
+            Ok(outcome_done(&out, "cp", &src, &o))
+        }
+        ClientCommand::Mv {
+            src,
+            dest,
+            no_overwrite,
+            ..
+        } => {
+            let dest = destination(&src, &dest)?;
+            let o = client.move_to(&src, &dest, !no_overwrite).await?;
+            Ok(outcome_done(&out, "mv", &src, &o))
+        }
+        ClientCommand::Props(p) => props(&client, &out, p).await,
+        ClientCommand::Lock {
+            url,
+            timeout,
+            shared,
+            shallow,
+            owner,
+            refresh,
+            ..
+        } => {
+            let lock = match refresh {
+                Some(t) => client.refresh(&url, strip_token(&t), timeout).await?,
+                None => {
+                    let req = LockRequest {
+                        exclusive: !shared,
+                        deep: !shallow,
+                        owner,
+                        timeout,
+                    };
+                    client.lock(&url, &req).await?
+                }
+            };
+            if out.json {
+                out.json(&json!({"token": lock.token, "timeout": lock.timeout, "root": lock.root}));
+            } else {
+                out.line(&lock.token);
+            }
+            Ok(true)
+        }
+        ClientCommand::Unlock { url, token, .. } => {
+            client.unlock(&url, strip_token(&token)).await?;
+            Ok(true)
+        }
+    }
+}
+
+fn strip_token(t: &str) -> &str {
+    t.trim().trim_start_matches('<').trim_end_matches('>')
+}
+
+/// Every resource under `url` (itself included): one Depth-infinity PROPFIND, or, when the
+/// server refuses that with 403 (nginx, davit with `depth_infinity = false`), a walk of
+/// Depth-1 listings.
+pub(crate) async fn walk(
+    client: &Client,
+    url: &Url,
+    mut f: impl FnMut(Resource) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    match client
+        .propfind(url, Depth::Infinity, &PropRequest::Common)
+        .await
+    {
+        Ok(mut listing) => {
+            while let Some(r) = listing.next().await {
+                f(r?)?;
+            }
+            return Ok(());
+        }
+        Err(e) if e.status() == Some(403) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut queue = std::collections::VecDeque::from([(url.clone(), true)]);
+    while let Some((dir, first)) = queue.pop_front() {
+        let mut listing = client
+            .propfind(&dir, Depth::One, &PropRequest::Common)
+            .await?;
+        let dir_path = percent_encoding::percent_decode_str(dir.path())
+            .decode_utf8_lossy()
+            .trim_end_matches('/')
+            .to_owned();
+        while let Some(r) = listing.next().await {
+            let r = r?;
+            let is_self = r.path.trim_end_matches('/') == dir_path;
+            if is_self && !first {
+                continue;
+            }
+            if r.live.is_collection && !is_self {
+                queue.push_back((r.url.clone(), false));
+            }
+            f(r)?;
+        }
+    }
+    Ok(())
+}
+
+async fn ls(
+    client: &Client,
+    out: &Out,
+    url: &Url,
+    long: bool,
+    depth: Depth,
+) -> anyhow::Result<bool> {
+    let base = percent_encoding::percent_decode_str(url.path())
+        .decode_utf8_lossy()
+        .trim_end_matches('/')
+        .to_owned();
+    let mut ok = true;
+    let mut show = |r: Resource| -> anyhow::Result<()> {
+        let path = r.path.trim_end_matches('/');
+        let rel = path
+            .strip_prefix(&base)
+            .unwrap_or(path)
+            .trim_start_matches('/');
+        // The collection itself is the listing's header, not one of its entries (unless asked
+        // for alone with Depth 0).
+        if rel.is_empty() && depth != Depth::Zero {
+            return Ok(());
+        }
+        if !(200..300).contains(&r.status) {
+            ok = false;
+            out.failure(&r.path, r.status, "");
+            return Ok(());
+        }
+        if out.json {
+            out.json(&resource_json(&r));
+            return Ok(());
+        }
+        let name = if rel.is_empty() { r.name() } else { rel };
+        let slash = if r.live.is_collection { "/" } else { "" };
+        if long {
+            let kind = if r.live.is_collection { 'd' } else { '-' };
+            let size = r
+                .live
+                .size
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into());
+            let mtime = r
+                .live
+                .modified
+                .map(davit_proto::date::rfc3339)
+                .unwrap_or_else(|| "-".into());
+            out.line(&format!("{kind} {size:>12} {mtime:>20} {name}{slash}"));
+        } else {
+            out.line(&format!("{name}{slash}"));
+        }
+        Ok(())
+    };
+    if depth == Depth::Infinity {
+        walk(client, url, &mut show).await?;
+    } else {
+        let mut listing = client.propfind(url, depth, &PropRequest::Common).await?;
+        while let Some(r) = listing.next().await {
+            show(r?)?;
+        }
+    }
+    Ok(ok)
+}
+
+async fn mkdir_p(client: &Client, url: &Url) -> anyhow::Result<()> {
+    let mut partial = url.clone();
+    let segments: Vec<String> = url
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut path = String::from("/");
+    for seg in segments {
+        path.push_str(&seg);
+        path.push('/');
+        partial.set_path(&path);
+        match client.mkcol(&partial).await {
+            Ok(()) => {}
+            // 405: it exists already; anything else on the way is a real error unless the
+            // collection turns out to exist (some servers answer 403 or 409 instead).
+            Err(e) if e.status() == Some(405) => {}
+            Err(e) => match client.stat(&partial, &PropRequest::Common).await {
+                Ok(r) if r.live.is_collection => {}
+                _ => return Err(e.into()),
+            },
+        }
+    }
+    Ok(())
+}
+
+async fn props(client: &Client, out: &Out, cmd: PropsCommand) -> anyhow::Result<bool> {
+    match cmd {
+        PropsCommand::Get { url, names, .. } => {
+            let req = if names.is_empty() {
+                PropRequest::AllProp
+            } else {
+                PropRequest::Named(
+                    names
+                        .iter()
+                        .map(|n| parse_name(n))
+                        .collect::<anyhow::Result<_>>()?,
+                )
+            };
+            let r = client.stat(&url, &req).await?;
+            let mut ok = true;
+            let mut obj = serde_json::Map::new();
+            if let Some(s) = r.response.status {
+                if !(200..300).contains(&s) {
+                    out.failure(&r.path, s, "");
+                    return Ok(false);
+                }
+            }
+            for ps in &r.response.propstats {
+                for p in &ps.props {
+                    let name = clark(&p.name);
+                    if !(200..300).contains(&ps.status) {
+                        ok = false;
+                        out.failure(&format!("{} {name}", r.path), ps.status, "");
+                        continue;
+                    }
+                    let value = if p.elements().next().is_none() {
+                        p.text()
+                    } else {
+                        p.children
+                            .iter()
+                            .map(|c| match c {
+                                davit_proto::xml::Node::Element(e) => e.to_fragment(),
+                                davit_proto::xml::Node::Text(t) => {
+                                    let mut s = String::new();
+                                    davit_proto::xml::escape_text(t, &mut s);
+                                    s
+                                }
+                            })
+                            .collect()
+                    };
+                    if out.json {
+                        obj.insert(name, Value::String(value));
+                    } else {
+                        out.line(&format!("{name}: {value}"));
+                    }
+                }
+            }
+            if out.json {
+                out.json(&Value::Object(obj));
+            }
+            Ok(ok)
+        }
+        PropsCommand::Set {
+            url,
+            name,
+            value,
+            xml,
+            ..
+        } => {
+            let value = if xml {
+                PatchValue::Xml(value)
+            } else {
+                PatchValue::Text(value)
+            };
+            let ops = [PropPatch::Set(parse_name(&name)?, value)];
+            patch(client, out, &url, &ops).await
+        }
+        PropsCommand::Rm { url, names, .. } => {
+            let ops = names
+                .iter()
+                .map(|n| parse_name(n).map(PropPatch::Remove))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            patch(client, out, &url, &ops).await
+        }
+    }
+}
+
+async fn patch(client: &Client, out: &Out, url: &Url, ops: &[PropPatch]) -> anyhow::Result<bool> {
+    let outcomes = client.proppatch(url, ops).await?;
+    let mut ok = true;
+    for o in &outcomes {
+        if out.json {
+            out.json(&json!({"name": clark(&o.name), "status": o.status,
+                "error": o.error.iter().map(clark).collect::<Vec<_>>()}));
+        }
+        if !(200..300).contains(&o.status) {
+            ok = false;
+            let cond = o
+                .error
+                .iter()
+                .map(|q| format!(" ({})", clark(q)))
+                .collect::<String>();
+            out.failure(
+                &format!("{} {}", url.path(), clark(&o.name)),
+                o.status,
+                &cond,
+            );
+        }
+    }
+    Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_destinations() {
+        assert_eq!(
+            parse_name("{urn:z}color").unwrap(),
+            QName::new("urn:z", "color")
+        );
+        assert_eq!(parse_name("getetag").unwrap(), QName::dav("getetag"));
+        assert!(parse_name("{urn:z}").is_err());
+        assert!(parse_name("a b").is_err());
+        let src = Url::parse("http://h/a/b.txt").unwrap();
+        assert_eq!(
+            destination(&src, "c.txt").unwrap().as_str(),
+            "http://h/a/c.txt"
+        );
+        assert_eq!(destination(&src, "/x/y").unwrap().as_str(), "http://h/x/y");
+        assert_eq!(
+            destination(&src, "http://h/z").unwrap().as_str(),
+            "http://h/z"
+        );
+    }
+}

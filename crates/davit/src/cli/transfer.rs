@@ -1,0 +1,230 @@
+//! `davit get` and `davit put`: files and whole trees, with one progress bar for the whole
+//! transfer (drawn only when stderr is a terminal and the transfer is large enough to matter).
+
+use super::Out;
+use anyhow::{bail, Context};
+use davit_client::{Client, Progress, PropRequest, Url};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Transfers smaller than this finish before a bar would be worth drawing.
+const BAR_MIN_BYTES: u64 = 4 * 1024 * 1024;
+
+fn bar(total: u64, json: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+    if !json && total >= BAR_MIN_BYTES && std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template(
+            "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+        ) {
+            bar.set_style(style);
+        }
+    }
+    bar
+}
+
+fn progress_of(bar: &ProgressBar) -> Progress {
+    let b = bar.clone();
+    Arc::new(move |n| b.inc(n))
+}
+
+/// The last path segment of a URL, decoded.
+fn url_name(url: &Url) -> String {
+    let name = url
+        .path_segments()
+        .and_then(|mut s| s.rfind(|s| !s.is_empty()))
+        .unwrap_or("");
+    percent_encoding::percent_decode_str(name)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// A name from the server used as a local file name: refuse anything that could leave the
+/// destination directory.
+fn safe_local(rel: &str) -> Option<PathBuf> {
+    let mut p = PathBuf::new();
+    for seg in rel.split('/').filter(|s| !s.is_empty()) {
+        if seg == "." || seg == ".." || seg.contains('\\') || seg.contains('\0') {
+            return None;
+        }
+        p.push(seg);
+    }
+    Some(p)
+}
+
+pub async fn get(
+    client: &Client,
+    out: &Out,
+    url: &Url,
+    dest: Option<PathBuf>,
+    resume: bool,
+) -> anyhow::Result<bool> {
+    let top = client.stat(url, &PropRequest::Common).await?;
+    let name = url_name(url);
+    let dest = match dest {
+        Some(d) if d.is_dir() && !top.live.is_collection => d.join(&name),
+        Some(d) => d,
+        None if name.is_empty() => bail!("give a destination for {url}"),
+        None => PathBuf::from(&name),
+    };
+    if !top.live.is_collection {
+        let bar = bar(top.live.size.unwrap_or(0), out.json);
+        let (size, _) = client
+            .get_to_file(url, &dest, resume, Some(progress_of(&bar)))
+            .await?;
+        bar.finish_and_clear();
+        report(out, "get", url, &dest, size);
+        return Ok(true);
+    }
+    // A collection: list it whole, make the directories, then fetch each file.
+    let mut base = url.clone();
+    if !base.path().ends_with('/') {
+        base.set_path(&format!("{}/", base.path()));
+    }
+    let base_path = top.path.trim_end_matches('/').to_owned();
+    let mut files = Vec::new();
+    let mut ok = true;
+    std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
+    super::walk(client, &base, |r| {
+        if !(200..300).contains(&r.status) {
+            ok = false;
+            out.failure(&r.path, r.status, "");
+            return Ok(());
+        }
+        let rel = r.path.strip_prefix(&base_path).unwrap_or(&r.path);
+        let Some(local) = safe_local(rel) else {
+            ok = false;
+            eprintln!("davit: {}: refusing an unsafe name", r.path);
+            return Ok(());
+        };
+        let local = dest.join(local);
+        if r.live.is_collection {
+            std::fs::create_dir_all(&local)
+                .with_context(|| format!("creating {}", local.display()))?;
+        } else {
+            files.push((r.url.clone(), local, r.live.size.unwrap_or(0)));
+        }
+        Ok(())
+    })
+    .await?;
+    let bar = bar(files.iter().map(|f| f.2).sum(), out.json);
+    for (furl, local, _) in files {
+        if let Some(parent) = local.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        match client
+            .get_to_file(&furl, &local, resume, Some(progress_of(&bar)))
+            .await
+        {
+            Ok((size, _)) => report(out, "get", &furl, &local, size),
+            // One file failing does not stop the others; it makes the run a partial failure.
+            Err(e) => {
+                ok = false;
+                bar.suspend(|| eprintln!("davit: {}: {e}", furl.path()));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    Ok(ok)
+}
+
+fn report(out: &Out, op: &str, url: &Url, local: &Path, size: u64) {
+    if out.json {
+        out.json(&json!({"op": op, "url": url.as_str(), "file": local.display().to_string(), "size": size}));
+    }
+}
+
+pub async fn put(client: &Client, out: &Out, src: &Path, url: &Url) -> anyhow::Result<bool> {
+    let meta = std::fs::metadata(src).with_context(|| format!("reading {}", src.display()))?;
+    let file_name = src
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if meta.is_file() {
+        let target = if url.path().ends_with('/') {
+            join(url, &file_name, false)?
+        } else {
+            url.clone()
+        };
+        let bar = bar(meta.len(), out.json);
+        let status = client
+            .put_file(&target, src, Some(progress_of(&bar)))
+            .await?;
+        bar.finish_and_clear();
+        if out.json {
+            out.json(
+                &json!({"op": "put", "url": target.as_str(), "status": status, "size": meta.len()}),
+            );
+        }
+        return Ok(true);
+    }
+    if !meta.is_dir() {
+        bail!("{} is neither a file nor a directory", src.display());
+    }
+    // A tree: walk it first (so the bar knows the total), then MKCOL parents before children.
+    let mut root = url.clone();
+    if !root.path().ends_with('/') {
+        root.set_path(&format!("{}/", root.path()));
+    }
+    let mut dirs = vec![(src.to_path_buf(), root.clone())];
+    let mut files = Vec::new();
+    let mut i = 0;
+    while i < dirs.len() {
+        let (dir, durl) = dirs[i].clone();
+        i += 1;
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                dirs.push((e.path(), join(&durl, &name, true)?));
+            } else if ft.is_file() {
+                files.push((e.path(), join(&durl, &name, false)?, e.metadata()?.len()));
+            }
+        }
+    }
+    let mut ok = true;
+    for (_, durl) in &dirs {
+        match client.mkcol(durl).await {
+            Ok(()) => {}
+            // 405: the collection exists already, which is fine for an upload into it.
+            Err(e) if e.status() == Some(405) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let bar = bar(files.iter().map(|f| f.2).sum(), out.json);
+    for (path, furl, len) in files {
+        match client.put_file(&furl, &path, Some(progress_of(&bar))).await {
+            Ok(status) => {
+                if out.json {
+                    out.json(
+                        &json!({"op": "put", "url": furl.as_str(), "status": status, "size": len}),
+                    );
+                }
+            }
+            Err(e) => {
+                ok = false;
+                bar.suspend(|| eprintln!("davit: {}: {e}", path.display()));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    Ok(ok)
+}
+
+/// `base` (ending in '/') plus one encoded segment.
+fn join(base: &Url, name: &str, collection: bool) -> anyhow::Result<Url> {
+    let mut seg = davit_proto::href::encode_segment(name);
+    if collection {
+        seg.push('/');
+    }
+    // "./" keeps a name with a colon from being read as a URL scheme.
+    base.join(&format!("./{seg}"))
+        .with_context(|| format!("cannot make a URL for {name:?}"))
+}

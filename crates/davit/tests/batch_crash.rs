@@ -1,0 +1,614 @@
+//! Atomic batches against the real `davit` binary: a `kill -9` in the middle of a large atomic
+//! batch is rolled back when the server starts again, and an uninterrupted one commits (and
+//! stays committed across a restart).
+//!
+//! std only: the server is a child process, the client a raw `TcpStream` speaking HTTP/1.1
+//! with `Connection: close`.
+
+use davit_proto::xml::{parse_document, Element, Limits};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A `davit serve` child process, killed (SIGKILL) when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(root: &Path, log: &Path) -> Server {
+        let port = free_port();
+        let log = std::fs::File::create(log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_davit"))
+            .arg("serve")
+            .arg(root)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn davit");
+        let mut server = Server { child, port };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = server.child.try_wait().expect("try_wait") {
+                panic!("davit exited at start-up: {status}");
+            }
+            if let Ok(r) = try_request(port, "OPTIONS", "/", &[], b"") {
+                assert_eq!(r.status, 200, "OPTIONS answered {}", r.status);
+                break;
+            }
+            assert!(Instant::now() < deadline, "davit did not answer in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// SIGKILL, and reap the process.
+    fn kill(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("wait");
+    }
+
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+        try_request(self.port, method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nobody listens on (bound then released).
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local_addr").port()
+}
+
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// One request on a fresh connection (`Connection: close`), the whole answer read to EOF.
+fn try_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Resp> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(IO_TIMEOUT))?;
+    s.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> std::io::Result<Resp> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let end = find(raw, b"\r\n\r\n").ok_or_else(|| bad("no complete response head"))?;
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.strip_prefix("HTTP/1.1 "))
+        .and_then(|l| l.get(..3))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| bad("bad status line"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let rest = &raw[end + 4..];
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        dechunk(rest).ok_or_else(|| bad("bad chunked body"))?
+    } else {
+        rest.to_vec()
+    };
+    Ok(Resp {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = find(rest, b"\r\n")?;
+        let size_text = std::str::from_utf8(&rest[..eol]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(rest.get(..size)?);
+        rest = rest.get(size + 2..)?;
+    }
+}
+
+/// Deterministic printable text (letters only, so it needs no XML escaping).
+fn text_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b'a' + (x % 26) as u8
+        })
+        .collect()
+}
+
+/// Names (and whole contents) of every file under `dir`, relative, sorted; `.davit` skipped.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+            let p = e.path();
+            let rel = p
+                .strip_prefix(base)
+                .expect("under base")
+                .to_string_lossy()
+                .into_owned();
+            if rel == ".davit" {
+                continue;
+            }
+            if p.is_dir() {
+                out.insert(format!("{rel}/"), Vec::new());
+                walk(base, &p, out);
+            } else {
+                out.insert(rel, std::fs::read(&p).expect("read file"));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(dir) {
+        Ok(e) => e
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn journal_records(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|e| {
+            e.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".journal"))
+                .map(|e| {
+                    std::fs::read_to_string(e.path())
+                        .map(|t| t.lines().count())
+                        .unwrap_or(0)
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// `{urn:z}name` → text for every member of collection `path` (PROPFIND Depth 1), read
+/// structurally; a property reported 404 is absent from the map.
+fn z_props(srv: &Server, path: &str, names: &[&str]) -> BTreeMap<(String, String), String> {
+    let mut body = String::from(
+        r#"<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:" xmlns:Z="urn:z"><D:prop>"#,
+    );
+    for n in names {
+        body.push_str(&format!("<Z:{n}/>"));
+    }
+    body.push_str("</D:prop></D:propfind>");
+    let r = srv.request(
+        "PROPFIND",
+        path,
+        &[("Depth", "1"), ("Content-Type", "application/xml")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 207, "PROPFIND {path}: {}", r.text());
+    let root = parse_document(&r.body, &Limits::default()).expect("207 parses");
+    assert!(root.name.is_dav("multistatus"));
+    let mut out = BTreeMap::new();
+    for resp in root.elements().filter(|e| e.name.is_dav("response")) {
+        let href = child(resp, "href").text();
+        for ps in resp.elements().filter(|e| e.name.is_dav("propstat")) {
+            if status_code(&child(ps, "status").text()) != 200 {
+                continue;
+            }
+            for p in child(ps, "prop").elements() {
+                assert_eq!(p.name.ns, "urn:z");
+                out.insert((href.clone(), p.name.local.clone()), p.text());
+            }
+        }
+    }
+    out
+}
+
+fn child<'a>(e: &'a Element, local: &str) -> &'a Element {
+    e.elements()
+        .find(|c| c.name.is_dav(local))
+        .unwrap_or_else(|| panic!("no DAV:{local} in {:?}", e.name))
+}
+
+fn proppatch(srv: &Server, path: &str, set: &[(&str, &str)], remove: &[&str]) {
+    let mut body = String::from(r#"<D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z">"#);
+    if !set.is_empty() {
+        body.push_str("<D:set><D:prop>");
+        for (n, v) in set {
+            body.push_str(&format!("<Z:{n}>{v}</Z:{n}>"));
+        }
+        body.push_str("</D:prop></D:set>");
+    }
+    if !remove.is_empty() {
+        body.push_str("<D:remove><D:prop>");
+        for n in remove {
+            body.push_str(&format!("<Z:{n}/>"));
+        }
+        body.push_str("</D:prop></D:remove>");
+    }
+    body.push_str("</D:propertyupdate>");
+    let r = srv.request(
+        "PROPPATCH",
+        path,
+        &[("Content-Type", "application/xml")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 207, "PROPPATCH {path}: {}", r.text());
+    let root = parse_document(&r.body, &Limits::default()).expect("207 parses");
+    for ps in root
+        .elements()
+        .filter(|e| e.name.is_dav("response"))
+        .flat_map(|resp| resp.elements().filter(|e| e.name.is_dav("propstat")))
+    {
+        assert_eq!(
+            status_code(&child(ps, "status").text()),
+            200,
+            "PROPPATCH {path}: {}",
+            r.text()
+        );
+    }
+}
+
+const OVERWRITE: usize = 600;
+const CREATE: usize = 300;
+const DELETE: usize = 600;
+const PATCH: usize = 1500;
+const PUT_SIZE: usize = 32 * 1024;
+
+fn over(i: usize) -> String {
+    format!("over/f{i:04}.txt")
+}
+
+fn del(i: usize) -> String {
+    format!("del/d{i:04}.txt")
+}
+
+/// The big batch: overwrites, creations, deletions and property changes, interleaved so that
+/// every kind is journaled early; nothing in it fails.
+fn big_batch() -> String {
+    let mut s = String::from(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<b:batch xmlns:b="urn:davit:batch" xmlns:D="DAV:" xmlns:Z="urn:z" mode="atomic">
+"#,
+    );
+    let total = OVERWRITE + CREATE + DELETE + PATCH;
+    let (mut o, mut c, mut d, mut p) = (0, 0, 0, 0);
+    for k in 0..total {
+        // Round-robin over the kinds that still have operations left.
+        let kind = (k..).map(|x| x % 4).find(|x| match x {
+            0 => o < OVERWRITE,
+            1 => c < CREATE,
+            2 => d < DELETE,
+            _ => p < PATCH,
+        });
+        match kind {
+            Some(0) => {
+                let body = text_bytes(PUT_SIZE, 1_000_000 + o as u64);
+                s.push_str(&format!(
+                    "<b:put href=\"{}\">{}</b:put>\n",
+                    over(o),
+                    String::from_utf8(body).expect("ASCII")
+                ));
+                o += 1;
+            }
+            Some(1) => {
+                let body = text_bytes(PUT_SIZE, 2_000_000 + c as u64);
+                s.push_str(&format!(
+                    "<b:put href=\"new/n{c:04}.txt\">{}</b:put>\n",
+                    String::from_utf8(body).expect("ASCII")
+                ));
+                c += 1;
+            }
+            Some(2) => {
+                s.push_str(&format!("<b:delete href=\"{}\"/>\n", del(d)));
+                d += 1;
+            }
+            _ => {
+                let target = over(p % OVERWRITE);
+                s.push_str(&format!(
+                    "<b:proppatch href=\"{target}\"><D:set><D:prop><Z:tag>after-{p}</Z:tag><Z:fresh>x</Z:fresh></D:prop></D:set><D:remove><D:prop><Z:old/></D:prop></D:remove></b:proppatch>\n"
+                ));
+                p += 1;
+            }
+        }
+    }
+    s.push_str("</b:batch>\n");
+    s
+}
+
+#[test]
+fn kill_9_in_the_middle_of_an_atomic_batch_rolls_back_at_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let logs = tempfile::tempdir().expect("log dir");
+    std::fs::create_dir_all(root.join("over")).expect("mkdir over");
+    std::fs::create_dir_all(root.join("del")).expect("mkdir del");
+    std::fs::create_dir_all(root.join("new")).expect("mkdir new");
+    for i in 0..OVERWRITE {
+        std::fs::write(root.join(over(i)), text_bytes(PUT_SIZE, i as u64)).expect("write");
+    }
+    for i in 0..DELETE {
+        std::fs::write(root.join(del(i)), format!("delete me {i}")).expect("write");
+    }
+    std::fs::write(root.join("untouched.txt"), b"untouched").expect("write");
+    let before = tree(&root);
+
+    let srv = Server::start(&root, &logs.path().join("first.log"));
+    for i in (0..OVERWRITE).step_by(10) {
+        proppatch(
+            &srv,
+            &format!("/{}", over(i)),
+            &[("tag", &format!("before-{i}")), ("old", "o")],
+            &[],
+        );
+    }
+    for i in (0..DELETE).step_by(50) {
+        proppatch(&srv, &format!("/{}", del(i)), &[("tag", "del")], &[]);
+    }
+    let names = ["tag", "old", "fresh"];
+    let props_before = (
+        z_props(&srv, "/over/", &names),
+        z_props(&srv, "/del/", &names),
+    );
+    assert_eq!(props_before.0.len(), 2 * OVERWRITE / 10);
+    assert_eq!(props_before.1.len(), DELETE / 50);
+
+    // Send the batch from a thread; it ends when the server dies.
+    let body = big_batch();
+    let port = srv.port;
+    let sender = std::thread::spawn(move || {
+        try_request(
+            port,
+            "POST",
+            "/",
+            &[("Content-Type", "application/xml")],
+            body.as_bytes(),
+        )
+        .map(|r| r.status)
+    });
+
+    let state = root.join(".davit");
+    let journal = state.join("journal");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut records = 0;
+    while Instant::now() < deadline && !sender.is_finished() {
+        records = journal_records(&journal);
+        if records >= 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(
+        !sender.is_finished(),
+        "the batch finished before it could be killed: {:?}",
+        sender.join()
+    );
+    assert!(
+        records >= 200,
+        "the batch journaled only {records} records in time"
+    );
+    srv.kill();
+    let answer = sender.join().expect("sender thread");
+    assert!(
+        !matches!(answer, Ok(207)),
+        "the batch was answered before the kill: {answer:?}"
+    );
+
+    // What the crash left behind: a journal, and (some) changes made on disk.
+    assert_eq!(entries(&journal).len(), 1, "one journal left by the crash");
+    let crashed = tree(&root);
+    assert_ne!(
+        crashed, before,
+        "the batch had changed something before the kill"
+    );
+
+    let srv = Server::start(&root, &logs.path().join("second.log"));
+    assert_eq!(entries(&journal), Vec::<String>::new(), "journal settled");
+    assert_eq!(
+        entries(&state.join("stash")),
+        Vec::<String>::new(),
+        "stashes put back"
+    );
+    let after = tree(&root);
+    let changed: Vec<&String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .take(10)
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "every file as before the batch; differing: {changed:?} (of {} before, {} after)",
+        before.len(),
+        after.len()
+    );
+    assert_eq!(
+        entries(&root.join("new")),
+        Vec::<String>::new(),
+        "no new file"
+    );
+    let props_after = (
+        z_props(&srv, "/over/", &names),
+        z_props(&srv, "/del/", &names),
+    );
+    assert_eq!(props_after, props_before, "dead properties as before");
+
+    // And the server serves normally: reads, a write, another atomic batch.
+    let r = srv.request("GET", &format!("/{}", over(7)), &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, text_bytes(PUT_SIZE, 7));
+    let r = srv.request("PUT", "/after.txt", &[], b"after");
+    assert_eq!(r.status, 201);
+    let small = r#"<b:batch xmlns:b="urn:davit:batch" mode="atomic"><b:put href="new/x.txt">x</b:put><b:delete href="del/d0000.txt"/></b:batch>"#;
+    let r = srv.request(
+        "POST",
+        "/",
+        &[("Content-Type", "application/xml")],
+        small.as_bytes(),
+    );
+    assert_eq!(statuses(&r), [201, 204], "{}", r.text());
+}
+
+/// The statuses of a batch 207, in order.
+fn statuses(r: &Resp) -> Vec<u16> {
+    assert_eq!(r.status, 207, "{}", r.text());
+    assert!(r
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("application/xml")));
+    let root = parse_document(&r.body, &Limits::default()).expect("207 parses");
+    root.elements()
+        .filter(|e| e.name.is_dav("response"))
+        .map(|resp| {
+            let line = match resp.elements().find(|e| e.name.is_dav("status")) {
+                Some(s) => s.text(),
+                // PROPPATCH answers carry propstats: the first one's status.
+                None => child(child(resp, "propstat"), "status").text(),
+            };
+            status_code(&line)
+        })
+        .collect()
+}
+
+/// The code of a `DAV:status` line.
+fn status_code(line: &str) -> u16 {
+    line.trim()
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|l| l.get(..3))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {line:?}"))
+}
+
+#[test]
+fn an_uninterrupted_atomic_batch_commits_and_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root: PathBuf = dir.path().join("root");
+    let logs = tempfile::tempdir().expect("log dir");
+    std::fs::create_dir_all(root.join("d")).expect("mkdir");
+    std::fs::write(root.join("d/keep.txt"), b"old keep").expect("write");
+    std::fs::write(root.join("d/gone.txt"), b"old gone").expect("write");
+    let srv = Server::start(&root, &logs.path().join("first.log"));
+    proppatch(&srv, "/d/keep.txt", &[("tag", "before"), ("old", "o")], &[]);
+    let mut batch = String::from(
+        r#"<b:batch xmlns:b="urn:davit:batch" xmlns:D="DAV:" xmlns:Z="urn:z" mode="atomic">"#,
+    );
+    for i in 0..200 {
+        batch.push_str(&format!("<b:put href=\"d/n{i:03}.txt\">n{i}</b:put>"));
+    }
+    batch.push_str(
+        r#"<b:put href="d/keep.txt">new keep</b:put>
+        <b:delete href="d/gone.txt"/>
+        <b:mkcol href="d/sub/deeper/" parents="true"/>
+        <b:move href="d/n000.txt" destination="d/sub/n000.txt"/>
+        <b:proppatch href="d/keep.txt"><D:set><D:prop><Z:tag>after</Z:tag></D:prop></D:set><D:remove><D:prop><Z:old/></D:prop></D:remove></b:proppatch>
+        </b:batch>"#,
+    );
+    let r = srv.request(
+        "POST",
+        "/",
+        &[("Content-Type", "application/xml")],
+        batch.as_bytes(),
+    );
+    let mut expected = vec![201; 200];
+    expected.extend([204, 204, 201, 201, 200]);
+    assert_eq!(statuses(&r), expected, "{}", r.text());
+    let state = root.join(".davit");
+    assert_eq!(entries(&state.join("journal")), Vec::<String>::new());
+    assert_eq!(entries(&state.join("stash")), Vec::<String>::new());
+
+    let check = |srv: &Server| {
+        assert_eq!(
+            std::fs::read(root.join("d/keep.txt")).expect("keep"),
+            b"new keep"
+        );
+        assert!(!root.join("d/gone.txt").exists());
+        assert!(root.join("d/sub/deeper").is_dir());
+        assert_eq!(
+            std::fs::read(root.join("d/sub/n000.txt")).expect("moved"),
+            b"n0"
+        );
+        assert_eq!(
+            std::fs::read(root.join("d/n199.txt")).expect("created"),
+            b"n199"
+        );
+        let props = z_props(srv, "/d/", &["tag", "old"]);
+        let keep: Vec<_> = props
+            .iter()
+            .filter(|((h, _), _)| h == "/d/keep.txt")
+            .map(|((_, n), v)| (n.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(keep, [("tag", "after")]);
+    };
+    check(&srv);
+    // A kill after the commit changes nothing: the restart has nothing to settle.
+    srv.kill();
+    let srv = Server::start(&root, &logs.path().join("second.log"));
+    check(&srv);
+    assert_eq!(entries(&state.join("journal")), Vec::<String>::new());
+}

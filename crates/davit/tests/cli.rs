@@ -1,0 +1,211 @@
+//! The `davit` binary as a client: against the real server (in-process, ephemeral port) and
+//! against a canned 207 for the partial-failure exit status.
+
+// Test helpers outside #[test] functions: a failed setup should panic loudly.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn davit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_davit"))
+        .args(args)
+        .env_remove("DAVIT_USER")
+        .env_remove("DAVIT_PASSWORD")
+        .env("NETRC", "/nonexistent")
+        .output()
+        .unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = davit(args);
+    assert!(
+        o.status.success(),
+        "davit {args:?}: {:?}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// The davit server on a runtime of its own thread; lives as long as the returned guards.
+fn server() -> (
+    String,
+    tempfile::TempDir,
+    tempfile::TempDir,
+    tokio::runtime::Runtime,
+) {
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server =
+        davit_server::Server::open(root.path(), Some(state.path()), Default::default()).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(davit_server::serve(
+        listener,
+        server,
+        std::future::pending(),
+    ));
+    (format!("http://{addr}"), root, state, rt)
+}
+
+fn write(p: &Path, s: &str) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, s).unwrap();
+}
+
+#[test]
+fn client_commands_against_davit() {
+    let (u, root, _state, _rt) = server();
+    let local = tempfile::tempdir().unwrap();
+    let l = local.path();
+    write(&l.join("hello.txt"), "hello\n");
+    write(&l.join("tree/a.txt"), "a\n");
+    write(&l.join("tree/sub dir/b&c.txt"), "bc\n");
+
+    ok(&[
+        "put",
+        l.join("hello.txt").to_str().unwrap(),
+        &format!("{u}/"),
+    ]);
+    ok(&[
+        "put",
+        l.join("tree").to_str().unwrap(),
+        &format!("{u}/tree"),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("tree/sub dir/b&c.txt")).unwrap(),
+        "bc\n"
+    );
+    ok(&["mkdir", "-p", &format!("{u}/x/y/z")]);
+    assert!(root.path().join("x/y/z").is_dir());
+    let o = davit(&["mkdir", &format!("{u}/x")]);
+    assert_eq!(o.status.code(), Some(1));
+
+    let mut names: Vec<String> = ok(&["ls", &format!("{u}/")])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["hello.txt", "tree/", "x/"]);
+    let long = ok(&["ls", "-l", &format!("{u}/")]);
+    assert!(
+        long.lines()
+            .any(|l| l.starts_with('-') && l.contains(" 6 ") && l.ends_with("hello.txt")),
+        "{long}"
+    );
+    let rec = ok(&["ls", "-R", &format!("{u}/tree")]);
+    assert!(rec.lines().any(|l| l == "sub dir/b&c.txt"), "{rec}");
+    let json = ok(&["ls", "--json", &format!("{u}/tree/")]);
+    let first: serde_json::Value = json
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["name"] == "a.txt")
+        .unwrap();
+    assert_eq!(first["size"], 2);
+    assert!(ok(&["stat", &format!("{u}/hello.txt")]).contains("size: 6"));
+
+    let back = l.join("back.txt");
+    ok(&["get", &format!("{u}/hello.txt"), back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "hello\n");
+    ok(&[
+        "get",
+        &format!("{u}/tree"),
+        l.join("tree.back").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(l.join("tree.back/sub dir/b&c.txt")).unwrap(),
+        "bc\n"
+    );
+
+    ok(&["cp", &format!("{u}/tree/"), "/tree2/"]);
+    assert!(root.path().join("tree2/a.txt").is_file());
+    assert_eq!(
+        davit(&["cp", "-n", &format!("{u}/tree/"), "/tree2/"])
+            .status
+            .code(),
+        Some(1)
+    );
+    ok(&["mv", &format!("{u}/tree2/a.txt"), "renamed.txt"]);
+    assert!(root.path().join("tree2/renamed.txt").is_file());
+    assert_eq!(
+        davit(&["rm", &format!("{u}/tree2/")]).status.code(),
+        Some(1)
+    );
+    ok(&["rm", "-r", &format!("{u}/tree2/")]);
+    assert!(!root.path().join("tree2").exists());
+
+    let f = format!("{u}/hello.txt");
+    ok(&["props", "set", &f, "{urn:z}color", "r<e>d"]);
+    assert_eq!(
+        ok(&["props", "get", &f, "{urn:z}color"]),
+        "{urn:z}color: r<e>d\n"
+    );
+    let j = ok(&["props", "get", "--json", &f, "{urn:z}color"]);
+    assert!(j.contains(r#""{urn:z}color":"r<e>d""#), "{j}");
+    ok(&["props", "rm", &f, "{urn:z}color"]);
+    let o = davit(&["props", "get", &f, "{urn:z}color"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("404"));
+    // A protected property: the server refuses it in a 207, the CLI says so and exits 3.
+    let o = davit(&["props", "set", &f, "getetag", "x"]);
+    assert_eq!(o.status.code(), Some(3));
+
+    let token = ok(&["lock", "--timeout", "60", &f]).trim().to_owned();
+    assert!(!token.is_empty());
+    let o = davit(&["rm", &f]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("423 Locked (lock-token-submitted)"));
+    ok(&["lock", "--refresh", &token, &f]);
+    ok(&["unlock", &f, &token]);
+    ok(&["rm", &f]);
+
+    assert_eq!(davit(&["ls", &format!("{u}/nope/")]).status.code(), Some(1));
+    assert_eq!(davit(&["ls", "not a url"]).status.code(), Some(2));
+}
+
+/// A server answering DELETE with a 207 listing failed members: exit 3, each on stderr.
+#[test]
+fn partial_failure_exits_3() {
+    let body = r#"<?xml version="1.0"?><multistatus xmlns="DAV:"><response><href>/t/a%20b</href><status>HTTP/1.1 423 Locked</status><error><lock-token-submitted/></error></response><response><href>/t/c</href><status>HTTP/1.1 403 Forbidden</status></response></multistatus>"#;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 8192];
+            let mut seen = Vec::new();
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = write!(
+                s,
+                "HTTP/1.1 207 Multi-Status\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let o = davit(&["rm", "-r", &format!("{base}/t/")]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("/t/a b: 423 Locked (lock-token-submitted)"),
+        "{err}"
+    );
+    assert!(err.contains("/t/c: 403 Forbidden"), "{err}");
+    let o = davit(&["rm", "-r", "--json", &format!("{base}/t/")]);
+    assert_eq!(o.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["failures"][0]["status"], 423);
+}

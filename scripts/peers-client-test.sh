@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# scripts/peers-client-test.sh — the davit client against real WebDAV servers: Apache mod_dav
+# (mod_dav_fs) and nginx (dav + dav-ext), each with its own minimal config in a temp dir, on
+# loopback ephemeral ports.
+#
+# As root on Debian (installs apache2, nginx, libnginx-mod-http-dav-ext when missing):
+#     bash scripts/peers-client-test.sh
+# DAVIT_BIN=path/to/davit uses that binary instead of building target/release/davit.
+#
+# For each server it checks: put (file and tree), ls (-l, -R, --json), stat, get (file and
+# tree), cp, mv, rm -r, mkdir -p, props set/get/rm (PROPPATCH: Apache only; nginx has none and
+# must answer with a clean error), lock/unlock.
+# Last line: "N passed, M failed". Exit 0 only when nothing failed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+as_root() {
+  if [[ $(id -u) == 0 ]]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else echo "peers-client-test: need root (or sudo) for: $*" >&2; return 1
+  fi
+}
+
+# ------------------------------------------------------------------ install what is missing
+missing=()
+[[ -x /usr/sbin/apache2 && -f /usr/lib/apache2/modules/mod_dav_fs.so ]] || missing+=(apache2)
+[[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+[[ -f /usr/lib/nginx/modules/ngx_http_dav_ext_module.so ]] || missing+=(libnginx-mod-http-dav-ext)
+if ((${#missing[@]})); then
+  echo "installing ${missing[*]} (apt)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# ------------------------------------------------------------------ the client binary
+if [[ -z ${DAVIT_BIN:-} ]]; then
+  cargo build --release -q -p davit
+  DAVIT_BIN="$ROOT/target/release/davit"
+fi
+[[ -x $DAVIT_BIN ]] || { echo "peers-client-test: no davit binary at $DAVIT_BIN" >&2; exit 1; }
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/davit-peers.XXXXXX")"
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf -- "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+    echo $((20000 + RANDOM % 40000))
+}
+
+wait_port() { # PORT
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# ------------------------------------------------------------------ apache
+start_apache() {
+  local A="$WORK/apache" port; port=$(free_port)
+  mkdir -p "$A/run" "$A/lock" "$A/logs" "$A/docs"
+  # Apache will not run its children as root: the docroot and lock DB belong to www-data.
+  chown -R www-data:www-data "$A/docs" "$A/lock"
+  cat >"$A/httpd.conf" <<EOF
+ServerRoot "$A"
+ServerName 127.0.0.1
+Listen 127.0.0.1:$port
+PidFile "$A/run/httpd.pid"
+DefaultRuntimeDir "$A/run"
+Mutex file:$A/run default
+ErrorLog "$A/logs/error.log"
+LogLevel warn
+User www-data
+Group www-data
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so
+LoadModule dav_module /usr/lib/apache2/modules/mod_dav.so
+LoadModule dav_fs_module /usr/lib/apache2/modules/mod_dav_fs.so
+TypesConfig /etc/mime.types
+DavLockDB "$A/lock/DavLock"
+DocumentRoot "$A/docs"
+<Directory />
+    AllowOverride None
+    Require all denied
+</Directory>
+<Directory "$A/docs">
+    Dav On
+    DavDepthInfinity On
+    Options None
+    AllowOverride None
+    Require all granted
+</Directory>
+EOF
+  /usr/sbin/apache2 -f "$A/httpd.conf" -DFOREGROUND >"$A/logs/stdout.log" 2>&1 &
+  PIDS+=($!)
+  wait_port "$port" || { echo "apache did not start:" >&2; cat "$A/logs/"* >&2; return 1; }
+  URL="http://127.0.0.1:$port"
+}
+
+# ------------------------------------------------------------------ nginx
+start_nginx() {
+  local N="$WORK/nginx" port; port=$(free_port)
+  mkdir -p "$N/run" "$N/logs" "$N/tmp" "$N/docs"
+  cat >"$N/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_http_dav_ext_module.so;
+user root root;
+worker_processes 1;
+pid $N/run/nginx.pid;
+error_log $N/logs/error.log warn;
+events { worker_connections 256; }
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log $N/logs/access.log;
+    client_body_temp_path $N/tmp/body;
+    proxy_temp_path $N/tmp/proxy;
+    fastcgi_temp_path $N/tmp/fastcgi;
+    uwsgi_temp_path $N/tmp/uwsgi;
+    scgi_temp_path $N/tmp/scgi;
+    dav_ext_lock_zone zone=davlock:1m;
+    server {
+        listen 127.0.0.1:$port;
+        root $N/docs;
+        client_max_body_size 0;
+        location / {
+            dav_methods PUT DELETE MKCOL COPY MOVE;
+            dav_ext_methods PROPFIND OPTIONS LOCK UNLOCK;
+            dav_ext_lock zone=davlock;
+            create_full_put_path on;
+            dav_access user:rw group:rw all:r;
+        }
+    }
+}
+EOF
+  /usr/sbin/nginx -p "$N/" -e "$N/logs/error.log" -c "$N/nginx.conf" -g "daemon off;" \
+    >"$N/logs/stdout.log" 2>&1 &
+  PIDS+=($!)
+  wait_port "$port" || { echo "nginx did not start:" >&2; cat "$N/logs/"* >&2; return 1; }
+  URL="http://127.0.0.1:$port"
+}
+
+# ------------------------------------------------------------------ checks
+PASSED=0
+FAILED=0
+SUMMARY=()
+check() { # NAME COMMAND... — passes when the command exits 0
+  local name="$1"; shift
+  if "$@" >"$WORK/out" 2>"$WORK/err"; then
+    PASSED=$((PASSED + 1)); echo "  ok    $name"
+  else
+    FAILED=$((FAILED + 1)); echo "  FAIL  $name"; sed 's/^/        /' "$WORK/out" "$WORK/err"
+    SUMMARY+=("$SERVER: $name")
+  fi
+}
+
+d() { "$DAVIT_BIN" "$@"; }
+
+run_suite() { # SERVER URL
+  SERVER="$1"; local U="$2" L="$WORK/local-$1"
+  echo "== $SERVER ($U)"
+  mkdir -p "$L/tree/sub dir"
+  printf 'hello davit\n' >"$L/hello.txt"
+  printf 'a\n' >"$L/tree/a.txt"
+  printf 'b & c\n' >"$L/tree/sub dir/b c.txt"
+  head -c 300000 /dev/urandom >"$L/tree/big.bin"
+
+  check "put file" d put "$L/hello.txt" "$U/"
+  check "put tree" d put "$L/tree" "$U/tree"
+  check "mkdir -p" d mkdir -p "$U/x/y/z"
+  check "ls" bash -c "'$DAVIT_BIN' ls '$U/' | grep -qx 'hello.txt' && '$DAVIT_BIN' ls '$U/' | grep -qx 'tree/'"
+  check "ls -l" bash -c "'$DAVIT_BIN' ls -l '$U/' | grep -Eq '^- +12 .* hello.txt$'"
+  check "ls -R" bash -c "'$DAVIT_BIN' ls -R '$U/tree' | grep -qx 'sub dir/b c.txt'"
+  check "ls --json" bash -c "'$DAVIT_BIN' ls --json '$U/tree/' | grep -q '\"name\":\"big.bin\",.*\"size\":300000'"
+  check "stat" bash -c "'$DAVIT_BIN' stat '$U/hello.txt' | grep -qx 'size: 12'"
+  check "get file" bash -c "'$DAVIT_BIN' get '$U/hello.txt' '$L/hello.back' && cmp '$L/hello.txt' '$L/hello.back'"
+  check "get -c (resume)" bash -c "head -c 100000 '$L/tree/big.bin' >'$L/big.part' && '$DAVIT_BIN' get -c '$U/tree/big.bin' '$L/big.part' && cmp '$L/tree/big.bin' '$L/big.part'"
+  check "get tree" bash -c "'$DAVIT_BIN' get '$U/tree' '$L/tree.back' && diff -r '$L/tree' '$L/tree.back'"
+  check "cp tree" d cp "$U/tree/" "$U/tree2/"
+  check "cp result" bash -c "'$DAVIT_BIN' get '$U/tree2/sub%20dir/b%20c.txt' '$L/bc' && cmp '$L/bc' '$L/tree/sub dir/b c.txt'"
+  check "mv file" d mv "$U/hello.txt" "$U/x/moved.txt"
+  check "mv result" bash -c "'$DAVIT_BIN' stat '$U/x/moved.txt' >/dev/null && ! '$DAVIT_BIN' stat '$U/hello.txt' 2>/dev/null"
+  check "rm refuses a collection without -r" bash -c "! '$DAVIT_BIN' rm '$U/tree2/' 2>/dev/null"
+  check "rm -r" d rm -r "$U/tree2/"
+  check "rm result" bash -c "! '$DAVIT_BIN' ls '$U/tree2/' 2>/dev/null"
+  check "props get (live)" bash -c "'$DAVIT_BIN' props get '$U/x/moved.txt' getcontentlength | grep -qx 'getcontentlength: 12'"
+  if [[ $SERVER == apache ]]; then
+    check "props set" d props set "$U/x/moved.txt" '{urn:davit-test}color' 'r<e>d'
+    check "props get (dead)" bash -c "'$DAVIT_BIN' props get '$U/x/moved.txt' '{urn:davit-test}color' | grep -qx '{urn:davit-test}color: r<e>d'"
+    check "props rm" d props rm "$U/x/moved.txt" '{urn:davit-test}color'
+    check "props get after rm: exit 3" bash -c "'$DAVIT_BIN' props get '$U/x/moved.txt' '{urn:davit-test}color' 2>/dev/null; [[ \$? == 3 ]]"
+  else
+    check "props set refused cleanly (no PROPPATCH)" bash -c "'$DAVIT_BIN' props set '$U/x/moved.txt' '{urn:davit-test}color' red 2>&1; [[ \$? == 1 ]]"
+  fi
+  check "lock + unlock" bash -c "t=\$('$DAVIT_BIN' lock --timeout 60 '$U/x/moved.txt') && [[ -n \$t ]] && '$DAVIT_BIN' unlock '$U/x/moved.txt' \"\$t\""
+  check "missing resource: exit 1" bash -c "'$DAVIT_BIN' stat '$U/nope' 2>/dev/null; [[ \$? == 1 ]]"
+}
+
+URL=""
+start_apache
+run_suite apache "$URL"
+start_nginx
+run_suite nginx "$URL"
+
+echo
+if ((${#SUMMARY[@]})); then printf 'failed: %s\n' "${SUMMARY[@]}"; fi
+echo "$PASSED passed, $FAILED failed"
+((FAILED == 0))
