@@ -9,7 +9,9 @@
 # 2. cargo fmt --all -- --check
 # 3. cargo clippy --workspace --all-targets -- -D warnings
 # 4. cargo test --workspace
-# 5. scripts/litmus.sh        (release build of davit + litmus basic copymove props http)
+# 5. scripts/litmus.sh        (release build of davit + litmus basic copymove props locks http)
+# 6. scripts/peers-client-test.sh (the davit client against Apache mod_dav and nginx dav-ext)
+# 7. bench/run.sh --smoke      (the benchmark harness still runs)
 #
 # Stops at the first failing step. The last line of output is always the summary
 #     N passed, M failed
@@ -24,7 +26,7 @@ cd "$ROOT"
 PASSED=0
 FAILED=0
 STEP_NO=0
-STEPS=5
+STEPS=7
 LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/davit-test.XXXXXX")"
 trap 'rm -rf -- "$LOGDIR"' EXIT
 
@@ -144,6 +146,32 @@ fi
 PASSED=$((PASSED + l_pass))
 [[ $rc == 0 ]] || step_failed "$l_bad"
 FAILED=$((FAILED + l_bad))
+step_ok
+
+# ---------------------------------------------------------------- 6. client vs real servers
+step "scripts/peers-client-test.sh (davit client against Apache mod_dav and nginx dav-ext)"
+rc=0
+DAVIT_BIN="$ROOT/target/release/davit" bash "$ROOT/scripts/peers-client-test.sh" 2>&1 |
+  tee "$LOGDIR/peers.log" || rc=$?
+# Its last line is "N passed, M failed".
+p_line="$(strip_ansi <"$LOGDIR/peers.log" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1 || true)"
+p_pass=0 p_fail=0
+if [[ $p_line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+  p_pass=${BASH_REMATCH[1]}
+  p_fail=${BASH_REMATCH[2]}
+fi
+PASSED=$((PASSED + p_pass))
+[[ $rc == 0 ]] || step_failed "$p_fail"
+FAILED=$((FAILED + p_fail))
+step_ok
+
+# ---------------------------------------------------------------- 7. benchmark smoke run
+step "bench/run.sh --smoke (the harness still works; numbers are not checked)"
+if [[ -x "$ROOT/bench/run.sh" ]]; then
+  bash "$ROOT/bench/run.sh" --smoke || step_failed
+else
+  echo "bench/run.sh not present: skipped"
+fi
 step_ok
 
 echo
