@@ -16,7 +16,8 @@ pub mod locks;
 pub mod props;
 pub mod server;
 pub mod storage;
+pub mod tls;
 
 pub use config::DavConfig;
 pub use handler::{Dav, PeerAddr};
-pub use server::{serve, Server};
+pub use server::{serve, serve_with, Server};

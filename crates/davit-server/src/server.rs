@@ -8,12 +8,13 @@ use crate::handler::Dav;
 use crate::locks::{EmbeddedLockStore, LockStore};
 use crate::props::{PropStore, SqlitePropStore};
 use crate::storage::{FsStorage, Storage};
+use crate::tls::Tls;
 use bytes::Bytes;
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as AutoBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
@@ -51,11 +52,26 @@ impl Server {
 }
 
 /// Accepts connections on `listener` until `shutdown` resolves, then stops accepting and
-/// waits for open requests to finish.
+/// waits for open requests to finish. Plain HTTP/1.1 (and HTTP/2 with prior knowledge).
 pub async fn serve<S, P, L>(
     listener: TcpListener,
     dav: Dav<S, P, L>,
     shutdown: impl Future<Output = ()>,
+) -> io::Result<()>
+where
+    S: Storage + Clone,
+    P: PropStore + Clone,
+    L: LockStore + Clone,
+{
+    serve_with(listener, dav, shutdown, None).await
+}
+
+/// [`serve`], over TLS when `tls` is given (HTTP/2 or HTTP/1.1 by ALPN).
+pub async fn serve_with<S, P, L>(
+    listener: TcpListener,
+    dav: Dav<S, P, L>,
+    shutdown: impl Future<Output = ()>,
+    tls: Option<Tls>,
 ) -> io::Result<()>
 where
     S: Storage + Clone,
@@ -84,16 +100,48 @@ where
                     let dav = dav.clone();
                     async move { Ok::<_, Infallible>(handle_logged(&dav, req).await) }
                 });
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .serve_connection(TokioIo::new(FragmentGuard::new(stream)), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                let watcher = graceful.watcher();
+                match &tls {
+                    None => {
+                        tokio::spawn(async move {
+                            let io = TokioIo::new(FragmentGuard::new(stream));
+                            let builder = connection_builder();
+                            let conn = builder.serve_connection(io, service);
+                            if let Err(e) = watcher.watch(conn).await {
+                                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                            }
+                        });
                     }
-                });
+                    Some(tls) => {
+                        let acceptor = match tls.acceptor() {
+                            Ok(a) => a,
+                            Err(e) => {
+                                tracing::error!(error = %e, "no TLS acceptor");
+                                continue;
+                            }
+                        };
+                        tokio::spawn(async move {
+                            let handshake = tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await;
+                            let stream = match handshake {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            let io = TokioIo::new(FragmentGuard::new(stream));
+                            let builder = connection_builder();
+                            let conn = builder.serve_connection(io, service);
+                            if let Err(e) = watcher.watch(conn).await {
+                                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                            }
+                        });
+                    }
+                }
             }
             () = &mut shutdown => break,
         }
@@ -105,6 +153,22 @@ where
         () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("gave up waiting for connections"),
     }
     Ok(())
+}
+
+/// HTTP/1.1 and HTTP/2 on one connection builder (HTTP/2 is recognised by its preface),
+/// with the header-read timeout against slowloris.
+fn connection_builder() -> AutoBuilder<TokioExecutor> {
+    let mut builder = AutoBuilder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(256);
+    builder
 }
 
 async fn handle_logged<S, P, L>(dav: &Dav<S, P, L>, req: Request<Incoming>) -> Response<Logged>

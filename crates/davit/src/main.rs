@@ -5,7 +5,7 @@ mod cli;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use davit_server::{serve, DavConfig, Server};
+use davit_server::{serve_with, DavConfig, Server};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +43,12 @@ struct ServeArgs {
     /// [default: DIR/.davit, hidden from clients].
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. SIGHUP reloads both.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// The configuration file. Command-line flags win over it.
@@ -55,6 +61,16 @@ struct FileConfig {
     dav: DavConfig,
     /// Users and access rules; without this table everyone may do everything.
     auth: Option<davit_server::auth::AuthConfig>,
+    /// HTTPS.
+    tls: Option<TlsFiles>,
+}
+
+/// The `[tls]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFiles {
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -100,6 +116,17 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         server = server.with_auth(davit_server::auth::Auth::new(auth)?);
     }
 
+    let tls_files = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        _ => file.tls,
+    };
+    let tls = match &tls_files {
+        Some(f) => {
+            Some(davit_server::tls::Tls::from_files(&f.cert, &f.key).context("loading TLS files")?)
+        }
+        None => None,
+    };
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -108,8 +135,12 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let addr = listener.local_addr()?;
-        tracing::info!("serving {} on http://{addr}/", root.display());
-        serve(listener, server, shutdown_signal()).await?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!("serving {} on {scheme}://{addr}/", root.display());
+        if let Some(tls) = tls.clone() {
+            tokio::spawn(reload_on_sighup(tls));
+        }
+        serve_with(listener, server, shutdown_signal(), tls).await?;
         Ok(())
     })
 }
@@ -125,6 +156,26 @@ fn hash_password() -> anyhow::Result<()> {
     anyhow::ensure!(!password.is_empty(), "empty password");
     println!("{}", davit_server::auth::hash_password(password)?);
     Ok(())
+}
+
+/// Reloads the certificate and key on every SIGHUP (new connections get the new ones).
+async fn reload_on_sighup(tls: davit_server::tls::Tls) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::error!("cannot listen for SIGHUP; TLS files will not be reloaded");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("reloaded the TLS certificate and key"),
+                Err(e) => tracing::error!(error = %e, "TLS reload failed; keeping the old files"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
 }
 
 /// Resolves on SIGINT or SIGTERM.
