@@ -77,6 +77,7 @@ fi
 apt_missing=()
 [[ -x /usr/libexec/litmus/basic ]] || apt_missing+=(litmus)
 command -v curl >/dev/null || apt_missing+=(curl)
+command -v openssl >/dev/null || apt_missing+=(openssl)
 command -v cc >/dev/null || apt_missing+=(gcc libc6-dev)
 if ((${#apt_missing[@]})); then
   echo "installing ${apt_missing[*]} (apt)"
