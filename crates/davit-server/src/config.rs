@@ -31,6 +31,16 @@ pub struct DavConfig {
     pub batch_max_ops: usize,
     /// Largest batch document accepted, in bytes (more: 413).
     pub batch_max_body: usize,
+    /// Most connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request's headers (slowloris defence).
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may go without sending data before the request is dropped.
+    pub body_idle_timeout_secs: u64,
+    /// Largest request head (request line and headers) in bytes; larger ones get 431.
+    pub max_header_bytes: usize,
+    /// Most header fields in one request.
+    pub max_headers: usize,
 }
 
 impl Default for DavConfig {
@@ -46,6 +56,11 @@ impl Default for DavConfig {
             lock_timeout_max: Some(7 * 24 * 3600),
             batch_max_ops: 10_000,
             batch_max_body: 64 * 1024 * 1024,
+            max_connections: 1024,
+            header_timeout_secs: 30,
+            body_idle_timeout_secs: 60,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
         }
     }
 }

@@ -21,12 +21,12 @@ use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
-/// How long a client may take to send its request headers (slowloris defence).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight requests before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -80,8 +80,18 @@ where
 {
     dav.recover().await?;
     let graceful = GracefulShutdown::new();
+    let limits = Limits::from(dav.config());
+    // A permit per open connection: at the limit, new ones wait in the kernel's backlog.
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -104,8 +114,9 @@ where
                 match &tls {
                     None => {
                         tokio::spawn(async move {
+                            let _permit = permit;
                             let io = TokioIo::new(FragmentGuard::new(stream));
-                            let builder = connection_builder();
+                            let builder = connection_builder(&limits);
                             let conn = builder.serve_connection(io, service);
                             if let Err(e) = watcher.watch(conn).await {
                                 tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -121,7 +132,8 @@ where
                             }
                         };
                         tokio::spawn(async move {
-                            let handshake = tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await;
+                            let _permit = permit;
+                            let handshake = tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await;
                             let stream = match handshake {
                                 Ok(Ok(s)) => s,
                                 Ok(Err(e)) => {
@@ -134,7 +146,7 @@ where
                                 }
                             };
                             let io = TokioIo::new(FragmentGuard::new(stream));
-                            let builder = connection_builder();
+                            let builder = connection_builder(&limits);
                             let conn = builder.serve_connection(io, service);
                             if let Err(e) = watcher.watch(conn).await {
                                 tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -155,19 +167,43 @@ where
     Ok(())
 }
 
+/// The connection-level limits from the configuration.
+#[derive(Clone, Copy)]
+struct Limits {
+    max_connections: usize,
+    header_timeout: Duration,
+    max_header_bytes: usize,
+    max_headers: usize,
+}
+
+impl From<&DavConfig> for Limits {
+    fn from(c: &DavConfig) -> Self {
+        Limits {
+            max_connections: c.max_connections,
+            header_timeout: Duration::from_secs(c.header_timeout_secs.max(1)),
+            // hyper's floor for its read buffer.
+            max_header_bytes: c.max_header_bytes.max(8192),
+            max_headers: c.max_headers.max(1),
+        }
+    }
+}
+
 /// HTTP/1.1 and HTTP/2 on one connection builder (HTTP/2 is recognised by its preface),
-/// with the header-read timeout against slowloris.
-fn connection_builder() -> AutoBuilder<TokioExecutor> {
+/// with the header limits and the header-read timeout against slowloris.
+fn connection_builder(limits: &Limits) -> AutoBuilder<TokioExecutor> {
     let mut builder = AutoBuilder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes)
+        .max_headers(limits.max_headers);
     builder
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)))
-        .max_concurrent_streams(256);
+        .max_concurrent_streams(256)
+        .max_header_list_size(limits.max_header_bytes as u32);
     builder
 }
 

@@ -3,7 +3,7 @@
 //! of the equivalent single request, and the answers are written into one 207 as they
 //! complete. The format is in `docs/batch.md`.
 
-use super::{get::internal, read_limited, response, Dav, Target, ALLOW_FILE};
+use super::{get::internal, response, Dav, Target, ALLOW_FILE};
 use crate::body::{self, Body};
 use crate::error::{DavError, DavResult};
 use crate::journal::{drop_stashes, roll_back, Journal, JournaledStorage};
@@ -205,7 +205,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 ))
             }
         };
-        let body = read_limited(parts, body, self.config.batch_max_body).await?;
+        let body = self
+            .read_limited(parts, body, self.config.batch_max_body)
+            .await?;
         let max = self.config.batch_max_ops;
         let batch = if json_in {
             parse_batch_json(&body, max)

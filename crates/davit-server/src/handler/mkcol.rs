@@ -1,6 +1,6 @@
 //! MKCOL: one new, empty collection.
 
-use super::{has_body, read_limited, status_only, Change, Dav, Target, ALLOW_DIR, ALLOW_FILE};
+use super::{has_body, status_only, Change, Dav, Target, ALLOW_DIR, ALLOW_FILE};
 use crate::body::Body;
 use crate::error::{DavError, DavResult};
 use crate::locks::LockStore;
@@ -22,7 +22,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         if has_body(parts) {
-            let body = read_limited(parts, body, self.config.max_xml_body).await?;
+            let body = self.read_xml_body(parts, body).await?;
             if !body.is_empty() {
                 // Extended MKCOL (RFC 5689) is not implemented, and nothing else is defined.
                 return Err(DavError::UnsupportedMediaType(

@@ -100,6 +100,32 @@ where
         self
     }
 
+    /// The configuration.
+    pub fn config(&self) -> &DavConfig {
+        &self.config
+    }
+
+    /// Waits for the next frame of a request body, giving up (408) when the client sends
+    /// nothing for `body_idle_timeout_secs`.
+    pub(crate) async fn next_frame<B>(
+        &self,
+        body: &mut B,
+    ) -> DavResult<Option<http_body::Frame<Bytes>>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let idle = std::time::Duration::from_secs(self.config.body_idle_timeout_secs);
+        match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => Err(DavError::RequestTimeout),
+            Ok(None) => Ok(None),
+            Ok(Some(Ok(frame))) => Ok(Some(frame)),
+            Ok(Some(Err(e))) => Err(DavError::BadRequest(format!(
+                "the request body broke off: {e}"
+            ))),
+        }
+    }
+
     /// Enables atomic batches, journaled in `dir`.
     pub fn with_journal(mut self, dir: std::path::PathBuf) -> Self {
         self.journal_dir = Some(Arc::new(dir));
@@ -270,7 +296,39 @@ where
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        read_limited(parts, body, self.config.max_xml_body).await
+        self.read_limited(parts, body, self.config.max_xml_body)
+            .await
+    }
+
+    /// Reads a whole body of at most `limit` bytes (413 beyond, 408 when it stalls).
+    pub(crate) async fn read_limited<B>(
+        &self,
+        parts: &Parts,
+        mut body: B,
+        limit: usize,
+    ) -> DavResult<Bytes>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(DavError::TooLarge);
+        }
+        let mut buf = BytesMut::new();
+        while let Some(frame) = self.next_frame(&mut body).await? {
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > limit {
+                    return Err(DavError::TooLarge);
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(buf.freeze())
     }
 
     /// Every check a request passes before it acts: the If header must parse (400) and hold
@@ -500,33 +558,6 @@ pub(crate) fn has_body(parts: &Parts) -> bool {
         Some(n) => n > 0,
         None => parts.headers.contains_key(header::TRANSFER_ENCODING),
     }
-}
-
-/// Reads a whole body of at most `limit` bytes (413 beyond).
-pub(crate) async fn read_limited<B>(parts: &Parts, mut body: B, limit: usize) -> DavResult<Bytes>
-where
-    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(DavError::TooLarge);
-    }
-    let mut buf = BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| DavError::BadRequest(format!("reading the body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > limit {
-                return Err(DavError::TooLarge);
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok(buf.freeze())
 }
 
 /// A 207 response with a complete body.

@@ -10,7 +10,6 @@ use crate::storage::{Storage, Upload};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{header, Response, StatusCode};
-use http_body_util::BodyExt;
 use tokio::io::{AsyncWriteExt, BufWriter};
 
 /// Write buffer between the network and the file: large writes keep the number of trips to
@@ -83,9 +82,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         // the body is first polled, so every refusal above goes out without it.
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, self.storage.upload(path).await?);
         let mut written: u64 = 0;
-        while let Some(frame) = body.frame().await {
-            let frame = frame
-                .map_err(|e| DavError::BadRequest(format!("upload aborted before its end: {e}")))?;
+        while let Some(frame) = self.next_frame(&mut body).await? {
             if let Ok(data) = frame.into_data() {
                 written += data.len() as u64;
                 if limit.is_some_and(|l| written > l) {
