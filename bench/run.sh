@@ -191,7 +191,9 @@ done
 # template/
 #   small/file4k.bin             4 KiB                 (GET, PROPFIND Depth 0)
 #   dir1000/f0000.txt..f0999.txt 1,000 x 1 KiB         (PROPFIND Depth 1)
-#   tree1000/d0..d9/f00..f99     1,000 x 4 KiB         (COPY, MOVE, DELETE)
+#   tree1000/d0..d9/f00..f99     1,000 x 4 KiB         (COPY source)
+#   mv1..mvREPS/, del1..delREPS/ copies of tree1000     (MOVE and DELETE sources, so that each
+#                                                        operation stands alone)
 #   inf/dNNN/fNNNN               INF_DIRS x INF_FILES x 100 B (PROPFIND Depth infinity)
 #   put/                         empty                 (PUT of new files)
 #   big.bin                      BIG_MIB MiB, random   (GET 1 GiB); the PUT source is $RUN/upload.bin
@@ -217,6 +219,11 @@ for d in range(ndirs):
     for i in range(nfiles):
         with open(f"{t}/inf/d{d:03d}/f{i:04d}.txt", "wb") as f: f.write(hundred)
 EOF
+  local i
+  for ((i = 1; i <= REPS; i++)); do
+    cp -a "$t/tree1000" "$t/mv$i"
+    cp -a "$t/tree1000" "$t/del$i"
+  done
   head -c "$((BIG_MIB * 1024 * 1024))" /dev/urandom >"$t/big.bin"
   ln "$t/big.bin" "$RUN/upload.bin"   # PUT source; same bytes, outside every docroot
 }
@@ -427,7 +434,7 @@ preflight() {
 }
 
 # Entries in a multistatus body file (<response> elements, any namespace prefix).
-count_responses() { grep -o '<[A-Za-z0-9_]*:\{0,1\}response[ >]' "$1" | wc -l; }
+count_responses() { { grep -o '<[A-Za-z0-9_]*:\{0,1\}response[ >]' "$1" || true; } | wc -l; }
 
 run_rate() {  # run_rate SERVER WORKLOAD CONC
   local s="$1" wl="$2" c="$3" threads=2 out code
@@ -471,32 +478,42 @@ run_rate() {  # run_rate SERVER WORKLOAD CONC
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
 ms() { awk -v s="$1" 'BEGIN { printf "%.1f", s * 1000 }'; }
 
-# COPY /tree1000/ -> /copyN/, MOVE /copyN/ -> /movedN/, DELETE /movedN/ (REPS times; median).
+# COPY /tree1000/ -> /copyN/, MOVE /mvN/ -> /movedN/, DELETE /delN/ (REPS times; median).
+# tree_op NAME METHOD URL [curl args]: one timed request; appends the time (s) to TIMES_<NAME>,
+# or sets FAIL_<NAME> on a non-2xx answer; tracks the peak RSS in RSS_<NAME>.
+tree_op() {
+  local name="$1" method="$2" url="$3" r code v; shift 3
+  reset_peak
+  r=$(curl_req "$method" "$url" "$@")
+  code=${r%% *}
+  v=$(peak_kib)
+  if [[ $code =~ ^2 ]]; then
+    printf '%s\n' "$(awk '{ print $3 }' <<<"$r")" >>"$RUN/times-$name"
+  else
+    echo "n/a (HTTP ${code:-none})" >"$RUN/fail-$name"
+  fi
+  if ((v > $(cat "$RUN/rss-$name" 2>/dev/null || echo 0))); then echo "$v" >"$RUN/rss-$name"; fi
+}
+
 run_tree_ops() {
-  local s="$1" i r code copy_t=() move_t=() del_t=() note=""
-  local rss_c=0 rss_m=0 rss_d=0 v
+  local s="$1" i name
+  rm -f "$RUN"/times-* "$RUN"/fail-* "$RUN"/rss-*
   for ((i = 1; i <= REPS; i++)); do
-    reset_peak
-    r=$(curl_req COPY "$BASE/tree1000/" -H "Destination: $BASE/copy$i/" -H 'Depth: infinity' -H 'Overwrite: F')
-    code=${r%% *}; [[ $code =~ ^2 ]] || note="COPY HTTP $code"
-    copy_t+=("$(awk '{ print $3 }' <<<"$r")"); v=$(peak_kib); ((v > rss_c)) && rss_c=$v
-    reset_peak
-    r=$(curl_req MOVE "$BASE/copy$i/" -H "Destination: $BASE/moved$i/" -H 'Overwrite: F')
-    code=${r%% *}; [[ $code =~ ^2 ]] || note="${note:+$note; }MOVE HTTP $code"
-    move_t+=("$(awk '{ print $3 }' <<<"$r")"); v=$(peak_kib); ((v > rss_m)) && rss_m=$v
-    reset_peak
-    r=$(curl_req DELETE "$BASE/moved$i/")
-    code=${r%% *}; [[ $code =~ ^2 ]] || note="${note:+$note; }DELETE HTTP $code"
-    del_t+=("$(awk '{ print $3 }' <<<"$r")"); v=$(peak_kib); ((v > rss_d)) && rss_d=$v
+    tree_op copy COPY "$BASE/tree1000/" -H "Destination: $BASE/copy$i/" -H 'Depth: infinity' -H 'Overwrite: F'
+    tree_op move MOVE "$BASE/mv$i/" -H "Destination: $BASE/moved$i/" -H 'Overwrite: F'
+    tree_op delete DELETE "$BASE/del$i/"
   done
-  local m
-  m=$(printf '%s\n' "${copy_t[@]}" | median)
-  emit "$s" copy_tree1000 1 time "$(ms "$m")" "" "" "" "$rss_c" "" "$(grep -o 'COPY[^;]*' <<<"$note" || true)"
-  m=$(printf '%s\n' "${move_t[@]}" | median)
-  emit "$s" move_tree1000 1 time "$(ms "$m")" "" "" "" "$rss_m" "" "$(grep -o 'MOVE[^;]*' <<<"$note" || true)"
-  m=$(printf '%s\n' "${del_t[@]}" | median)
-  emit "$s" delete_tree1000 1 time "$(ms "$m")" "" "" "" "$rss_d" "" "$(grep -o 'DELETE[^;]*' <<<"$note" || true)"
-  log "  tree ops: copy ${copy_t[*]} move ${move_t[*]} delete ${del_t[*]} s ${note:+($note)}"
+  for name in copy move delete; do
+    local rss note="" m=""
+    rss=$(cat "$RUN/rss-$name" 2>/dev/null || echo 0)
+    if [[ -f $RUN/fail-$name ]]; then
+      note=$(<"$RUN/fail-$name")
+    else
+      m=$(ms "$(median <"$RUN/times-$name")")
+    fi
+    emit "$s" "${name}_tree1000" 1 time "$m" "" "" "" "$rss" "" "$note"
+    log "  $name tree1000: ${m:-$note} ms ($(tr '\n' ' ' <"$RUN/times-$name" 2>/dev/null || true)s)"
+  done
 }
 
 run_depth_inf() {
@@ -508,7 +525,7 @@ run_depth_inf() {
     -w '%{http_code} %{time_starttransfer} %{time_total}' "$BASE/inf/" 2>/dev/null || true)
   rss=$(peak_kib)
   code=${r%% *}
-  n=$(count_responses "$body" 2>/dev/null || echo 0)
+  n=$(count_responses "$body")
   rm -f -- "$body"
   local expect=$((INF_TOTAL + INF_DIRS + 1))
   if [[ $code != 207 ]]; then

@@ -177,25 +177,9 @@ pub struct PropfindStream {
 
 impl PropfindStream {
     pub(crate) fn spawn(base: Url, response: reqwest::Response) -> PropfindStream {
-        let (tx, rx) = mpsc::channel(64);
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            let body = BodyReader {
-                response,
-                handle,
-                chunk: Bytes::new(),
-                done: false,
-            };
-            let reader = MultistatusReader::new(BufReader::with_capacity(64 * 1024, body));
-            for item in reader {
-                let item = item.map_err(Error::from).and_then(|r| resource(&base, r));
-                let stop = item.is_err();
-                if tx.blocking_send(item).is_err() || stop {
-                    break;
-                }
-            }
-        });
-        PropfindStream { rx }
+        PropfindStream {
+            rx: spawn_reader(base, response, |base, _, r| resource(base, r)),
+        }
     }
 
     /// The next resource; `None` at the end of the listing.
@@ -220,6 +204,36 @@ impl Stream for PropfindStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.rx.poll_recv(cx)
     }
+}
+
+/// Parses a Multi-Status body on a blocking thread and sends each `response`, turned into a
+/// `T` by `f` (given the base URL and the response's index), over a small bounded channel:
+/// a slow consumer slows the download instead of growing a buffer, so memory stays flat for
+/// any size. The parse stops at the first error, or when the receiver is dropped.
+pub(crate) fn spawn_reader<T: Send + 'static>(
+    base: Url,
+    response: reqwest::Response,
+    f: fn(&Url, usize, Response) -> Result<T>,
+) -> mpsc::Receiver<Result<T>> {
+    let (tx, rx) = mpsc::channel(64);
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let body = BodyReader {
+            response,
+            handle,
+            chunk: Bytes::new(),
+            done: false,
+        };
+        let reader = MultistatusReader::new(BufReader::with_capacity(64 * 1024, body));
+        for (i, item) in reader.enumerate() {
+            let item = item.map_err(Error::from).and_then(|r| f(&base, i, r));
+            let stop = item.is_err();
+            if tx.blocking_send(item).is_err() || stop {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// A blocking [`Read`] over an async response body, for the blocking parse thread.

@@ -140,8 +140,27 @@ impl Client {
         Ok(rb)
     }
 
+    /// A request that changes something: it carries the client's If header, if any.
+    pub(crate) fn write_request(
+        &self,
+        method: &str,
+        url: &Url,
+        dest: Option<&Url>,
+    ) -> Result<RequestBuilder> {
+        let rb = self.request(method, url)?;
+        Ok(match self.if_header(url, dest) {
+            Some(v) => rb.header("If", v),
+            None => rb,
+        })
+    }
+
     /// Sends a request; a status outside 2xx becomes [`Error::Status`].
-    async fn send(&self, method: &str, url: &Url, rb: RequestBuilder) -> Result<reqwest::Response> {
+    pub(crate) async fn send(
+        &self,
+        method: &str,
+        url: &Url,
+        rb: RequestBuilder,
+    ) -> Result<reqwest::Response> {
         let response = rb.send().await?;
         if response.status().is_success() {
             Ok(response)
@@ -210,7 +229,7 @@ impl Client {
     /// outcome of each property.
     pub async fn proppatch(&self, url: &Url, ops: &[PropPatch]) -> Result<Vec<PropOutcome>> {
         let rb = self
-            .request("PROPPATCH", url)?
+            .write_request("PROPPATCH", url, None)?
             .header(CONTENT_TYPE, "application/xml; charset=\"utf-8\"")
             .body(proppatch_body(ops));
         let response = self.send("PROPPATCH", url, rb).await?;
@@ -233,7 +252,7 @@ impl Client {
 
     /// MKCOL: creates a collection.
     pub async fn mkcol(&self, url: &Url) -> Result<()> {
-        let rb = self.request("MKCOL", url)?;
+        let rb = self.write_request("MKCOL", url, None)?;
         self.send("MKCOL", url, rb).await?;
         Ok(())
     }
@@ -352,7 +371,7 @@ impl Client {
             },
         );
         let mut rb = self
-            .request("PUT", url)?
+            .write_request("PUT", url, None)?
             .body(reqwest::Body::wrap_stream(stream));
         if let Some(n) = len {
             rb = rb.header(CONTENT_LENGTH, n);
@@ -370,7 +389,7 @@ impl Client {
 
     /// DELETE of a resource and, for a collection, everything in it.
     pub async fn delete(&self, url: &Url) -> Result<Outcome> {
-        let rb = self.request("DELETE", url)?;
+        let rb = self.write_request("DELETE", url, None)?;
         self.multi("DELETE", url, rb).await
     }
 
@@ -384,7 +403,7 @@ impl Client {
         deep: bool,
     ) -> Result<Outcome> {
         let rb = self
-            .request("COPY", src)?
+            .write_request("COPY", src, Some(dest))?
             .header("Destination", dest.as_str())
             .header("Overwrite", if overwrite { "T" } else { "F" })
             .header("Depth", if deep { "infinity" } else { "0" });
@@ -394,7 +413,7 @@ impl Client {
     /// MOVE to `dest`.
     pub async fn move_to(&self, src: &Url, dest: &Url, overwrite: bool) -> Result<Outcome> {
         let rb = self
-            .request("MOVE", src)?
+            .write_request("MOVE", src, Some(dest))?
             .header("Destination", dest.as_str())
             .header("Overwrite", if overwrite { "T" } else { "F" });
         self.multi("MOVE", src, rb).await

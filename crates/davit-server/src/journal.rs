@@ -146,10 +146,17 @@ pub(crate) async fn roll_back<S: Storage>(storage: &S, entries: &[Undo]) {
     for undo in entries.iter().rev() {
         let result = match undo {
             Undo::Created(p) => storage.delete_tree(p).await.map(|_| ()),
-            Undo::Stashed { id, path } => {
-                let _ = storage.delete_tree(path).await;
-                storage.unstash(id, path).await
-            }
+            Undo::Stashed { id, path } => match storage.has_stash(id).await {
+                // Whatever replaced the original goes, and the original comes back.
+                Ok(true) => {
+                    let _ = storage.delete_tree(path).await;
+                    storage.unstash(id, path).await
+                }
+                // Journaled but never stashed (a crash in between): the original never
+                // left, so there is nothing to undo.
+                Ok(false) => Ok(()),
+                Err(e) => Err(e),
+            },
             Undo::Renamed { from, to } => storage.rename(to, from).await,
         };
         if let Err(e) = result {
@@ -268,6 +275,10 @@ impl<S: Storage + Clone> Storage for JournaledStorage<S> {
 
     async fn unstash(&self, id: &str, path: &DavPath) -> io::Result<()> {
         self.inner.unstash(id, path).await
+    }
+
+    async fn has_stash(&self, id: &str) -> io::Result<bool> {
+        self.inner.has_stash(id).await
     }
 
     async fn drop_stash(&self, id: &str) -> io::Result<()> {

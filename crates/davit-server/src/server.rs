@@ -164,6 +164,7 @@ where
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("gave up waiting for connections"),
     }
+    dav.quiesce().await;
     Ok(())
 }
 

@@ -1847,8 +1847,6 @@ async fn abandon_atomic_batch(srv: &TestServer, n: usize) {
 /// The batch must settle (commit or roll back) even when nobody waits for its answer: a
 /// half-applied batch must not stay visible, and its journal must not linger until a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bug: a client disconnect cancels a running atomic batch half-way; its \
-            changes stay visible and its journal lingers until the next start"]
 async fn atomic_batch_settles_when_the_client_disconnects() {
     let srv = TestServer::start().await;
     write_file(srv.root(), "keep.txt", b"old keep");
@@ -1886,8 +1884,6 @@ async fn atomic_batch_settles_when_the_client_disconnects() {
 /// Consequence of the bug above: the abandoned journal is replayed at the next start and
 /// undoes writes that other clients made in the meantime.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bug: the journal of an abandoned atomic batch is rolled back at the next \
-            start, deleting files other clients wrote since"]
 async fn later_writes_survive_a_restart_after_an_abandoned_batch() {
     let srv = TestServer::start().await;
     write_file(srv.root(), "keep.txt", b"old keep");
@@ -1903,4 +1899,74 @@ async fn later_writes_survive_a_restart_after_an_abandoned_batch() {
         Some(&b"written later"[..]),
         "a write acknowledged after the batch was abandoned survives a restart"
     );
+}
+
+/// In independent mode the answer streams: the first response arrives while later operations
+/// have not run yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_answers_stream_as_operations_complete() {
+    use tokio::io::AsyncWriteExt;
+    let srv = TestServer::start().await;
+    let n = 1500;
+    let ops: Vec<Op> = (0..n)
+        .map(|i| put(&format!("s{i:04}.txt"), format!("file {i}").as_bytes()))
+        .collect();
+    let body = xml_batch(None, &ops);
+    let mut s = srv.connect().await;
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        srv.host(),
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.expect("head");
+    s.write_all(body.as_bytes()).await.expect("body");
+    let first = common::read_until(&mut s, b"</D:response>").await;
+    let done_at_first = common::dir_names(srv.root()).len();
+    assert!(
+        common::find(&first, b"HTTP/1.1 207").is_some(),
+        "{}",
+        String::from_utf8_lossy(&first)
+    );
+    assert!(
+        done_at_first < n,
+        "the first response came only after all {n} operations had run"
+    );
+    let mut rest = first;
+    let read = async {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(k) => rest.extend_from_slice(&buf[..k]),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), read)
+        .await
+        .expect("the whole answer arrived in time");
+    let r = common::RawResp::parse(&rest);
+    assert_eq!(r.status, 207);
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    let decoded = dechunk(&r.body);
+    let a = parse_xml_answers(&decoded);
+    assert_eq!(a.len(), n);
+    assert!(a.iter().all(|x| x.overall() == 201));
+    assert_eq!(common::dir_names(srv.root()).len(), n);
+}
+
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = common::find(rest, b"\r\n").expect("chunk size line");
+        let size_text = std::str::from_utf8(&rest[..eol]).expect("ASCII chunk size");
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .expect("hex chunk size");
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
 }

@@ -383,6 +383,7 @@ fn big_batch() -> String {
     s
 }
 
+/// Fails in roughly one run of four: see the next test for the deterministic form.
 #[test]
 fn kill_9_in_the_middle_of_an_atomic_batch_rolls_back_at_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -468,6 +469,10 @@ fn kill_9_in_the_middle_of_an_atomic_batch_rolls_back_at_restart() {
         crashed, before,
         "the batch had changed something before the kill"
     );
+    let journal_file = journal.join(&entries(&journal)[0]);
+    let journal_text = std::fs::read_to_string(&journal_file).expect("journal");
+    let last_records: Vec<&str> = journal_text.lines().rev().take(3).collect();
+    let stashes = entries(&state.join("stash"));
 
     let srv = Server::start(&root, &logs.path().join("second.log"));
     assert_eq!(entries(&journal), Vec::<String>::new(), "journal settled");
@@ -485,9 +490,11 @@ fn kill_9_in_the_middle_of_an_atomic_batch_rolls_back_at_restart() {
         .collect();
     assert!(
         changed.is_empty(),
-        "every file as before the batch; differing: {changed:?} (of {} before, {} after)",
+        "every file as before the batch; differing: {changed:?} (of {} before, {} after); \
+         last journal records at the kill (newest first): {last_records:?}; {} stashes then",
         before.len(),
-        after.len()
+        after.len(),
+        stashes.len()
     );
     assert_eq!(
         entries(&root.join("new")),
@@ -611,4 +618,60 @@ fn an_uninterrupted_atomic_batch_commits_and_survives_a_restart() {
     let srv = Server::start(&root, &logs.path().join("second.log"));
     check(&srv);
     assert_eq!(entries(&state.join("journal")), Vec::<String>::new());
+}
+
+/// The crash states a kill can leave, written by hand so that each is hit for sure: the journal
+/// is synced before each change, so a kill can fall between a record and its change.
+#[test]
+fn recovery_handles_records_whose_change_never_happened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let logs = tempfile::tempdir().expect("log dir");
+    let state = root.join(".davit");
+    std::fs::create_dir_all(state.join("journal")).expect("journal dir");
+    std::fs::create_dir_all(state.join("stash")).expect("stash dir");
+    // 1. created, and the creation happened: removed.
+    std::fs::write(root.join("made.txt"), b"made by the batch").expect("write");
+    // 2. created, but the kill came first: nothing to do.
+    // 3. stashed, and the stash happened (the path is free): put back.
+    std::fs::write(state.join("stash/s3"), b"stashed original").expect("write");
+    // 4. stashed, and the stash happened, then a new file took the path: original back.
+    std::fs::write(state.join("stash/s4"), b"replaced original").expect("write");
+    std::fs::write(root.join("replaced.txt"), b"replacement").expect("write");
+    // 5. stashed, but the kill came before the stash: the original is still in place and
+    //    must stay.
+    std::fs::write(root.join("victim.txt"), b"victim original").expect("write");
+    // 6. renamed, but the kill came before the rename: the source stays.
+    std::fs::write(root.join("from.txt"), b"not moved").expect("write");
+    std::fs::write(
+        state.join("journal/0123456789abcdef0123456789abcdef.journal"),
+        "created /made.txt\n\
+         created /never.txt\n\
+         stashed s3 /stashed.txt\n\
+         stashed s4 /replaced.txt\n\
+         renamed /from.txt /to.txt\n\
+         stashed s5 /victim.txt\n",
+    )
+    .expect("journal");
+    let srv = Server::start(&root, &logs.path().join("server.log"));
+    assert_eq!(entries(&state.join("journal")), Vec::<String>::new());
+    assert_eq!(entries(&state.join("stash")), Vec::<String>::new());
+    let files = tree(&root);
+    let get = |p: &str| {
+        files
+            .get(p)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    };
+    assert_eq!(get("made.txt"), None);
+    assert_eq!(get("never.txt"), None);
+    assert_eq!(get("stashed.txt").as_deref(), Some("stashed original"));
+    assert_eq!(get("replaced.txt").as_deref(), Some("replaced original"));
+    assert_eq!(get("from.txt").as_deref(), Some("not moved"));
+    assert_eq!(get("to.txt"), None);
+    assert_eq!(
+        get("victim.txt").as_deref(),
+        Some("victim original"),
+        "a file whose stash never happened is left alone"
+    );
+    assert_eq!(srv.request("GET", "/victim.txt", &[], b"").status, 200);
 }

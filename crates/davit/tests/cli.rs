@@ -209,3 +209,175 @@ fn partial_failure_exits_3() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["failures"][0]["status"], 423);
 }
+
+fn davit_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_davit"))
+        .args(args)
+        .env_remove("DAVIT_USER")
+        .env_remove("DAVIT_PASSWORD")
+        .env("NETRC", "/nonexistent")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn batch_exit_statuses() {
+    let (u, root, _state, _rt) = server();
+    let local = tempfile::tempdir().unwrap();
+    let xml = local.path().join("ops.xml");
+    write(
+        &xml,
+        r#"<b:batch xmlns:b="urn:davit:batch" xmlns:D="DAV:" xmlns:z="urn:z">
+  <b:mkcol href="notes/"/>
+  <b:put href="notes/a.txt" content-type="text/plain">hello</b:put>
+  <b:proppatch href="notes/a.txt"><D:set><D:prop><z:tag>red</z:tag></D:prop></D:set></b:proppatch>
+  <b:propfind href="notes/a.txt"><D:prop><z:tag/></D:prop></b:propfind>
+</b:batch>"#,
+    );
+    // Everything succeeds: exit 0, one line per operation (plus the properties read).
+    let out = ok(&["batch", xml.to_str().unwrap(), &format!("{u}/")]);
+    assert_eq!(
+        out,
+        "201 /notes/ Created\n201 /notes/a.txt Created\n200 /notes/a.txt OK\n  200 {urn:z}tag\n200 /notes/a.txt OK\n  200 {urn:z}tag: red\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("notes/a.txt")).unwrap(),
+        "hello"
+    );
+
+    // JSON by the file's extension, one failing operation: exit 3, the failure on stderr.
+    let json = local.path().join("ops.json");
+    write(
+        &json,
+        r#"{"operations": [
+            {"op": "put", "href": "b.txt", "content": "b"},
+            {"op": "put", "href": "nope/c.txt", "content": "c"},
+            {"op": "delete", "href": "a.txt"}
+        ]}"#,
+    );
+    let o = davit(&[
+        "batch",
+        "--json",
+        json.to_str().unwrap(),
+        &format!("{u}/notes/"),
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let statuses: Vec<_> = lines.iter().map(|v| v["status"].clone()).collect();
+    assert_eq!(statuses, [201, 409, 204]);
+    assert_eq!(lines[1]["path"], "/notes/nope/c.txt");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("operation 2 /notes/nope/c.txt: 409 Conflict"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // From stdin, type given; an atomic batch with a failure: exit 3, nothing done.
+    let o = davit_stdin(
+        &[
+            "batch",
+            "--content-type",
+            "application/json",
+            "-",
+            &format!("{u}/notes/"),
+        ],
+        r#"{"mode": "atomic", "operations": [{"op": "delete", "href": "b.txt"}, {"op": "delete", "href": "gone"}]}"#,
+    );
+    assert_eq!(o.status.code(), Some(3));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.starts_with("424 /notes/b.txt Failed Dependency"),
+        "{out}"
+    );
+    assert!(root.path().join("notes/b.txt").is_file());
+
+    // A batch refused as a whole (not well-formed): exit 1.
+    let o = davit_stdin(&["batch", "-", &format!("{u}/")], "<b:batch");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("400 Bad Request"));
+}
+
+#[test]
+fn lock_token_lets_the_holder_write() {
+    let (u, root, _state, _rt) = server();
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("new.txt");
+    write(&src, "new\n");
+    let f = format!("{u}/f.txt");
+    ok(&["put", src.to_str().unwrap(), &f]);
+    let token = ok(&["lock", &f]).trim().to_owned();
+
+    let o = davit(&["put", src.to_str().unwrap(), &f]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("423 Locked (lock-token-submitted)"));
+    write(&src, "changed\n");
+    ok(&["put", "--lock-token", &token, src.to_str().unwrap(), &f]);
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("f.txt")).unwrap(),
+        "changed\n"
+    );
+    // Angle brackets are fine; props set/rm, cp onto the locked file, and rm all need it.
+    let bracketed = format!("<{token}>");
+    assert_eq!(
+        davit(&["props", "set", &f, "{urn:z}c", "red"])
+            .status
+            .code(),
+        Some(1)
+    );
+    ok(&[
+        "props",
+        "set",
+        "--lock-token",
+        &bracketed,
+        &f,
+        "{urn:z}c",
+        "red",
+    ]);
+    ok(&["props", "rm", "--lock-token", &token, &f, "{urn:z}c"]);
+    ok(&["put", src.to_str().unwrap(), &format!("{u}/g.txt")]);
+    assert_eq!(
+        davit(&["cp", &format!("{u}/g.txt"), "f.txt"]).status.code(),
+        Some(1)
+    );
+    ok(&["cp", "--lock-token", &token, &format!("{u}/g.txt"), "f.txt"]);
+
+    let dir = format!("{u}/d/");
+    ok(&["mkdir", &dir]);
+    let dtoken = ok(&["lock", &dir]).trim().to_owned();
+    assert_eq!(
+        davit(&["mkdir", &format!("{u}/d/sub")]).status.code(),
+        Some(1)
+    );
+    ok(&["mkdir", "--lock-token", &dtoken, &format!("{u}/d/sub")]);
+    ok(&[
+        "mv",
+        "--lock-token",
+        &dtoken,
+        &format!("{u}/d/sub/"),
+        "/d/moved/",
+    ]);
+    ok(&["rm", "-r", "--lock-token", &dtoken, &dir]);
+    assert!(!root.path().join("d").exists());
+    // Commands that change nothing do not take the option.
+    assert_eq!(
+        davit(&["ls", "--lock-token", &token, &format!("{u}/")])
+            .status
+            .code(),
+        Some(2)
+    );
+}

@@ -11,10 +11,10 @@
 //! under any prefix or as the default namespace. Anything malformed is an [`XmlError`], never a
 //! panic: the body comes from the network.
 
-use super::{Element, Node, QName, XmlError, XML_NS};
+use super::tree::{check_chars, ref_char};
+use super::{Element, Node, QName, XmlError};
 use crate::status::parse_status_line;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 use std::io::BufRead;
 use std::time::SystemTime;
@@ -320,27 +320,16 @@ impl<R: BufRead> MultistatusReader<R> {
                     let s = t
                         .xml10_content()
                         .map_err(|e| XmlError::Syntax(e.to_string()))?;
+                    check_chars(&s)?;
                     push_text(&mut stack, &s);
                 }
                 Event::CData(c) => {
                     let s = c.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
+                    check_chars(&s)?;
                     push_text(&mut stack, &s);
                 }
                 Event::GeneralRef(r) => {
-                    let ch = match r.resolve_char_ref() {
-                        Ok(Some(c)) => c,
-                        Ok(None) => {
-                            match &*r.decode().map_err(|e| XmlError::Syntax(e.to_string()))? {
-                                "lt" => '<',
-                                "gt" => '>',
-                                "amp" => '&',
-                                "apos" => '\'',
-                                "quot" => '"',
-                                _ => return Err(XmlError::Dtd),
-                            }
-                        }
-                        Err(e) => return Err(XmlError::Syntax(e.to_string())),
-                    };
+                    let ch = ref_char(&r)?;
                     push_text(&mut stack, ch.encode_utf8(&mut [0; 4]));
                 }
                 Event::DocType(_) => return Err(XmlError::Dtd),
@@ -380,64 +369,7 @@ fn start_element<R>(
     s: &BytesStart<'_>,
     parent_lang: Option<String>,
 ) -> Result<Element, XmlError> {
-    let utf8 = |b: &[u8]| -> Result<String, XmlError> {
-        std::str::from_utf8(b)
-            .map(str::to_owned)
-            .map_err(|_| XmlError::Syntax("invalid UTF-8 in a name".into()))
-    };
-    let (res, local) = reader.resolve_element(s.name());
-    let name = QName::new(resolved(res)?, utf8(local.as_ref())?);
-    let prefix = match s.name().prefix() {
-        Some(p) => Some(utf8(p.as_ref())?),
-        None => None,
-    };
-    let mut attrs = Vec::new();
-    let mut lang = parent_lang;
-    for attr in s.attributes() {
-        let attr = attr.map_err(|e| XmlError::Syntax(e.to_string()))?;
-        let key = attr.key;
-        if key.as_ref() == b"xmlns" || key.as_ref().starts_with(b"xmlns:") {
-            continue;
-        }
-        let value = attr
-            .unescape_value()
-            .map_err(|e| XmlError::Syntax(e.to_string()))?
-            .into_owned();
-        let (res, alocal) = reader.resolve_attribute(key);
-        let aname = QName::new(resolved(res)?, utf8(alocal.as_ref())?);
-        if aname.ns == XML_NS && aname.local == "lang" {
-            lang = Some(value.clone());
-        }
-        let aprefix = match key.prefix() {
-            Some(p) => Some(utf8(p.as_ref())?),
-            None => None,
-        };
-        attrs.push(super::Attribute {
-            name: aname,
-            prefix: aprefix,
-            value,
-        });
-    }
-    Ok(Element {
-        name,
-        prefix,
-        attrs,
-        children: Vec::new(),
-        lang,
-    })
-}
-
-fn resolved(res: ResolveResult<'_>) -> Result<String, XmlError> {
-    match res {
-        ResolveResult::Bound(ns) => std::str::from_utf8(ns.as_ref())
-            .map(str::to_owned)
-            .map_err(|_| XmlError::Syntax("invalid UTF-8 in a namespace".into())),
-        ResolveResult::Unbound => Ok(String::new()),
-        ResolveResult::Unknown(p) => Err(XmlError::Namespace(format!(
-            "undeclared prefix {:?}",
-            String::from_utf8_lossy(&p)
-        ))),
-    }
+    super::tree::read_start(reader, s, parent_lang)
 }
 
 fn status_of(el: &Element) -> Result<u16, XmlError> {

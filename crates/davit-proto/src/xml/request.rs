@@ -113,8 +113,10 @@ pub fn patch_ops_from(root: &Element) -> Result<Vec<PatchOp>, XmlError> {
             }
         }
     }
-    if instructions == 0 {
-        return Err(XmlError::Invalid("propertyupdate holds no set or remove"));
+    if instructions == 0 || ops.is_empty() {
+        return Err(XmlError::Invalid(
+            "propertyupdate holds no set or remove of a property",
+        ));
     }
     Ok(ops)
 }

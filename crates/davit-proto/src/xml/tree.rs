@@ -283,25 +283,16 @@ pub fn parse_document(body: &[u8], limits: &Limits) -> Result<Element, XmlError>
                 let s = t
                     .xml10_content()
                     .map_err(|e| XmlError::Syntax(e.to_string()))?;
+                check_chars(&s)?;
                 push_text(&mut stack, &s)?;
             }
             Event::CData(c) => {
                 let s = c.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
+                check_chars(&s)?;
                 push_text(&mut stack, &s)?;
             }
             Event::GeneralRef(r) => {
-                let ch = match r.resolve_char_ref() {
-                    Ok(Some(c)) => c,
-                    Ok(None) => match &*r.decode().map_err(|e| XmlError::Syntax(e.to_string()))? {
-                        "lt" => '<',
-                        "gt" => '>',
-                        "amp" => '&',
-                        "apos" => '\'',
-                        "quot" => '"',
-                        _ => return Err(XmlError::Dtd),
-                    },
-                    Err(e) => return Err(XmlError::Syntax(e.to_string())),
-                };
+                let ch = ref_char(&r)?;
                 push_text(&mut stack, ch.encode_utf8(&mut [0; 4]))?;
             }
             Event::DocType(_) => return Err(XmlError::Dtd),
@@ -360,21 +351,18 @@ fn attach(stack: &mut [Element], root: &mut Option<Element>, el: Element) {
     }
 }
 
-fn read_start(
-    reader: &NsReader<&[u8]>,
+/// Reads a start tag into an element: names resolved and checked, attribute values unescaped
+/// and checked, `xml:lang` inherited. Shared with the Multi-Status reader.
+pub(crate) fn read_start<R>(
+    reader: &NsReader<R>,
     s: &BytesStart<'_>,
     parent_lang: Option<String>,
 ) -> Result<Element, XmlError> {
-    let utf8 = |b: &[u8]| -> Result<String, XmlError> {
-        std::str::from_utf8(b)
-            .map(str::to_owned)
-            .map_err(|_| XmlError::Syntax("invalid UTF-8 in a name".into()))
-    };
     let (res, local) = reader.resolve_element(s.name());
     let ns = resolved(res)?;
-    let name = QName::new(ns, utf8(local.as_ref())?);
+    let name = QName::new(ns, name_part(local.as_ref())?);
     let prefix = match s.name().prefix() {
-        Some(p) => Some(utf8(p.as_ref())?),
+        Some(p) => Some(name_part(p.as_ref())?),
         None => None,
     };
     let mut attrs = Vec::new();
@@ -386,10 +374,12 @@ fn read_start(
             .unescape_value()
             .map_err(|e| XmlError::Syntax(e.to_string()))?
             .into_owned();
+        check_chars(&value)?;
         if key.as_ref() == b"xmlns" {
             continue;
         }
-        if key.as_ref().starts_with(b"xmlns:") {
+        if let Some(declared) = key.as_ref().strip_prefix(b"xmlns:") {
+            name_part(declared)?;
             // Namespaces in XML 1.0 §3: a prefix can never be bound to the empty name.
             if value.is_empty() {
                 return Err(XmlError::Namespace(
@@ -400,12 +390,12 @@ fn read_start(
         }
         let (res, alocal) = reader.resolve_attribute(key);
         let ans = resolved(res)?;
-        let aname = QName::new(ans, utf8(alocal.as_ref())?);
+        let aname = QName::new(ans, name_part(alocal.as_ref())?);
         if is_xml_lang(&aname) {
             lang = Some(value.clone());
         }
         let aprefix = match key.prefix() {
-            Some(p) => Some(utf8(p.as_ref())?),
+            Some(p) => Some(name_part(p.as_ref())?),
             None => None,
         };
         attrs.push(Attribute {
@@ -423,11 +413,80 @@ fn read_start(
     })
 }
 
-fn resolved(res: ResolveResult<'_>) -> Result<String, XmlError> {
+/// One part of a qualified name (prefix or local name) must be an XML NCName, so that what is
+/// stored can always be written back as well-formed XML.
+fn name_part(b: &[u8]) -> Result<String, XmlError> {
+    let s =
+        std::str::from_utf8(b).map_err(|_| XmlError::Syntax("invalid UTF-8 in a name".into()))?;
+    let mut chars = s.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_alphabetic() || (!c.is_ascii() && !c.is_control()));
+    let rest_ok = chars.all(|c| {
+        c == '_'
+            || c == '-'
+            || c == '.'
+            || c.is_alphanumeric()
+            || (!c.is_ascii() && !c.is_control())
+    });
+    if first_ok && rest_ok {
+        Ok(s.to_owned())
+    } else {
+        Err(XmlError::Syntax(format!("invalid XML name {s:?}")))
+    }
+}
+
+/// True for the characters XML 1.0 allows in a document.
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Refuses text holding characters XML 1.0 does not allow (control characters, U+FFFE...).
+pub(crate) fn check_chars(s: &str) -> Result<(), XmlError> {
+    if s.chars().all(xml_char) {
+        Ok(())
+    } else {
+        Err(XmlError::Syntax("a character XML does not allow".into()))
+    }
+}
+
+/// The character a general reference stands for: a predefined entity or a character
+/// reference to an allowed character. Anything else needs a DTD, which is refused.
+pub(crate) fn ref_char(r: &quick_xml::events::BytesRef<'_>) -> Result<char, XmlError> {
+    let c = match r.resolve_char_ref() {
+        Ok(Some(c)) => c,
+        Ok(None) => match &*r.decode().map_err(|e| XmlError::Syntax(e.to_string()))? {
+            "lt" => '<',
+            "gt" => '>',
+            "amp" => '&',
+            "apos" => '\'',
+            "quot" => '"',
+            _ => return Err(XmlError::Dtd),
+        },
+        Err(e) => return Err(XmlError::Syntax(e.to_string())),
+    };
+    if xml_char(c) {
+        Ok(c)
+    } else {
+        Err(XmlError::Syntax(
+            "a character reference XML does not allow".into(),
+        ))
+    }
+}
+
+/// The namespace name a prefix resolved to. quick-xml hands over the raw attribute value, so
+/// it is unescaped (and checked) here: `xmlns="urn:a&amp;b"` names `urn:a&b`.
+pub(crate) fn resolved(res: ResolveResult<'_>) -> Result<String, XmlError> {
     match res {
-        ResolveResult::Bound(ns) => std::str::from_utf8(ns.as_ref())
-            .map(str::to_owned)
-            .map_err(|_| XmlError::Syntax("invalid UTF-8 in a namespace".into())),
+        ResolveResult::Bound(ns) => {
+            let raw = std::str::from_utf8(ns.as_ref())
+                .map_err(|_| XmlError::Syntax("invalid UTF-8 in a namespace".into()))?;
+            let name = quick_xml::escape::unescape(raw)
+                .map_err(|e| XmlError::Syntax(format!("bad namespace name: {e}")))?
+                .into_owned();
+            check_chars(&name)?;
+            Ok(name)
+        }
         ResolveResult::Unbound => Ok(String::new()),
         ResolveResult::Unknown(p) => Err(XmlError::Namespace(format!(
             "undeclared prefix {:?}",
@@ -500,6 +559,29 @@ mod tests {
         assert_eq!(again.name, prop.name);
         assert_eq!(again.children, prop.children);
         assert_eq!(again.to_fragment(), frag);
+    }
+
+    #[test]
+    fn fuzz_findings_stay_fixed() {
+        // Namespace names are unescaped, so they survive a write and a read.
+        let root = parse(r#"<a xmlns="urn:x&amp;y"/>"#).unwrap();
+        assert_eq!(root.name.ns, "urn:x&y");
+        assert_eq!(parse(&root.to_fragment()).unwrap().name.ns, "urn:x&y");
+        // Characters XML forbids, raw or as references, and malformed names are refused.
+        for bad in [
+            "<a>\u{1}</a>",
+            "<a>&#1;</a>",
+            "<a>&#xFFFE;</a>",
+            "<a b=\"\u{1}\"/>",
+            "<a xmlns=\"urn:\u{0}\"/>",
+            "<a&b/>",
+            "<1a/>",
+            "<p:b:c xmlns:p=\"u\"/>",
+            "<p: xmlns:p=\"u\"/>",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse("<é-x.y_z/>").is_ok());
     }
 
     #[test]

@@ -223,7 +223,13 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let base = target.path.href(true);
 
         if batch.mode == BatchMode::Atomic {
-            let outcomes = self.run_atomic(parts, &base, &batch).await?;
+            // Its own task: a client that hangs up must not cancel a batch half-way (it
+            // would stay unsettled until the next restart).
+            let dav = self.clone();
+            let (outer, at) = (parts.clone(), base.clone());
+            let outcomes = tokio::spawn(async move { dav.run_atomic(&outer, &at, &batch).await })
+                .await
+                .map_err(|e| DavError::Io(std::io::Error::other(e)))??;
             let mut out = Output::new(json_out);
             for o in &outcomes {
                 out.write(o);

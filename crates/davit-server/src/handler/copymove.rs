@@ -93,8 +93,13 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 return Ok(multistatus(self.failure_report(failures).await));
             }
         }
-        // Whatever properties and locks the destination had belong to what was there.
-        self.locks.release_tree(&dest).await?;
+        // Dead properties belong to what was there. A lock on the destination URL itself stays
+        // and covers what arrives (RFC 4918 §7.6); locks on members that were replaced go.
+        for lock in self.locks.under(&dest).await? {
+            if lock.root != dest {
+                self.locks.release(&lock.token).await?;
+            }
+        }
         self.props.delete(&dest, Vec::new()).await?;
 
         let failures = if is_move {

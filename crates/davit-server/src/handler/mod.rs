@@ -132,6 +132,12 @@ where
         self
     }
 
+    /// Waits until no atomic batch is running (they outlive their connection), so that a
+    /// graceful shutdown never leaves one half-done.
+    pub async fn quiesce(&self) {
+        let _idle = self.batch_lock.lock().await;
+    }
+
     /// Settles atomic batches that a crash interrupted: those whose property transaction
     /// committed are completed (their stashes dropped), the others rolled back. Run once at
     /// start-up, before serving.

@@ -308,6 +308,12 @@ impl Storage for FsStorage {
         .await
     }
 
+    async fn has_stash(&self, id: &str) -> io::Result<bool> {
+        let inner = self.inner.clone();
+        let id = stash_name(id)?;
+        blocking(move || Ok(std::fs::symlink_metadata(inner.stash.join(id)).is_ok())).await
+    }
+
     async fn drop_stash(&self, id: &str) -> io::Result<()> {
         let inner = self.inner.clone();
         let id = stash_name(id)?;

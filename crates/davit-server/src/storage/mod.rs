@@ -109,6 +109,9 @@ pub trait Storage: Send + Sync + 'static {
     fn stash(&self, path: &DavPath, id: &str) -> impl Future<Output = io::Result<()>> + Send;
     /// Puts a stashed resource back at `path` (which must be unmapped).
     fn unstash(&self, id: &str, path: &DavPath) -> impl Future<Output = io::Result<()>> + Send;
+    /// True when stash `id` exists (a crash may have come between journaling a stash and
+    /// making it).
+    fn has_stash(&self, id: &str) -> impl Future<Output = io::Result<bool>> + Send;
     /// Forgets a stash for good (the batch committed).
     fn drop_stash(&self, id: &str) -> impl Future<Output = io::Result<()>> + Send;
 }

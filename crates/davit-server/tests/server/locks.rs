@@ -1315,3 +1315,27 @@ async fn racing_exclusive_locks_one_winner() {
         assert_eq!(only_lock(&s, path).await.token, ok[0]);
     }
 }
+
+/// RFC 4918 §7.6: a lock on the destination URL stays when a COPY or MOVE (with its token)
+/// replaces what was there, and covers the resource that arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_destination_keeps_its_lock_after_copy_and_move() {
+    let s = TestServer::start().await;
+    s.put("/a", "a").await;
+    s.put("/b", "b").await;
+    s.put("/dest", "old").await;
+    let token = s.lock_ok("/dest", "exclusive", Some("0")).await;
+    // The token is for the destination, so it is tagged with it (an untagged list would
+    // apply to the source).
+    let tagged = format!("</dest> (<{token}>)");
+    for (method, from) in [("COPY", "/a"), ("MOVE", "/b")] {
+        let r = s.copy_move(method, from, "/dest", &[("If", &tagged)]).await;
+        assert_eq!(r.status, 204, "{method}");
+        let locks = s.lockdiscovery("/dest").await;
+        assert_eq!(locks.len(), 1, "{method}: the destination lost its lock");
+        assert_eq!(locks[0].token, token);
+        // Still enforced: a write without the token is refused.
+        assert_eq!(s.put("/dest", "x").await.status, 423, "{method}");
+    }
+    assert_eq!(&s.get("/dest").await.body[..], b"b");
+}

@@ -1,5 +1,5 @@
 //! The client commands of `davit`: `ls`, `stat`, `get`, `put`, `mkdir`, `rm`, `cp`, `mv`,
-//! `props`, `lock`, `unlock`, all on `davit-client`.
+//! `props`, `lock`, `unlock`, `batch`, all on `davit-client`.
 //!
 //! Exit status: 0 when everything succeeded, [`EXIT_PARTIAL`] when the server reported that
 //! some resources failed (each printed to stderr with its status), 1 for any other error,
@@ -32,6 +32,15 @@ pub struct Common {
     /// Machine-readable output: one JSON object per line.
     #[arg(long)]
     json: bool,
+}
+
+/// Options of the commands that change something.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct Locks {
+    /// Submit this lock token (repeatable) in an If header, so that the holder of a lock can
+    /// change the locked resource: `If: (<TOKEN>)`, one list per token.
+    #[arg(long = "lock-token", value_name = "TOKEN")]
+    lock_tokens: Vec<String>,
 }
 
 /// A URL argument: absolute http(s) URL.
@@ -90,6 +99,8 @@ pub enum ClientCommand {
         #[arg(value_parser = parse_url)]
         url: Url,
         #[command(flatten)]
+        locks: Locks,
+        #[command(flatten)]
         common: Common,
     },
     /// Create a collection (MKCOL).
@@ -100,6 +111,8 @@ pub enum ClientCommand {
         #[arg(short = 'p', long)]
         parents: bool,
         #[command(flatten)]
+        locks: Locks,
+        #[command(flatten)]
         common: Common,
     },
     /// Delete a resource (DELETE).
@@ -109,6 +122,8 @@ pub enum ClientCommand {
         /// Required to delete a collection with everything in it.
         #[arg(short = 'r', long)]
         recursive: bool,
+        #[command(flatten)]
+        locks: Locks,
         #[command(flatten)]
         common: Common,
     },
@@ -122,6 +137,8 @@ pub enum ClientCommand {
         #[arg(short = 'n', long)]
         no_overwrite: bool,
         #[command(flatten)]
+        locks: Locks,
+        #[command(flatten)]
         common: Common,
     },
     /// Move or rename a resource or tree on the server (MOVE).
@@ -133,6 +150,8 @@ pub enum ClientCommand {
         /// Fail instead of replacing an existing destination.
         #[arg(short = 'n', long)]
         no_overwrite: bool,
+        #[command(flatten)]
+        locks: Locks,
         #[command(flatten)]
         common: Common,
     },
@@ -158,6 +177,22 @@ pub enum ClientCommand {
         /// Refresh the lock with this token instead of taking a new one.
         #[arg(long)]
         refresh: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run a batch document (docs/batch.md): many operations in one request, one result each.
+    Batch {
+        /// The batch document, XML (`urn:davit:batch`) or JSON; `-` reads standard input.
+        file: std::path::PathBuf,
+        /// The collection the batch runs in (relative hrefs resolve against it).
+        #[arg(value_parser = parse_url)]
+        url: Url,
+        /// Content type of FILE [default: application/json for a .json file, else
+        /// application/xml].
+        #[arg(long)]
+        content_type: Option<String>,
+        #[command(flatten)]
+        locks: Locks,
         #[command(flatten)]
         common: Common,
     },
@@ -193,6 +228,8 @@ pub enum PropsCommand {
         #[arg(long)]
         xml: bool,
         #[command(flatten)]
+        locks: Locks,
+        #[command(flatten)]
         common: Common,
     },
     /// Remove properties.
@@ -201,6 +238,8 @@ pub enum PropsCommand {
         url: Url,
         #[arg(required = true)]
         names: Vec<String>,
+        #[command(flatten)]
+        locks: Locks,
         #[command(flatten)]
         common: Common,
     },
@@ -219,6 +258,7 @@ impl ClientCommand {
             | ClientCommand::Mv { common, .. }
             | ClientCommand::Lock { common, .. }
             | ClientCommand::Unlock { common, .. }
+            | ClientCommand::Batch { common, .. }
             | ClientCommand::Props(PropsCommand::Get { common, .. })
             | ClientCommand::Props(PropsCommand::Set { common, .. })
             | ClientCommand::Props(PropsCommand::Rm { common, .. }) => common,
@@ -235,10 +275,30 @@ impl ClientCommand {
             | ClientCommand::Rm { url, .. }
             | ClientCommand::Lock { url, .. }
             | ClientCommand::Unlock { url, .. }
+            | ClientCommand::Batch { url, .. }
             | ClientCommand::Props(PropsCommand::Get { url, .. })
             | ClientCommand::Props(PropsCommand::Set { url, .. })
             | ClientCommand::Props(PropsCommand::Rm { url, .. }) => url,
             ClientCommand::Cp { src, .. } | ClientCommand::Mv { src, .. } => src,
+        }
+    }
+
+    /// The lock tokens to submit (none for commands that change nothing).
+    fn lock_tokens(&self) -> Vec<String> {
+        match self {
+            ClientCommand::Put { locks, .. }
+            | ClientCommand::Mkdir { locks, .. }
+            | ClientCommand::Rm { locks, .. }
+            | ClientCommand::Cp { locks, .. }
+            | ClientCommand::Mv { locks, .. }
+            | ClientCommand::Batch { locks, .. }
+            | ClientCommand::Props(PropsCommand::Set { locks, .. })
+            | ClientCommand::Props(PropsCommand::Rm { locks, .. }) => locks
+                .lock_tokens
+                .iter()
+                .map(|t| strip_token(t).to_owned())
+                .collect(),
+            _ => Vec::new(),
         }
     }
 }
@@ -421,7 +481,7 @@ fn outcome_done(out: &Out, what: &str, url: &Url, o: &Outcome) -> bool {
 /// Runs one command; `Ok(false)` means a partial failure.
 async fn dispatch(cmd: ClientCommand) -> anyhow::Result<bool> {
     let common = cmd.common().clone();
-    let client = client(&common, cmd.url())?;
+    let client = client(&common, cmd.url())?.with_lock_tokens(cmd.lock_tokens());
     let out = Out { json: common.json };
     match cmd {
         ClientCommand::Ls {
@@ -543,7 +603,139 @@ async fn dispatch(cmd: ClientCommand) -> anyhow::Result<bool> {
             client.unlock(&url, strip_token(&token)).await?;
             Ok(true)
         }
+        ClientCommand::Batch {
+            file,
+            url,
+            content_type,
+            ..
+        } => batch(&client, &out, &file, &url, content_type).await,
     }
+}
+
+/// The content type of a batch document: JSON by its extension, XML otherwise.
+fn batch_content_type(file: &std::path::Path) -> &'static str {
+    match file.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("json") => "application/json",
+        _ => "application/xml",
+    }
+}
+
+async fn batch(
+    client: &Client,
+    out: &Out,
+    file: &std::path::Path,
+    url: &Url,
+    content_type: Option<String>,
+) -> anyhow::Result<bool> {
+    let body = if file.as_os_str() == "-" {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut b)
+            .context("reading the batch from standard input")?;
+        b
+    } else {
+        std::fs::read(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    let ctype = content_type.unwrap_or_else(|| batch_content_type(file).to_owned());
+    let mut results = client.batch(url, body, &ctype).await?;
+    let mut ok = true;
+    while let Some(r) = results.next().await {
+        let r = r?;
+        let cond = r
+            .error
+            .iter()
+            .map(|q| format!(" ({})", clark(q)))
+            .collect::<String>();
+        let desc = r
+            .description
+            .as_deref()
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default();
+        if out.json {
+            out.json(&op_json(&r));
+        } else {
+            out.line(&format!(
+                "{} {} {}{cond}{desc}",
+                r.status,
+                r.path,
+                reason(r.status)
+            ));
+            // Properties read or set by PROPFIND / PROPPATCH operations, one per line with
+            // its group's status: `  200 name: value`, `  404 name`.
+            for ps in &r.propstats {
+                for p in &ps.props {
+                    let value = if (200..300).contains(&ps.status) {
+                        prop_value(p)
+                    } else {
+                        String::new()
+                    };
+                    let sep = if value.is_empty() { "" } else { ": " };
+                    out.line(&format!("  {} {}{sep}{value}", ps.status, clark(&p.name)));
+                }
+            }
+        }
+        if !r.is_success() {
+            ok = false;
+            out.failure(
+                &format!("operation {} {}", r.index + 1, r.path),
+                r.status,
+                &format!("{cond}{desc}"),
+            );
+        }
+    }
+    Ok(ok)
+}
+
+/// JSON for a batch operation's result.
+fn op_json(r: &davit_client::OpResult) -> Value {
+    let mut v = json!({
+        "index": r.index,
+        "href": r.url.as_str(),
+        "path": r.path,
+        "status": r.status,
+    });
+    if !r.error.is_empty() {
+        v["error"] = r.error.iter().map(clark).collect::<Vec<_>>().into();
+    }
+    if let Some(d) = &r.description {
+        v["description"] = d.clone().into();
+    }
+    if let Some(l) = &r.location {
+        v["location"] = l.as_str().into();
+    }
+    if !r.propstats.is_empty() {
+        v["propstat"] = r
+            .propstats
+            .iter()
+            .map(|ps| {
+                let props: serde_json::Map<String, Value> = ps
+                    .props
+                    .iter()
+                    .map(|p| (clark(&p.name), Value::String(prop_value(p))))
+                    .collect();
+                json!({"status": ps.status, "props": props})
+            })
+            .collect::<Vec<_>>()
+            .into();
+    }
+    v
+}
+
+/// A property's value: its text, or its XML content when it holds elements.
+fn prop_value(p: &davit_proto::xml::Element) -> String {
+    if p.elements().next().is_none() {
+        return p.text();
+    }
+    p.children
+        .iter()
+        .map(|c| match c {
+            davit_proto::xml::Node::Element(e) => e.to_fragment(),
+            davit_proto::xml::Node::Text(t) => {
+                let mut s = String::new();
+                davit_proto::xml::escape_text(t, &mut s);
+                s
+            }
+        })
+        .collect()
 }
 
 fn strip_token(t: &str) -> &str {
@@ -715,21 +907,7 @@ async fn props(client: &Client, out: &Out, cmd: PropsCommand) -> anyhow::Result<
                         out.failure(&format!("{} {name}", r.path), ps.status, "");
                         continue;
                     }
-                    let value = if p.elements().next().is_none() {
-                        p.text()
-                    } else {
-                        p.children
-                            .iter()
-                            .map(|c| match c {
-                                davit_proto::xml::Node::Element(e) => e.to_fragment(),
-                                davit_proto::xml::Node::Text(t) => {
-                                    let mut s = String::new();
-                                    davit_proto::xml::escape_text(t, &mut s);
-                                    s
-                                }
-                            })
-                            .collect()
-                    };
+                    let value = prop_value(p);
                     if out.json {
                         obj.insert(name, Value::String(value));
                     } else {

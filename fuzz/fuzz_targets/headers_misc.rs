@@ -1,0 +1,25 @@
+//! Depth, Overwrite, Timeout and Lock-Token: never panic on any string, and what parses
+//! writes back to a value that parses the same.
+#![no_main]
+
+use davit_proto::headers::{parse_lock_token, parse_overwrite, parse_timeout, Depth};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(value) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(d) = Depth::parse(value) {
+        assert_eq!(Depth::parse(d.as_str()), Ok(d));
+    }
+    let _ = parse_overwrite(value);
+    if let Ok(list) = parse_timeout(value) {
+        assert!(!list.is_empty());
+        let written: Vec<String> = list.iter().map(|t| t.to_header_value()).collect();
+        assert_eq!(parse_timeout(&written.join(", ")), Ok(list));
+    }
+    if let Ok(token) = parse_lock_token(value) {
+        assert!(!token.is_empty());
+        assert_eq!(parse_lock_token(&format!("<{token}>")), Ok(token));
+    }
+});
