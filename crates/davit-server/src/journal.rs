@@ -215,7 +215,7 @@ impl<S: Storage + Clone> Storage for JournaledStorage<S> {
         self.inner.metadata(path).await
     }
 
-    async fn open(&self, path: &DavPath) -> io::Result<S::Read> {
+    async fn open(&self, path: &DavPath) -> io::Result<(S::Read, Meta)> {
         self.inner.open(path).await
     }
 

@@ -365,6 +365,11 @@ pub(crate) fn read_start<R>(
         Some(p) => Some(name_part(p.as_ref())?),
         None => None,
     };
+    // quick-xml's duplicate check is quadratic in the attribute count: bound it first ('='
+    // also counts those inside values, which only makes the bound stricter).
+    if s.attributes_raw().iter().filter(|&&b| b == b'=').count() > MAX_ATTRIBUTES {
+        return Err(XmlError::TooLarge);
+    }
     let mut attrs = Vec::new();
     let mut lang = parent_lang;
     for attr in s.attributes() {
@@ -412,6 +417,9 @@ pub(crate) fn read_start<R>(
         lang,
     })
 }
+
+/// Most attributes (namespace declarations included) one element may carry.
+const MAX_ATTRIBUTES: usize = 256;
 
 /// One part of a qualified name (prefix or local name) must be an XML NCName, so that what is
 /// stored can always be written back as well-formed XML.

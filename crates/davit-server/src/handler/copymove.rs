@@ -68,9 +68,12 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let existed = self.meta_at(&dest).await?.is_some();
         let src_parent = src.parent().unwrap_or_else(DavPath::root);
         let mut changes = vec![Change::Resource(&parent)];
-        if existed {
-            changes.push(Change::Tree(&dest));
-        }
+        // The destination is written whether or not something is there yet.
+        changes.push(if existed {
+            Change::Tree(&dest)
+        } else {
+            Change::Resource(&dest)
+        });
         if is_move {
             changes.push(Change::Tree(src));
             changes.push(Change::Resource(&src_parent));
@@ -84,6 +87,20 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 "the destination's parent collection does not exist",
             ));
         }
+        // Locks are released only if they were there before this request acted: one granted
+        // meanwhile belongs to a resource this request did not touch.
+        let src_locks = if is_move {
+            self.locks.under(src).await?
+        } else {
+            Vec::new()
+        };
+        let dest_member_locks: Vec<_> = self
+            .locks
+            .under(&dest)
+            .await?
+            .into_iter()
+            .filter(|l| l.root != dest)
+            .collect();
         if existed {
             if !overwrite {
                 return Err(DavError::PreconditionFailed);
@@ -95,10 +112,8 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         }
         // Dead properties belong to what was there. A lock on the destination URL itself stays
         // and covers what arrives (RFC 4918 §7.6); locks on members that were replaced go.
-        for lock in self.locks.under(&dest).await? {
-            if lock.root != dest {
-                self.locks.release(&lock.token).await?;
-            }
+        for lock in dest_member_locks {
+            self.locks.release(&lock.token).await?;
         }
         self.props.delete(&dest, Vec::new()).await?;
 
@@ -107,7 +122,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 Ok(()) => {
                     self.props.rename(src, &dest).await?;
                     // Locks stay where they were made: a moved lock root loses its lock.
-                    self.locks.release_tree(src).await?;
+                    for lock in &src_locks {
+                        self.locks.release(&lock.token).await?;
+                    }
                     Vec::new()
                 }
                 Err(e)
@@ -116,7 +133,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                     self.copy_tree(src, &dest, CopyDepth::Infinity).await?;
                     let failures = self.storage.delete_tree(src).await?;
                     self.props.delete(src, Vec::new()).await?;
-                    self.locks.release_tree(src).await?;
+                    for lock in &src_locks {
+                        self.locks.release(&lock.token).await?;
+                    }
                     failures
                 }
                 Err(e) => return Err(e.into()),

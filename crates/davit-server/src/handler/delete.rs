@@ -36,6 +36,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             &[Change::Tree(&target.path), Change::Resource(&parent)],
         )
         .await?;
+        // Only locks that exist now go with the tree; one granted meanwhile (on a resource
+        // created again after the delete) stays.
+        let doomed = self.locks.under(&target.path).await?;
         let failures = self.storage.delete_tree(&target.path).await?;
         let keep: Vec<_> = failures
             .iter()
@@ -46,7 +49,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             .collect();
         self.props.delete(&target.path, keep).await?;
         if failures.is_empty() {
-            self.locks.release_tree(&target.path).await?;
+            for lock in doomed {
+                self.locks.release(&lock.token).await?;
+            }
             return Ok(status_only(StatusCode::NO_CONTENT));
         }
         Ok(multistatus(self.failure_report(failures).await))

@@ -32,6 +32,11 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 .await?;
             return self.index(parts, target, with_body).await;
         }
+        // Everything below describes the file actually opened.
+        let (mut file, meta) = self.storage.open(&target.path).await?;
+        if meta.is_dir() {
+            return Err(DavError::Conflict("the resource changed while it was read"));
+        }
         let not_modified = self
             .check_preconditions(parts, target, Some(&meta), &[])
             .await?;
@@ -65,7 +70,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         match ranges.as_deref() {
             None => {
                 let body = if with_body {
-                    body::reader(self.storage.open(&target.path).await?, meta.len)
+                    body::reader(file, meta.len)
                 } else {
                     body::empty()
                 };
@@ -77,7 +82,6 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             }
             Some([one]) => {
                 let body = if with_body {
-                    let mut file = self.storage.open(&target.path).await?;
                     file.seek(SeekFrom::Start(one.start)).await?;
                     body::reader(file, one.len())
                 } else {
@@ -94,8 +98,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 let mp = Multipart::new(uuid::Uuid::new_v4().simple().to_string());
                 let len = mp.body_len(ctype, many, meta.len);
                 let body = if with_body {
-                    self.multipart_body(&target.path, multipart_pieces(&mp, ctype, many, meta.len))
-                        .await?
+                    multipart_body(file, multipart_pieces(&mp, ctype, many, meta.len))
                 } else {
                     body::empty()
                 };
@@ -106,53 +109,6 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                     .map_err(internal)?)
             }
         }
-    }
-
-    /// Streams the parts of a multipart/byteranges body, one range after the other.
-    async fn multipart_body(
-        &self,
-        path: &davit_proto::href::DavPath,
-        parts: (Vec<(String, ByteRange)>, String),
-    ) -> DavResult<Body> {
-        let file = self.storage.open(path).await?;
-        let (tx, body) = body::channel(4);
-        let (pieces, trailer) = parts;
-        tokio::spawn(async move {
-            use tokio::io::AsyncReadExt;
-            let mut file = file;
-            for (head, r) in pieces {
-                if tx.send(Ok(Bytes::from(head))).await.is_err() {
-                    return;
-                }
-                if let Err(e) = file.seek(SeekFrom::Start(r.start)).await {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-                let mut left = r.len();
-                while left > 0 {
-                    let mut buf = vec![0u8; left.min(64 * 1024) as usize];
-                    match file.read(&mut buf).await {
-                        Ok(0) => {
-                            let _ = tx.send(Err(std::io::ErrorKind::UnexpectedEof.into())).await;
-                            return;
-                        }
-                        Ok(n) => {
-                            buf.truncate(n);
-                            left -= n as u64;
-                            if tx.send(Ok(Bytes::from(buf))).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
-                    }
-                }
-            }
-            let _ = tx.send(Ok(Bytes::from(trailer))).await;
-        });
-        Ok(body)
     }
 
     /// A plain HTML index of a collection, written while the directory is read.
@@ -265,4 +221,49 @@ fn multipart_pieces(
         .map(|r| (mp.part_header(ctype, r, total), *r))
         .collect();
     (pieces, mp.trailer())
+}
+
+/// Streams the parts of a multipart/byteranges body, one range after the other.
+fn multipart_body<R>(file: R, parts: (Vec<(String, ByteRange)>, String)) -> Body
+where
+    R: tokio::io::AsyncRead + tokio::io::AsyncSeek + Send + Unpin + 'static,
+{
+    let (tx, body) = body::channel(4);
+    let (pieces, trailer) = parts;
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut file = file;
+        for (head, r) in pieces {
+            if tx.send(Ok(Bytes::from(head))).await.is_err() {
+                return;
+            }
+            if let Err(e) = file.seek(SeekFrom::Start(r.start)).await {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+            let mut left = r.len();
+            while left > 0 {
+                let mut buf = vec![0u8; left.min(64 * 1024) as usize];
+                match file.read(&mut buf).await {
+                    Ok(0) => {
+                        let _ = tx.send(Err(std::io::ErrorKind::UnexpectedEof.into())).await;
+                        return;
+                    }
+                    Ok(n) => {
+                        buf.truncate(n);
+                        left -= n as u64;
+                        if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = tx.send(Ok(Bytes::from(trailer))).await;
+    });
+    body
 }

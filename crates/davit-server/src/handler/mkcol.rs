@@ -42,8 +42,13 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         if !self.meta_at(&parent).await?.is_some_and(|m| m.is_dir()) {
             return Err(DavError::Conflict("the parent collection does not exist"));
         }
-        self.check_preconditions(parts, target, None, &[Change::Resource(&parent)])
-            .await?;
+        self.check_preconditions(
+            parts,
+            target,
+            None,
+            &[Change::Resource(&parent), Change::Resource(path)],
+        )
+        .await?;
         self.storage.create_dir(path).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 DavError::MethodNotAllowed(ALLOW_DIR)

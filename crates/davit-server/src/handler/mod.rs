@@ -519,7 +519,17 @@ pub(crate) fn is_absent(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::InvalidFilename
-    )
+    ) || is_symlink_loop(e)
+}
+
+/// ELOOP: a symlink cycle names nothing a client can reach. (`ErrorKind::FilesystemLoop` is
+/// not stable yet, hence the errno.)
+fn is_symlink_loop(e: &io::Error) -> bool {
+    #[cfg(target_os = "linux")]
+    const ELOOP: i32 = 40;
+    #[cfg(not(target_os = "linux"))]
+    const ELOOP: i32 = 62;
+    e.raw_os_error() == Some(ELOOP)
 }
 
 fn preconditions(h: &HeaderMap) -> Preconditions<'_> {

@@ -101,7 +101,6 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         if existing.is_none() {
             // A new resource starts without dead properties, whatever was left behind.
             self.props.delete(path, Vec::new()).await?;
-            self.locks.release_tree(path).await?;
         }
 
         let status = if existing.is_some() {

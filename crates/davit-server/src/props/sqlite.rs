@@ -5,6 +5,7 @@ use davit_proto::href::DavPath;
 use davit_proto::xml::QName;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +15,9 @@ use std::time::Duration;
 pub struct SqlitePropStore {
     conn: Arc<Mutex<Connection>>,
     file: Arc<PathBuf>,
+    /// False while the store has certainly never held a property: lookups then answer without
+    /// touching SQLite, which is what most listings of most servers need.
+    maybe_any: Arc<AtomicBool>,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -61,9 +65,14 @@ impl SqlitePropStore {
              ) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS batch_commits (id TEXT PRIMARY KEY);",
         )?;
+        let any = conn
+            .query_row("SELECT 1 FROM props LIMIT 1", [], |_| Ok(()))
+            .optional()?
+            .is_some();
         Ok(SqlitePropStore {
             conn: Arc::new(Mutex::new(conn)),
             file: Arc::new(file.to_path_buf()),
+            maybe_any: Arc::new(AtomicBool::new(any)),
         })
     }
 
@@ -110,6 +119,7 @@ impl PropStore for SqlitePropStore {
         Ok(SqlitePropStore {
             conn: Arc::new(Mutex::new(conn)),
             file: self.file.clone(),
+            maybe_any: self.maybe_any.clone(),
         })
     }
 
@@ -158,8 +168,13 @@ impl PropStore for SqlitePropStore {
     }
 
     async fn get_many(&self, paths: Vec<DavPath>) -> Result<Vec<Vec<DeadProp>>, StoreError> {
+        if !self.maybe_any.load(Ordering::Acquire) {
+            return Ok(vec![Vec::new(); paths.len()]);
+        }
         self.with(move |c| {
-            let mut stmt = c.prepare_cached("SELECT ns, local, xml FROM props WHERE path = ?1")?;
+            // One read transaction for the whole batch, not one per path.
+            let tx = c.savepoint()?;
+            let mut stmt = tx.prepare_cached("SELECT ns, local, xml FROM props WHERE path = ?1")?;
             let mut out = Vec::with_capacity(paths.len());
             for p in &paths {
                 let rows = stmt.query_map([p.as_str()], |r| {
@@ -170,12 +185,18 @@ impl PropStore for SqlitePropStore {
                 })?;
                 out.push(rows.collect::<Result<Vec<_>, _>>()?);
             }
+            drop(stmt);
+            tx.commit()?;
             Ok(out)
         })
         .await
     }
 
     async fn patch(&self, path: &DavPath, ops: Vec<PropOp>) -> Result<(), StoreError> {
+        if ops.iter().any(|op| matches!(op, PropOp::Set(_))) {
+            // Set before writing: a reader that sees the row must also see the flag.
+            self.maybe_any.store(true, Ordering::Release);
+        }
         let path = path.as_str().to_owned();
         self.with(move |c| {
             let tx = c.savepoint()?;

@@ -77,8 +77,10 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Metadata of a resource (`NotFound` when unmapped).
     fn metadata(&self, path: &DavPath) -> impl Future<Output = io::Result<Meta>> + Send;
-    /// Opens a file for reading.
-    fn open(&self, path: &DavPath) -> impl Future<Output = io::Result<Self::Read>> + Send;
+    /// Opens a file for reading, with the metadata of what was opened (not of the path a moment
+    /// later: a concurrent PUT must never pair one version's length and ETag with another's
+    /// bytes).
+    fn open(&self, path: &DavPath) -> impl Future<Output = io::Result<(Self::Read, Meta)>> + Send;
     /// Lists the members of a collection.
     fn list(&self, path: &DavPath) -> impl Future<Output = io::Result<Self::List>> + Send;
     /// Counts the members of the tree below `path`, stopping once the count passes `max`
