@@ -120,6 +120,13 @@ const PROTECTED_EXTRA: &[&str] = &[
     "supported-report-set",
 ];
 
+/// The qualified names of [`LIVE`], in the same order, built once (listings write them for
+/// every resource).
+pub fn live_names() -> &'static [QName] {
+    static NAMES: std::sync::OnceLock<Vec<QName>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| LIVE.iter().map(|p| QName::dav(p.name)).collect())
+}
+
 /// The live property with this name, if it is one.
 pub fn find(name: &QName) -> Option<&'static LiveProp> {
     if name.ns != DAV {

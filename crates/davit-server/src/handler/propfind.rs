@@ -55,6 +55,10 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             }
         }
 
+        if depth == Depth::Zero {
+            // One resource: write it here, without a task and a channel.
+            return self.propfind_one(parts, target, meta, &request).await;
+        }
         let (tx, body) = body::channel(4);
         let lister = Lister {
             dav: self.clone(),
@@ -70,6 +74,55 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             .header(header::CONTENT_TYPE, XML_CONTENT_TYPE)
             .body(body)
             .map_err(super::get::internal)
+    }
+}
+
+impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
+    async fn propfind_one(
+        &self,
+        _parts: &Parts,
+        target: &Target,
+        meta: Meta,
+        request: &PropFind,
+    ) -> DavResult<Response<Body>> {
+        let path = &target.path;
+        let dead = if needs_dead(request) {
+            self.props
+                .get_many(vec![path.clone()])
+                .await?
+                .pop()
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let locks = if needs_locks(request) {
+            self.locks.covering(path).await?
+        } else {
+            Vec::new()
+        };
+        let mut w = MultistatusWriter::new();
+        let t = live::Target {
+            path,
+            meta: &meta,
+            locks: &locks,
+        };
+        write_response(&mut w, request, &t, &dead);
+        Ok(super::multistatus(w.finish()))
+    }
+}
+
+fn needs_dead(request: &PropFind) -> bool {
+    match request {
+        PropFind::AllProp { .. } | PropFind::PropName => true,
+        PropFind::Prop(names) => names.iter().any(|n| live::find(n).is_none()),
+    }
+}
+
+fn needs_locks(request: &PropFind) -> bool {
+    match request {
+        PropFind::AllProp { .. } => true,
+        PropFind::PropName => false,
+        PropFind::Prop(names) => names.iter().any(|n| n.is_dav("lockdiscovery")),
     }
 }
 
@@ -152,11 +205,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
     }
 
     async fn write_batch(&mut self, resources: Vec<(DavPath, Meta)>) -> Result<(), Gone> {
-        let needs_dead = match &self.request {
-            PropFind::AllProp { .. } | PropFind::PropName => true,
-            PropFind::Prop(names) => names.iter().any(|n| live::find(n).is_none()),
-        };
-        let dead = if needs_dead {
+        let dead = if needs_dead(&self.request) {
             let paths = resources.iter().map(|(p, _)| p.clone()).collect();
             match self.dav.props.get_many(paths).await {
                 Ok(d) => d,
@@ -169,11 +218,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
         } else {
             Vec::new()
         };
-        let needs_locks = match &self.request {
-            PropFind::AllProp { .. } => true,
-            PropFind::PropName => false,
-            PropFind::Prop(names) => names.iter().any(|n| n.is_dav("lockdiscovery")),
-        };
+        let needs_locks = needs_locks(&self.request);
         for (i, (path, meta)) in resources.iter().enumerate() {
             let none = Vec::new();
             let dead = dead.get(i).unwrap_or(&none);
@@ -225,9 +270,12 @@ fn write_response(
     match request {
         PropFind::AllProp { include } => {
             w.start_propstat();
-            for lp in LIVE.iter().filter(|lp| lp.in_allprop) {
+            for (lp, name) in LIVE.iter().zip(live::live_names()) {
+                if !lp.in_allprop {
+                    continue;
+                }
                 if let Some(v) = (lp.value)(target) {
-                    write_live(w, &QName::dav(lp.name), v);
+                    write_live(w, name, v);
                 }
             }
             for d in dead {
@@ -249,9 +297,9 @@ fn write_response(
         }
         PropFind::PropName => {
             w.start_propstat();
-            for lp in LIVE {
+            for (lp, name) in LIVE.iter().zip(live::live_names()) {
                 if (lp.value)(target).is_some() {
-                    w.prop_empty(&QName::dav(lp.name));
+                    w.prop_empty(name);
                 }
             }
             for d in dead {

@@ -161,6 +161,10 @@ impl Index {
 
     fn covering(&self, path: &DavPath, now: SystemTime) -> Vec<Lock> {
         let mut out = Vec::new();
+        if self.by_root.is_empty() {
+            // The common case, asked once per listed resource: no walk up the path.
+            return out;
+        }
         let mut at = Some(path.clone());
         while let Some(p) = at {
             if let Some(list) = self.by_root.get(&p) {
