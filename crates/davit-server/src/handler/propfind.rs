@@ -57,7 +57,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
 
         if depth == Depth::Zero {
             // One resource: write it here, without a task and a channel.
-            return self.propfind_one(parts, target, meta, &request).await;
+            return self.propfind_one(target, meta, &request).await;
         }
         let (tx, body) = body::channel(4);
         let lister = Lister {
@@ -80,7 +80,6 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
     async fn propfind_one(
         &self,
-        _parts: &Parts,
         target: &Target,
         meta: Meta,
         request: &PropFind,
