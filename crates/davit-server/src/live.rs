@@ -36,6 +36,25 @@ pub struct Target<'a> {
     pub meta: &'a Meta,
     /// The locks covering it (fetched only when `lockdiscovery` is wanted).
     pub locks: &'a [Lock],
+    /// The media type given when the file was PUT, when it differs from the one its name
+    /// suggests (see [`STORED_CONTENT_TYPE`]).
+    pub stored_type: Option<&'a str>,
+}
+
+/// Where a PUT's `Content-Type` is kept when it differs from what the file name suggests:
+/// a property in davit's own namespace, invisible to clients, that travels with COPY and MOVE
+/// like any dead property.
+pub static STORED_CONTENT_TYPE: std::sync::LazyLock<QName> =
+    std::sync::LazyLock::new(|| QName::new(INTERNAL_NS, "content-type"));
+
+/// The namespace of properties davit keeps for itself; clients can neither see nor set them.
+pub const INTERNAL_NS: &str = "urn:davit:internal";
+
+/// The stored content type among a resource's dead properties, if any.
+pub fn stored_type(dead: &[crate::props::DeadProp]) -> Option<&str> {
+    dead.iter()
+        .find(|d| d.name == *STORED_CONTENT_TYPE)
+        .map(|d| d.xml.as_str())
 }
 
 /// The live properties davit computes.
@@ -137,7 +156,9 @@ pub fn find(name: &QName) -> Option<&'static LiveProp> {
 
 /// True when PROPPATCH must refuse to touch this property.
 pub fn is_protected(name: &QName) -> bool {
-    find(name).is_some() || (name.ns == DAV && PROTECTED_EXTRA.contains(&name.local.as_str()))
+    find(name).is_some()
+        || name.ns == INTERNAL_NS
+        || (name.ns == DAV && PROTECTED_EXTRA.contains(&name.local.as_str()))
 }
 
 /// Last-Modified may never be later than the response's Date (RFC 9110 §8.8.2.1).
@@ -146,9 +167,11 @@ pub fn clamp_to_now(t: SystemTime) -> SystemTime {
 }
 
 /// The media type of a resource: by file extension; collections answer GET with HTML.
-pub fn content_type_of(t: &Target<'_>) -> &'static str {
+pub fn content_type_of<'a>(t: &Target<'a>) -> &'a str {
     if t.meta.is_dir() {
         "text/html; charset=utf-8"
+    } else if let Some(stored) = t.stored_type {
+        stored
     } else {
         content_type_for(t.path.name().unwrap_or(""))
     }

@@ -960,8 +960,6 @@ async fn documented_examples_run() {
 /// PUT `content-type` is part of the format, but davit derives getcontenttype from the file
 /// name (a single PUT ignores Content-Type as well), so a type the name does not imply is lost.
 #[tokio::test]
-#[ignore = "server gap: the put op's content-type is accepted but not stored; GET and \
-            getcontenttype derive the type from the file name"]
 async fn put_content_type_is_kept() {
     let srv = TestServer::start().await;
     let ops = [put_typed("data.bin", b"# title\n", "text/markdown", false)];

@@ -4,7 +4,7 @@
 use super::{response, Dav, Target};
 use crate::body::{self, Body};
 use crate::error::{DavError, DavResult};
-use crate::live::{clamp_to_now, content_type_for};
+use crate::live::{clamp_to_now, content_type_for, stored_type};
 use crate::locks::LockStore;
 use crate::props::PropStore;
 use crate::storage::{Meta, Storage};
@@ -41,7 +41,16 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             .check_preconditions(parts, target, Some(&meta), &[])
             .await?;
         let last_modified = http_date(clamp_to_now(meta.modified));
-        let ctype = content_type_for(target.path.name().unwrap_or(""));
+        let dead = self
+            .props
+            .get_many(vec![target.path.clone()])
+            .await?
+            .pop()
+            .unwrap_or_default();
+        let ctype = stored_type(&dead)
+            .unwrap_or_else(|| content_type_for(target.path.name().unwrap_or("")))
+            .to_owned();
+        let ctype = ctype.as_str();
         let base = |status| {
             response(status)
                 .header(header::ETAG, &meta.etag)

@@ -104,6 +104,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             path,
             meta: &meta,
             locks: &locks,
+            stored_type: live::stored_type(&dead),
         };
         write_response(&mut w, request, &t, &dead);
         Ok(super::multistatus(w.finish()))
@@ -113,8 +114,16 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
 fn needs_dead(request: &PropFind) -> bool {
     match request {
         PropFind::AllProp { .. } | PropFind::PropName => true,
-        PropFind::Prop(names) => names.iter().any(|n| live::find(n).is_none()),
+        // getcontenttype may come from a stored type.
+        PropFind::Prop(names) => names
+            .iter()
+            .any(|n| live::find(n).is_none() || n.is_dav("getcontenttype")),
     }
+}
+
+/// The dead properties a client may see (davit's own are left out).
+fn visible(dead: &[DeadProp]) -> impl Iterator<Item = &DeadProp> {
+    dead.iter().filter(|d| d.name.ns != live::INTERNAL_NS)
 }
 
 fn needs_locks(request: &PropFind) -> bool {
@@ -236,6 +245,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
                 path,
                 meta,
                 locks: &locks,
+                stored_type: live::stored_type(dead),
             };
             write_response(&mut self.w, &self.request, &target, dead);
             if self.w.pending() >= CHUNK {
@@ -277,14 +287,14 @@ fn write_response(
                     write_live(w, name, v);
                 }
             }
-            for d in dead {
+            for d in visible(dead) {
                 w.prop_fragment(&d.xml);
             }
             w.end_propstat(200, None);
             // Included names are either returned above already or unknown here.
             let missing: Vec<&QName> = include
                 .iter()
-                .filter(|n| live::find(n).is_none() && !dead.iter().any(|d| &d.name == *n))
+                .filter(|n| live::find(n).is_none() && !visible(dead).any(|d| &d.name == *n))
                 .collect();
             if !missing.is_empty() {
                 w.start_propstat();
@@ -301,7 +311,7 @@ fn write_response(
                     w.prop_empty(name);
                 }
             }
-            for d in dead {
+            for d in visible(dead) {
                 w.prop_empty(&d.name);
             }
             w.end_propstat(200, None);
@@ -320,7 +330,7 @@ fn write_response(
                         Some(v) => write_live(w, name, v),
                         None => missing.push(name),
                     }
-                } else if let Some(d) = dead.iter().find(|d| &d.name == name) {
+                } else if let Some(d) = visible(dead).find(|d| &d.name == name) {
                     w.prop_fragment(&d.xml);
                 } else {
                     missing.push(name);

@@ -4,8 +4,9 @@
 use super::{get::internal, response, Change, Dav, Target, ALLOW_DIR};
 use crate::body::{self, Body};
 use crate::error::{DavError, DavResult};
+use crate::live::{content_type_for, STORED_CONTENT_TYPE};
 use crate::locks::LockStore;
-use crate::props::PropStore;
+use crate::props::{DeadProp, PropOp, PropStore};
 use crate::storage::{Storage, Upload};
 use bytes::Bytes;
 use http::request::Parts;
@@ -102,6 +103,8 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             // A new resource starts without dead properties, whatever was left behind.
             self.props.delete(path, Vec::new()).await?;
         }
+        self.remember_content_type(parts, path, existing.is_some())
+            .await?;
 
         let status = if existing.is_some() {
             StatusCode::NO_CONTENT
@@ -113,6 +116,41 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             builder = builder.header(header::ETAG, m.etag);
         }
         builder.body(body::empty()).map_err(internal)
+    }
+}
+
+impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
+    /// Keeps the PUT's Content-Type when it says more than the file name does (GET and
+    /// `getcontenttype` then answer with it). `application/octet-stream`, which many clients
+    /// send for every file, says nothing and is not kept.
+    async fn remember_content_type(
+        &self,
+        parts: &Parts,
+        path: &davit_proto::href::DavPath,
+        existed: bool,
+    ) -> DavResult<()> {
+        let by_name = content_type_for(path.name().unwrap_or(""));
+        let given = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|t| {
+                t.contains('/')
+                    && t.len() <= 255
+                    && !t.eq_ignore_ascii_case(by_name)
+                    && !t.eq_ignore_ascii_case("application/octet-stream")
+            });
+        let op = match given {
+            Some(t) => PropOp::Set(DeadProp {
+                name: STORED_CONTENT_TYPE.clone(),
+                xml: t.to_owned(),
+            }),
+            None if existed => PropOp::Remove(STORED_CONTENT_TYPE.clone()),
+            None => return Ok(()),
+        };
+        self.props.patch(path, vec![op]).await?;
+        Ok(())
     }
 }
 

@@ -361,3 +361,79 @@ async fn in_flight_upload_finishes_during_graceful_shutdown() {
         "no temporary files left after shutdown"
     );
 }
+
+/// A PUT's Content-Type is kept when it says more than the name, served by GET and
+/// `getcontenttype`, follows COPY, and is never visible as a dead property or settable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_type_given_at_put_is_kept() {
+    let s = TestServer::start().await;
+    let r = s
+        .req("PUT", "/data.bin")
+        .header("Content-Type", "text/markdown; charset=utf-8")
+        .body("# hi")
+        .send()
+        .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        s.get("/data.bin").await.header("content-type"),
+        Some("text/markdown; charset=utf-8")
+    );
+    let ms = s.propfind_ms("/data.bin", Some("0"), "").await;
+    let r0 = &ms.responses[0];
+    assert_eq!(
+        r0.dav_text("getcontenttype").as_deref(),
+        Some("text/markdown; charset=utf-8")
+    );
+    assert!(
+        r0.propstats
+            .iter()
+            .all(|ps| ps.props.iter().all(|p| p.name.ns != "urn:davit:internal")),
+        "davit's own property leaked into allprop"
+    );
+    assert_eq!(
+        s.copy_move("COPY", "/data.bin", "/copy.bin", &[])
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        s.get("/copy.bin").await.header("content-type"),
+        Some("text/markdown; charset=utf-8")
+    );
+    // Clients cannot set it.
+    let r = s
+        .proppatch(
+            "/data.bin",
+            r#"<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><i:content-type xmlns:i="urn:davit:internal">x/y</i:content-type></D:prop></D:set></D:propertyupdate>"#,
+        )
+        .await;
+    assert_eq!(r.status, 207);
+    assert_eq!(
+        s.get("/data.bin").await.header("content-type"),
+        Some("text/markdown; charset=utf-8")
+    );
+    // A later PUT without a telling type goes back to the name's type; octet-stream says
+    // nothing.
+    let r = s
+        .req("PUT", "/data.bin")
+        .header("Content-Type", "application/octet-stream")
+        .body("x")
+        .send()
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        s.get("/data.bin").await.header("content-type"),
+        Some("application/octet-stream")
+    );
+    let r = s
+        .req("PUT", "/notes.txt")
+        .header("Content-Type", "application/octet-stream")
+        .body("x")
+        .send()
+        .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        s.get("/notes.txt").await.header("content-type"),
+        Some("text/plain")
+    );
+}
