@@ -3,7 +3,7 @@
 //! of the equivalent single request, and the answers are written into one 207 as they
 //! complete. The format is in `docs/batch.md`.
 
-use super::{get::internal, response, Dav, Target, ALLOW_FILE};
+use super::{get::internal, response, Dav, ReqBody, Target, ALLOW_FILE};
 use crate::body::{self, Body};
 use crate::error::{DavError, DavResult};
 use crate::journal::{drop_stashes, roll_back, Journal, JournaledStorage};
@@ -175,16 +175,12 @@ fn resolve(base: &str, href: &str) -> String {
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
-    pub(crate) async fn post<B>(
+    pub(crate) async fn post<B: ReqBody>(
         &self,
         parts: &Parts,
         target: &Target,
         body: B,
-    ) -> DavResult<Response<Body>>
-    where
-        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    ) -> DavResult<Response<Body>> {
         let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
         if !meta.is_dir() {
             return Err(DavError::MethodNotAllowed(ALLOW_FILE));

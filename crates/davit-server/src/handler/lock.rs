@@ -1,12 +1,11 @@
 //! LOCK (create and refresh) and UNLOCK.
 
-use super::{get::internal, parse_if, response, status_only, Change, Dav, Target};
+use super::{get::internal, parse_if, response, status_only, Change, Dav, ReqBody, Target};
 use crate::body::{self, Body};
 use crate::error::{DavError, DavResult};
 use crate::locks::{Acquire, Lock, LockDepth, LockStore};
 use crate::props::PropStore;
 use crate::storage::{Storage, Upload};
-use bytes::Bytes;
 use davit_proto::headers::{parse_lock_token, parse_timeout, Depth, Timeout};
 use davit_proto::href::DavPath;
 use davit_proto::xml::{
@@ -17,16 +16,12 @@ use http::{header, Response, StatusCode};
 use std::time::{Duration, SystemTime};
 
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
-    pub(crate) async fn lock<B>(
+    pub(crate) async fn lock<B: ReqBody>(
         &self,
         parts: &Parts,
         target: &Target,
         body: B,
-    ) -> DavResult<Response<Body>>
-    where
-        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    ) -> DavResult<Response<Body>> {
         let body = self.read_xml_body(parts, body).await?;
         let timeout = self.granted_timeout(parts)?;
         if body.iter().all(u8::is_ascii_whitespace) {

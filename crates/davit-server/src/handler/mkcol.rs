@@ -1,26 +1,21 @@
 //! MKCOL: one new, empty collection.
 
-use super::{has_body, status_only, Change, Dav, Target, ALLOW_DIR, ALLOW_FILE};
+use super::{has_body, status_only, Change, Dav, ReqBody, Target, ALLOW_DIR, ALLOW_FILE};
 use crate::body::Body;
 use crate::error::{DavError, DavResult};
 use crate::locks::LockStore;
 use crate::props::PropStore;
 use crate::storage::Storage;
-use bytes::Bytes;
 use http::request::Parts;
 use http::{Response, StatusCode};
 
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
-    pub(crate) async fn mkcol<B>(
+    pub(crate) async fn mkcol<B: ReqBody>(
         &self,
         parts: &Parts,
         target: &Target,
         body: B,
-    ) -> DavResult<Response<Body>>
-    where
-        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    ) -> DavResult<Response<Body>> {
         if has_body(parts) {
             let body = self.read_xml_body(parts, body).await?;
             if !body.is_empty() {

@@ -107,14 +107,10 @@ where
 
     /// Waits for the next frame of a request body, giving up (408) when the client sends
     /// nothing for `body_idle_timeout_secs`.
-    pub(crate) async fn next_frame<B>(
+    pub(crate) async fn next_frame<B: ReqBody>(
         &self,
         body: &mut B,
-    ) -> DavResult<Option<http_body::Frame<Bytes>>>
-    where
-        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    ) -> DavResult<Option<http_body::Frame<Bytes>>> {
         let idle = std::time::Duration::from_secs(self.config.body_idle_timeout_secs);
         match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => Err(DavError::RequestTimeout),
@@ -167,11 +163,7 @@ where
     }
 
     /// Answers one request. Never fails: every error becomes its response here.
-    pub async fn handle<B>(&self, req: Request<B>) -> Response<Body>
-    where
-        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    pub async fn handle<B: ReqBody>(&self, req: Request<B>) -> Response<Body> {
         let (mut parts, body) = req.into_parts();
         if let Some(auth) = &self.auth {
             let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
@@ -237,11 +229,7 @@ where
             .is_none_or(|a| a.access(who, path) >= Access::Read)
     }
 
-    async fn dispatch<B>(&self, parts: Parts, body: B) -> DavResult<Response<Body>>
-    where
-        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    async fn dispatch<B: ReqBody>(&self, parts: Parts, body: B) -> DavResult<Response<Body>> {
         if parts.method == Method::POST {
             let target = parse_target(&parts)?;
             self.authorize(&parts, &target.path, Access::Read, false)?;
@@ -252,11 +240,11 @@ where
 
     /// Every method but POST. Batch operations come through here too; keeping POST out means
     /// a batch can never start another one (and the types of the two cannot recurse).
-    pub(crate) async fn dispatch_op<B>(&self, parts: Parts, body: B) -> DavResult<Response<Body>>
-    where
-        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    pub(crate) async fn dispatch_op<B: ReqBody>(
+        &self,
+        parts: Parts,
+        body: B,
+    ) -> DavResult<Response<Body>> {
         if parts.method == Method::OPTIONS && parts.uri.path() == "*" {
             return Ok(options::server_wide());
         }
@@ -297,26 +285,22 @@ where
     }
 
     /// Reads an XML request body whole, refusing more than the configured limit.
-    pub(crate) async fn read_xml_body<B>(&self, parts: &Parts, body: B) -> DavResult<Bytes>
-    where
-        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    pub(crate) async fn read_xml_body<B: ReqBody>(
+        &self,
+        parts: &Parts,
+        body: B,
+    ) -> DavResult<Bytes> {
         self.read_limited(parts, body, self.config.max_xml_body)
             .await
     }
 
     /// Reads a whole body of at most `limit` bytes (413 beyond, 408 when it stalls).
-    pub(crate) async fn read_limited<B>(
+    pub(crate) async fn read_limited<B: ReqBody>(
         &self,
         parts: &Parts,
         mut body: B,
         limit: usize,
-    ) -> DavResult<Bytes>
-    where
-        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    ) -> DavResult<Bytes> {
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -474,6 +458,23 @@ where
             }
         }))
     }
+}
+
+/// A request body the handlers accept: hyper's `Incoming`, or the bytes of a batch operation.
+pub trait ReqBody:
+    http_body::Body<Data = Bytes, Error: std::error::Error + Send + Sync + 'static>
+    + Send
+    + Unpin
+    + 'static
+{
+}
+
+impl<T> ReqBody for T where
+    T: http_body::Body<Data = Bytes, Error: std::error::Error + Send + Sync + 'static>
+        + Send
+        + Unpin
+        + 'static
+{
 }
 
 /// What a request is about to change, for the lock check.

@@ -1,7 +1,7 @@
 //! PROPFIND: the 207 is written while the tree is read, in batches, so the first bytes leave
 //! at once and memory stays flat however large the collection.
 
-use super::{header_str, response, Dav, Target};
+use super::{header_str, response, Dav, ReqBody, Target};
 use crate::body::{self, Body};
 use crate::error::{DavError, DavResult};
 use crate::live::{self, LiveValue, LIVE};
@@ -21,16 +21,12 @@ use tokio::sync::mpsc::Sender;
 const CHUNK: usize = 32 * 1024;
 
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
-    pub(crate) async fn propfind<B>(
+    pub(crate) async fn propfind<B: ReqBody>(
         &self,
         parts: &Parts,
         target: &Target,
         body: B,
-    ) -> DavResult<Response<Body>>
-    where
-        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    ) -> DavResult<Response<Body>> {
         let depth = match header_str(parts, "depth")? {
             None => Depth::Infinity,
             Some(v) => Depth::parse(v)?,

@@ -1,29 +1,24 @@
 //! PROPPATCH: all instructions in document order, atomically. If one cannot be applied, none
 //! is, and the others answer 424.
 
-use super::{multistatus, Change, Dav, Target};
+use super::{multistatus, Change, Dav, ReqBody, Target};
 use crate::body::Body;
 use crate::error::{DavError, DavResult};
 use crate::live;
 use crate::locks::LockStore;
 use crate::props::{DeadProp, PropOp, PropStore};
 use crate::storage::Storage;
-use bytes::Bytes;
 use davit_proto::xml::{parse_propertyupdate, MultistatusWriter, PatchOp, QName};
 use http::request::Parts;
 use http::Response;
 
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
-    pub(crate) async fn proppatch<B>(
+    pub(crate) async fn proppatch<B: ReqBody>(
         &self,
         parts: &Parts,
         target: &Target,
         body: B,
-    ) -> DavResult<Response<Body>>
-    where
-        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    ) -> DavResult<Response<Body>> {
         let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
         let body = self.read_xml_body(parts, body).await?;
         let ops = parse_propertyupdate(&body, &self.config.xml_limits())?;

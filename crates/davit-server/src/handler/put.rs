@@ -1,14 +1,13 @@
 //! PUT: the body is streamed into a temporary upload and committed into place only when it
 //! arrived whole, so readers never see half a file and a broken upload changes nothing.
 
-use super::{get::internal, response, Change, Dav, Target, ALLOW_DIR};
+use super::{get::internal, response, Change, Dav, ReqBody, Target, ALLOW_DIR};
 use crate::body::{self, Body};
 use crate::error::{DavError, DavResult};
 use crate::live::{content_type_for, STORED_CONTENT_TYPE};
 use crate::locks::LockStore;
 use crate::props::{DeadProp, PropOp, PropStore};
 use crate::storage::{Storage, Upload};
-use bytes::Bytes;
 use http::request::Parts;
 use http::{header, Response, StatusCode};
 use tokio::io::{AsyncWriteExt, BufWriter};
@@ -18,16 +17,12 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 const WRITE_BUFFER: usize = 256 * 1024;
 
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
-    pub(crate) async fn put<B>(
+    pub(crate) async fn put<B: ReqBody>(
         &self,
         parts: &Parts,
         target: &Target,
         mut body: B,
-    ) -> DavResult<Response<Body>>
-    where
-        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    ) -> DavResult<Response<Body>> {
         let path = &target.path;
         if path.is_root() {
             return Err(DavError::MethodNotAllowed(ALLOW_DIR));
