@@ -3,7 +3,7 @@
 
 mod fs;
 
-pub use fs::{FsStorage, FsUpload};
+pub use fs::{FsStorage, FsUpload, InlineFile};
 
 use davit_proto::href::DavPath;
 use futures_util::Stream;
