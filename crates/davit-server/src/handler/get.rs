@@ -26,17 +26,30 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         target: &Target,
         with_body: bool,
     ) -> DavResult<Response<Body>> {
-        let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
-        if meta.is_dir() {
-            self.check_preconditions(parts, target, Some(&meta), &[])
-                .await?;
-            return self.index(parts, target, with_body).await;
-        }
-        // Everything below describes the file actually opened.
-        let (mut file, meta) = self.storage.open(&target.path).await?;
-        if meta.is_dir() {
-            return Err(DavError::Conflict("the resource changed while it was read"));
-        }
+        // Open first and describe what was opened: one path resolution on the hot path, and a
+        // concurrent PUT can never pair one version's length and ETag with another's bytes.
+        // A collection either opens as one (and says so) or refuses to open as a file.
+        let opened = match self.storage.open(&target.path).await {
+            Ok(o) => Some(o),
+            Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => None,
+            Err(e) if super::is_absent(&e) => return Err(DavError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        let (mut file, meta) = match opened {
+            Some((file, meta)) if !meta.is_dir() => {
+                if target.slash {
+                    // A file addressed as a collection is not mapped.
+                    return Err(DavError::NotFound);
+                }
+                (file, meta)
+            }
+            _ => {
+                let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
+                self.check_preconditions(parts, target, Some(&meta), &[])
+                    .await?;
+                return self.index(parts, target, with_body).await;
+            }
+        };
         let not_modified = self
             .check_preconditions(parts, target, Some(&meta), &[])
             .await?;

@@ -79,7 +79,7 @@ pub trait Storage: Send + Sync + 'static {
     fn metadata(&self, path: &DavPath) -> impl Future<Output = io::Result<Meta>> + Send;
     /// Opens a file for reading, with the metadata of what was opened (not of the path a moment
     /// later: a concurrent PUT must never pair one version's length and ETag with another's
-    /// bytes).
+    /// bytes). A collection may either open (its metadata says so) or fail with `IsADirectory`.
     fn open(&self, path: &DavPath) -> impl Future<Output = io::Result<(Self::Read, Meta)>> + Send;
     /// Lists the members of a collection.
     fn list(&self, path: &DavPath) -> impl Future<Output = io::Result<Self::List>> + Send;
