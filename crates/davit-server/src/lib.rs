@@ -15,6 +15,7 @@ pub mod live;
 pub mod locks;
 pub mod props;
 pub mod server;
+mod sqlite;
 pub mod storage;
 pub mod tls;
 

@@ -1,13 +1,13 @@
 //! The embedded property store: one SQLite file in the state directory.
 
 use super::{DeadProp, PropOp, PropStore, StoreError, TreeScope};
+use crate::sqlite::connect;
 use davit_proto::href::DavPath;
 use davit_proto::xml::QName;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Dead properties in SQLite (WAL mode). A std mutex serialises access; it is only ever held
 /// on the blocking pool, never across an `.await`.
@@ -24,14 +24,6 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError(e.to_string())
     }
-}
-
-/// A connection that waits for the write lock (an atomic batch may hold it) instead of
-/// failing at once.
-fn connect(file: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(file)?;
-    conn.busy_timeout(Duration::from_secs(30))?;
-    Ok(conn)
 }
 
 /// The WHERE clause selecting a path and everything below it. `?1` is the path, `?2` the path
@@ -54,9 +46,7 @@ impl SqlitePropStore {
     pub fn open(file: &Path) -> Result<SqlitePropStore, StoreError> {
         let conn = connect(file)?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS props (
+            "CREATE TABLE IF NOT EXISTS props (
                  path TEXT NOT NULL,
                  ns TEXT NOT NULL,
                  local TEXT NOT NULL,
