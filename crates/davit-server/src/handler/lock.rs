@@ -1,6 +1,7 @@
 //! LOCK (create and refresh) and UNLOCK.
 
 use super::{get::internal, parse_if, response, status_only, Change, Dav, ReqBody, Target};
+use crate::auth::Principal;
 use crate::body::{self, Body};
 use crate::error::{DavError, DavResult};
 use crate::locks::{Acquire, Lock, LockDepth, LockStore};
@@ -75,6 +76,10 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             owner: info.owner,
             timeout,
             expires: timeout.map(|t| now + t),
+            principal: match super::principal(parts) {
+                Principal::User(name) => Some(name),
+                Principal::Anonymous => None,
+            },
         };
         let lock = match self.locks.acquire(lock).await? {
             Acquire::Granted(lock) => lock,
@@ -137,11 +142,16 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 other?;
             }
         }
+        let mut someone_elses = false;
         for token in header.state_tokens() {
             let Some(lock) = self.locks.get(token).await? else {
                 continue;
             };
             if !lock.covers(&target.path) {
+                continue;
+            }
+            if !self.may_use_lock(parts, &lock) {
+                someone_elses = true;
                 continue;
             }
             let Some(lock) = self.locks.refresh(token, timeout).await? else {
@@ -152,6 +162,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 .header(header::CONTENT_TYPE, XML_CONTENT_TYPE)
                 .body(body::full(lockdiscovery_body(&lock, root_is_dir)))
                 .map_err(internal);
+        }
+        if someone_elses {
+            return Err(DavError::Forbidden("the lock belongs to another user"));
         }
         Err(no_match())
     }
@@ -193,6 +206,10 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         self.meta(target).await?.ok_or(DavError::NotFound)?;
         match self.locks.get(&token).await? {
             Some(lock) if lock.covers(&target.path) => {
+                if !self.may_use_lock(parts, &lock) {
+                    // RFC 4918 §9.11: only the lock's creator may remove it.
+                    return Err(DavError::Forbidden("the lock belongs to another user"));
+                }
                 self.locks.release(&token).await?;
                 Ok(status_only(StatusCode::NO_CONTENT))
             }

@@ -222,6 +222,24 @@ where
         })
     }
 
+    /// True when the request's principal may use `lock`: refresh it, release it, or submit its
+    /// token for a write. Without authentication, whoever holds the token may. With it, a lock
+    /// taken by a user is that user's alone (RFC 4918 §6.4: the token is the creator's
+    /// credential, not a bearer ticket); one taken anonymously stays usable by whoever holds
+    /// the token, as in Apache mod_dav.
+    pub(crate) fn may_use_lock(&self, parts: &Parts, lock: &Lock) -> bool {
+        if self.auth.is_none() {
+            return true;
+        }
+        match &lock.principal {
+            None => true,
+            Some(owner) => matches!(
+                parts.extensions.get::<Principal>(),
+                Some(Principal::User(u)) if u == owner
+            ),
+        }
+    }
+
     /// True when the request's principal may see `path` (listings leave the rest out).
     pub(crate) fn visible(&self, who: &Principal, path: &DavPath) -> bool {
         self.auth
@@ -359,13 +377,18 @@ where
             Outcome::NotModified => true,
             Outcome::PreconditionFailed => return Err(DavError::PreconditionFailed),
         };
-        self.check_locks(changes, &submitted).await?;
+        self.check_locks(parts, changes, &submitted).await?;
         Ok(not_modified)
     }
 
     /// 423 unless, for every lock root protecting a change, one of its locks' tokens was
-    /// submitted (any holder of a shared lock may write).
-    async fn check_locks(&self, changes: &[Change<'_>], submitted: &[&str]) -> DavResult<()> {
+    /// submitted by a principal who may use it (any holder of a shared lock may write).
+    async fn check_locks(
+        &self,
+        parts: &Parts,
+        changes: &[Change<'_>],
+        submitted: &[&str],
+    ) -> DavResult<()> {
         let mut blocked: Vec<DavPath> = Vec::new();
         for change in changes {
             let locks = match change {
@@ -383,9 +406,11 @@ where
                 }
             };
             for lock in &locks {
-                let satisfied = locks
-                    .iter()
-                    .any(|l| l.root == lock.root && submitted.contains(&l.token.as_str()));
+                let satisfied = locks.iter().any(|l| {
+                    l.root == lock.root
+                        && submitted.contains(&l.token.as_str())
+                        && self.may_use_lock(parts, l)
+                });
                 if !satisfied && !blocked.contains(&lock.root) {
                     blocked.push(lock.root.clone());
                 }

@@ -38,6 +38,10 @@ pub struct Lock {
     pub timeout: Option<Duration>,
     /// When the lock lapses; `None` means never.
     pub expires: Option<SystemTime>,
+    /// The authenticated user who created the lock; `None` when it was created anonymously or
+    /// without authentication. With authentication on, only this user may refresh, release or
+    /// submit the lock (RFC 4918 §6.4: the token is the creator's credential).
+    pub principal: Option<String>,
 }
 
 impl Lock {

@@ -3,6 +3,7 @@
 
 use super::{conflicts, Acquire, Lock, LockDepth, LockStore};
 use crate::props::StoreError;
+use crate::sqlite::connect;
 use davit_proto::href::DavPath;
 use davit_proto::xml::LockScope;
 use rusqlite::{params, Connection};
@@ -55,20 +56,20 @@ impl EmbeddedLockStore {
 
     /// [`open`](Self::open) with a custom clock.
     pub fn open_with_clock(file: &Path, clock: Clock) -> Result<EmbeddedLockStore, StoreError> {
-        let db = Connection::open(file)?;
+        let db = connect(file)?;
         db.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS locks (
+            "CREATE TABLE IF NOT EXISTS locks (
                  token TEXT PRIMARY KEY,
                  root TEXT NOT NULL,
                  scope TEXT NOT NULL,
                  depth TEXT NOT NULL,
                  owner TEXT,
                  timeout INTEGER,
-                 expires INTEGER
+                 expires INTEGER,
+                 principal TEXT
              );",
         )?;
+        migrate(&db)?;
         let now = clock();
         db.execute(
             "DELETE FROM locks WHERE expires IS NOT NULL AND expires <= ?1",
@@ -80,9 +81,10 @@ impl EmbeddedLockStore {
             db,
         };
         let loaded: Vec<Lock> = {
-            let mut stmt = index
-                .db
-                .prepare("SELECT token, root, scope, depth, owner, timeout, expires FROM locks")?;
+            let mut stmt = index.db.prepare(
+                "SELECT token, root, scope, depth, owner, timeout, expires, principal
+                     FROM locks",
+            )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
@@ -92,11 +94,12 @@ impl EmbeddedLockStore {
                     r.get::<_, Option<String>>(4)?,
                     r.get::<_, Option<i64>>(5)?,
                     r.get::<_, Option<i64>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (token, root, scope, depth, owner, timeout, expires) = row?;
+                let (token, root, scope, depth, owner, timeout, expires, principal) = row?;
                 let Ok(root) = parse_stored_path(&root) else {
                     continue;
                 };
@@ -116,6 +119,7 @@ impl EmbeddedLockStore {
                     owner,
                     timeout: timeout.map(|s| Duration::from_secs(s.max(0) as u64)),
                     expires: expires.map(|s| UNIX_EPOCH + Duration::from_secs(s.max(0) as u64)),
+                    principal,
                 });
             }
             out
@@ -128,6 +132,24 @@ impl EmbeddedLockStore {
             clock,
         })
     }
+}
+
+/// Brings a `locks` table written by an older davit up to date: the `principal` column came
+/// later (its locks were all taken without authentication, so NULL is right for them).
+fn migrate(db: &Connection) -> Result<(), StoreError> {
+    let has_principal = {
+        let mut stmt = db.prepare("SELECT name FROM pragma_table_info('locks')")?;
+        let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut found = false;
+        for name in names {
+            found |= name? == "principal";
+        }
+        found
+    };
+    if !has_principal {
+        db.execute_batch("ALTER TABLE locks ADD COLUMN principal TEXT")?;
+    }
+    Ok(())
 }
 
 /// Stored roots are decoded paths; rebuild them segment by segment so they are validated again.
@@ -190,8 +212,9 @@ impl Index {
 
     fn persist(&self, lock: &Lock) -> Result<(), StoreError> {
         self.db.execute(
-            "INSERT OR REPLACE INTO locks (token, root, scope, depth, owner, timeout, expires)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT OR REPLACE INTO locks
+                 (token, root, scope, depth, owner, timeout, expires, principal)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 lock.token,
                 lock.root.as_str(),
@@ -204,6 +227,7 @@ impl Index {
                 lock.owner,
                 lock.timeout.map(|t| t.as_secs() as i64),
                 lock.expires.map(to_secs),
+                lock.principal,
             ],
         )?;
         Ok(())
@@ -351,6 +375,7 @@ mod tests {
             owner: None,
             timeout: secs.map(Duration::from_secs),
             expires: secs.map(|s| now + Duration::from_secs(s)),
+            principal: None,
         }
     }
 
@@ -422,5 +447,83 @@ mod tests {
         assert!(s.get("s1").await.unwrap().is_none());
         assert!(s.release("t3").await.unwrap());
         assert!(!s.release("t3").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn principal_survives_restart_and_refresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("l.db");
+        let now = SystemTime::now();
+        let s = EmbeddedLockStore::open(&file).unwrap();
+        let mut l = lock(
+            "a",
+            "/f",
+            LockScope::Exclusive,
+            LockDepth::Zero,
+            Some(60),
+            now,
+        );
+        l.principal = Some("alice".into());
+        assert!(matches!(s.acquire(l).await.unwrap(), Acquire::Granted(_)));
+        let r = s
+            .refresh("a", Some(Duration::from_secs(120)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.principal.as_deref(), Some("alice"));
+        drop(s);
+        let s = EmbeddedLockStore::open(&file).unwrap();
+        let got = s.get("a").await.unwrap().unwrap();
+        assert_eq!(got.principal.as_deref(), Some("alice"));
+        assert_eq!(got.timeout, Some(Duration::from_secs(120)));
+    }
+
+    /// A `locks` table from before the principal column: opened, migrated, its locks kept
+    /// (with no principal) and new ones stored with theirs.
+    #[tokio::test]
+    async fn an_old_table_gains_the_principal_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("locks.sqlite3");
+        {
+            let db = Connection::open(&file).unwrap();
+            db.execute_batch(
+                "CREATE TABLE locks (
+                     token TEXT PRIMARY KEY,
+                     root TEXT NOT NULL,
+                     scope TEXT NOT NULL,
+                     depth TEXT NOT NULL,
+                     owner TEXT,
+                     timeout INTEGER,
+                     expires INTEGER
+                 );
+                 INSERT INTO locks VALUES
+                     ('old', '/d', 'shared', 'infinity', '<me/>', NULL, NULL);",
+            )
+            .unwrap();
+        }
+        let s = EmbeddedLockStore::open(&file).unwrap();
+        let old = s.get("old").await.unwrap().unwrap();
+        assert_eq!(old.principal, None);
+        assert_eq!(old.owner.as_deref(), Some("<me/>"));
+        assert_eq!(old.scope, LockScope::Shared);
+        assert_eq!(old.depth, LockDepth::Infinity);
+        let mut l = lock(
+            "new",
+            "/d/x",
+            LockScope::Shared,
+            LockDepth::Zero,
+            None,
+            SystemTime::now(),
+        );
+        l.principal = Some("bob".into());
+        assert!(matches!(s.acquire(l).await.unwrap(), Acquire::Granted(_)));
+        drop(s);
+        // Opening again finds the column there and does not add it twice.
+        let s = EmbeddedLockStore::open(&file).unwrap();
+        assert_eq!(
+            s.get("new").await.unwrap().unwrap().principal.as_deref(),
+            Some("bob")
+        );
+        assert!(s.get("old").await.unwrap().is_some());
     }
 }

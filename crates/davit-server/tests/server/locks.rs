@@ -1339,3 +1339,357 @@ async fn a_locked_destination_keeps_its_lock_after_copy_and_move() {
     }
     assert_eq!(&s.get("/dest").await.body[..], b"b");
 }
+
+// ------------------------------------------------------------------------------------------
+// With authentication a lock belongs to the user who took it (RFC 4918 §6.4, §9.11)
+
+/// A server with users alice and bob (both may write everywhere), holding `/f`, `/g` and the
+/// collection `/c/` with member `/c/x`.
+async fn two_users() -> TestServer {
+    let dirs = Dirs::fresh();
+    for (p, c) in [("f", "F"), ("g", "G"), ("c/x", "X")] {
+        write_file(&dirs.root, p, c.as_bytes());
+    }
+    TestServer::launch_with_auth(
+        dirs,
+        DavConfig::default(),
+        auth_with_users(&["alice", "bob"]),
+    )
+    .await
+}
+
+/// LOCK as `who` (`None`: anonymous) that must be granted; returns the token.
+async fn lock_as(
+    s: &TestServer,
+    who: Option<&str>,
+    path: &str,
+    scope: &str,
+    depth: &str,
+) -> String {
+    let r = s
+        .req("LOCK", path)
+        .who(who)
+        .header("Depth", depth)
+        .header("Content-Type", "application/xml")
+        .body(lockinfo(scope, None))
+        .send()
+        .await;
+    assert!(
+        r.status == 200 || r.status == 201,
+        "LOCK {path} as {who:?}: {} {}",
+        r.status,
+        r.text()
+    );
+    r.lock_token()
+}
+
+/// A bodyless LOCK (refresh) as `who` naming `token`.
+async fn refresh_as(s: &TestServer, who: &str, path: &str, token: &str) -> Resp {
+    s.req("LOCK", path)
+        .user(who)
+        .header("If", &if_tok(token))
+        .header("Timeout", "Second-100")
+        .send()
+        .await
+}
+
+/// The tokens of the locks on `path`, as alice sees them.
+async fn tokens_on(s: &TestServer, path: &str) -> Vec<String> {
+    let r = s
+        .req("PROPFIND", path)
+        .user("alice")
+        .header("Depth", "0")
+        .header("Content-Type", "application/xml")
+        .body(prop_body(&[QName::dav("lockdiscovery")]))
+        .send()
+        .await;
+    let ms = r.ms();
+    let e = ms.only().dav("lockdiscovery").expect("lockdiscovery");
+    activelocks(e).into_iter().map(|l| l.token).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_creator_may_unlock_or_refresh() {
+    let s = two_users().await;
+    let t = lock_as(&s, Some("alice"), "/f", "exclusive", "0").await;
+
+    // Bob knows the token: UNLOCK and refresh are still refused, and the lock stays as it was.
+    let r = s
+        .req("UNLOCK", "/f")
+        .user("bob")
+        .header("Lock-Token", &format!("<{t}>"))
+        .send()
+        .await;
+    assert_eq!(r.status, 403, "bob's UNLOCK: {}", r.text());
+    let r = refresh_as(&s, "bob", "/f", &t).await;
+    assert_eq!(r.status, 403, "bob's refresh: {}", r.text());
+    assert_eq!(tokens_on(&s, "/f").await, std::slice::from_ref(&t));
+    // The token-does-not-match answers are unchanged for him (409 before 403: a token that
+    // names no lock here says nothing about whose it is).
+    let r = s
+        .req("UNLOCK", "/g")
+        .user("bob")
+        .header("Lock-Token", &format!("<{t}>"))
+        .send()
+        .await;
+    assert_eq!(r.status, 409);
+    // Without credentials: 401, as for any request.
+    let r = s
+        .req("UNLOCK", "/f")
+        .header("Lock-Token", &format!("<{t}>"))
+        .send()
+        .await;
+    assert_eq!(r.status, 401);
+
+    // Alice may do both.
+    let r = refresh_as(&s, "alice", "/f", &t).await;
+    assert_eq!(r.status, 200, "alice's refresh: {}", r.text());
+    let l = r.lock_body();
+    assert_eq!(
+        (l[0].token.as_str(), l[0].seconds()),
+        (t.as_str(), Some(100))
+    );
+    let r = s
+        .req("UNLOCK", "/f")
+        .user("alice")
+        .header("Lock-Token", &format!("<{t}>"))
+        .send()
+        .await;
+    assert_eq!(r.status, 204);
+    assert!(tokens_on(&s, "/f").await.is_empty());
+
+    // A member of alice's depth-infinity lock: the same rule.
+    let tc = lock_as(&s, Some("alice"), "/c/", "exclusive", "infinity").await;
+    let r = s
+        .req("UNLOCK", "/c/x")
+        .user("bob")
+        .header("Lock-Token", &format!("<{tc}>"))
+        .send()
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(refresh_as(&s, "bob", "/c/x", &tc).await.status, 403);
+    assert_eq!(tokens_on(&s, "/c/").await, [tc]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_users_token_does_not_unlock_writes() {
+    let s = two_users().await;
+    let t = lock_as(&s, Some("alice"), "/f", "exclusive", "0").await;
+    let tc = lock_as(&s, Some("alice"), "/c/", "exclusive", "infinity").await;
+    let before = s.snapshot();
+
+    // Every write bob tries with alice's tokens is 423, naming her lock.
+    let writes = [
+        ("PUT", "/f", if_tok(&t), None, "/f"),
+        ("DELETE", "/f", if_tok(&t), None, "/f"),
+        ("PROPPATCH", "/f", if_tok(&t), None, "/f"),
+        ("MOVE", "/f", if_tok(&t), Some("/moved"), "/f"),
+        ("PUT", "/c/new", if_tok(&tc), None, "/c/"),
+        ("DELETE", "/c/", if_tok(&tc), None, "/c/"),
+        ("MKCOL", "/c/sub", if_tok(&tc), None, "/c/"),
+        // COPY's If is tagged with the destination the token is for.
+        (
+            "COPY",
+            "/g",
+            format!("<{}> {}", s.url("/c/x"), if_tok(&tc)),
+            Some("/c/x"),
+            "/c/",
+        ),
+    ];
+    for (m, p, if_value, dest, root) in &writes {
+        let mut r = s.req(m, p).user("bob").header("If", if_value);
+        if let Some(d) = dest {
+            r = r.header("Destination", d);
+        }
+        r = match *m {
+            "PUT" => r.body("BOB"),
+            "PROPPATCH" => r.header("Content-Type", "application/xml").body(format!(
+                r#"<D:propertyupdate xmlns:D="DAV:" xmlns:Z="{Z}"><D:set><D:prop><Z:p>bob</Z:p></D:prop></D:set></D:propertyupdate>"#
+            )),
+            _ => r,
+        };
+        assert_423(
+            &r.send().await,
+            &[root],
+            &format!("bob {m} {p} with alice's token"),
+        );
+    }
+    // In a batch too (the token in the operation's `if`).
+    let batch = format!(
+        r#"<b:batch xmlns:b="urn:davit:batch"><b:put href="f" if="(&lt;{t}&gt;)">BOB</b:put></b:batch>"#
+    );
+    let r = s
+        .req("POST", "/")
+        .user("bob")
+        .header("Content-Type", "application/xml")
+        .body(batch)
+        .send()
+        .await;
+    assert_eq!(r.ms().get("/f").status, Some(423), "batch: {}", r.text());
+    assert_eq!(s.snapshot(), before, "bob changed something");
+
+    // Alice, with the same headers, writes.
+    let r = s
+        .req("PUT", "/f")
+        .user("alice")
+        .header("If", &if_tok(&t))
+        .body("ALICE")
+        .send()
+        .await;
+    assert_eq!(r.status, 204);
+    let r = s
+        .req("PUT", "/c/new")
+        .user("alice")
+        .header("If", &if_tok(&tc))
+        .body("NEW")
+        .send()
+        .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(s.disk("f").as_deref(), Some("ALICE"));
+    assert_eq!(s.disk("c/new").as_deref(), Some("NEW"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_lock_holders_write_with_their_own_token_only() {
+    let s = two_users().await;
+    let ta = lock_as(&s, Some("alice"), "/g", "shared", "0").await;
+    let tb = lock_as(&s, Some("bob"), "/g", "shared", "0").await;
+    let put = |who: &'static str, token: String| {
+        let s = &s;
+        async move {
+            s.req("PUT", "/g")
+                .user(who)
+                .header("If", &if_tok(&token))
+                .body(who)
+                .send()
+                .await
+        }
+    };
+    assert_423(
+        &put("bob", ta.clone()).await,
+        &["/g"],
+        "bob with alice's token",
+    );
+    assert_423(
+        &put("alice", tb.clone()).await,
+        &["/g"],
+        "alice with bob's token",
+    );
+    assert_eq!(s.disk("g").as_deref(), Some("G"));
+    assert_eq!(put("bob", tb.clone()).await.status, 204);
+    assert_eq!(s.disk("g").as_deref(), Some("bob"));
+    assert_eq!(put("alice", ta.clone()).await.status, 204);
+    assert_eq!(s.disk("g").as_deref(), Some("alice"));
+    // Each releases their own, not the other's.
+    for (who, token, status) in [
+        ("bob", &ta, 403),
+        ("alice", &tb, 403),
+        ("bob", &tb, 204),
+        ("alice", &ta, 204),
+    ] {
+        let r = s
+            .req("UNLOCK", "/g")
+            .user(who)
+            .header("Lock-Token", &format!("<{token}>"))
+            .send()
+            .await;
+        assert_eq!(r.status, status, "{who} UNLOCK");
+    }
+    assert!(tokens_on(&s, "/g").await.is_empty());
+}
+
+/// The creator is stored with the lock: after a restart bob still cannot use alice's lock.
+/// Restarted without `[auth]`, the server behaves as it always did: a token is enough.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_creator_survives_a_restart() {
+    let s = two_users().await;
+    let t = lock_as(&s, Some("alice"), "/f", "exclusive", "0").await;
+    let tg = lock_as(&s, Some("alice"), "/g", "exclusive", "0").await;
+
+    let s = TestServer::launch_with_auth(
+        s.stop().await,
+        DavConfig::default(),
+        auth_with_users(&["alice", "bob"]),
+    )
+    .await;
+    assert_eq!(tokens_on(&s, "/f").await, std::slice::from_ref(&t));
+    let r = s
+        .req("UNLOCK", "/f")
+        .user("bob")
+        .header("Lock-Token", &format!("<{t}>"))
+        .send()
+        .await;
+    assert_eq!(r.status, 403);
+    let r = s
+        .req("PUT", "/f")
+        .user("bob")
+        .header("If", &if_tok(&t))
+        .body("BOB")
+        .send()
+        .await;
+    assert_423(&r, &["/f"], "bob after restart");
+    let r = s
+        .req("PUT", "/f")
+        .user("alice")
+        .header("If", &if_tok(&t))
+        .body("ALICE")
+        .send()
+        .await;
+    assert_eq!(r.status, 204);
+
+    let s = TestServer::launch(s.stop().await, DavConfig::default()).await;
+    let r = s
+        .req("PUT", "/g")
+        .header("If", &if_tok(&tg))
+        .body("ANYONE")
+        .send()
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(refresh_plain(&s, "/f", &t).await, 200);
+    assert_eq!(s.unlock("/f", &t).await.status, 204);
+    assert_eq!(s.unlock("/g", &tg).await.status, 204);
+}
+
+async fn refresh_plain(s: &TestServer, path: &str, token: &str) -> u16 {
+    s.lock(
+        path,
+        None,
+        Some("Second-100"),
+        "",
+        &[("If", &if_tok(token))],
+    )
+    .await
+    .status
+}
+
+/// A lock taken without credentials (where anonymous users may write) is bound to nobody: like
+/// Apache mod_dav, whoever holds its token may use it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_lock_is_usable_by_whoever_holds_the_token() {
+    let mut auth = auth_with_users(&["alice", "bob"]);
+    auth.anonymous = davit_server::auth::Access::ReadWrite;
+    let s = TestServer::with_auth(auth).await;
+    s.put("/f", "F").await;
+    let t = lock_as(&s, None, "/f", "exclusive", "0").await;
+    assert_423(
+        &s.req("PUT", "/f").user("alice").body("A").send().await,
+        &["/f"],
+        "no token",
+    );
+    let r = s
+        .req("PUT", "/f")
+        .user("alice")
+        .header("If", &if_tok(&t))
+        .body("A")
+        .send()
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(refresh_as(&s, "bob", "/f", &t).await.status, 200);
+    let r = s
+        .req("UNLOCK", "/f")
+        .user("bob")
+        .header("Lock-Token", &format!("<{t}>"))
+        .send()
+        .await;
+    assert_eq!(r.status, 204);
+}
