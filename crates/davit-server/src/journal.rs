@@ -6,6 +6,7 @@
 //! than destroyed), and renames. Dead properties change inside one SQLite transaction that
 //! commits together with a "batch committed" record. So after a crash the journal says what to
 //! undo, and the commit record says whether to undo it (no record) or just drop the stashes.
+//! A single COPY or MOVE is journaled the same way, as a batch of one (`handler/copymove.rs`).
 
 use crate::storage::{CopyDepth, Failure, Meta, Storage, Upload};
 use davit_proto::href::DavPath;
@@ -25,6 +26,9 @@ pub(crate) enum Undo {
     Stashed { id: String, path: DavPath },
     /// `from` was renamed to `to`: rename it back.
     Renamed { from: DavPath, to: DavPath },
+    /// Nothing to undo: once the operation commits, the lock with this token is released
+    /// (a single MOVE or COPY releases the locks of what it moved or replaced only then).
+    Unlock(String),
 }
 
 impl Undo {
@@ -36,6 +40,8 @@ impl Undo {
             Undo::Renamed { from, to } => {
                 format!("renamed {} {}\n", from.href(false), to.href(false))
             }
+            // Tokens are minted by the lock store (`urn:uuid:…`): no spaces, no line breaks.
+            Undo::Unlock(token) => format!("unlock {token}\n"),
         }
     }
 
@@ -54,6 +60,7 @@ impl Undo {
                 from: DavPath::parse(a).ok()?,
                 to: DavPath::parse(b).ok()?,
             }),
+            ("unlock", None) => Some(Undo::Unlock(a.to_owned())),
             _ => None,
         }
     }
@@ -90,7 +97,7 @@ impl Journal {
         &self.id
     }
 
-    fn record(&self, undo: Undo) -> io::Result<()> {
+    pub(crate) fn record(&self, undo: Undo) -> io::Result<()> {
         let mut file = self
             .file
             .lock()
@@ -158,6 +165,7 @@ pub(crate) async fn roll_back<S: Storage>(storage: &S, entries: &[Undo]) {
                 Err(e) => Err(e),
             },
             Undo::Renamed { from, to } => storage.rename(to, from).await,
+            Undo::Unlock(_) => Ok(()),
         };
         if let Err(e) = result {
             if e.kind() != io::ErrorKind::NotFound {
@@ -344,6 +352,7 @@ mod tests {
                 path: b.clone(),
             },
             Undo::Renamed { from: a, to: b },
+            Undo::Unlock("urn:uuid:0a1b2c3d-0000-4000-8000-000000000000".into()),
         ] {
             let line = u.to_line();
             assert_eq!(line.matches('\n').count(), 1);

@@ -1,18 +1,22 @@
 //! COPY and MOVE. MOVE is a rename wherever storage can do one; otherwise (and for COPY) the
 //! tree is copied member by member, with failures reported per member in a 207. Dead
-//! properties travel with the resources.
+//! properties travel with the resources. With a journal directory (the default server), each
+//! request is journaled like a one-operation atomic batch, so a crash never leaves it half done.
 
 use super::{header_str, host_of, multistatus, status_only, Change, Dav, Target};
 use crate::body::Body;
 use crate::error::{DavError, DavResult};
+use crate::journal::{drop_stashes, roll_back, Journal, JournaledStorage, Undo};
+use crate::locks::Lock;
 use crate::locks::LockStore;
 use crate::props::{PropStore, TreeScope};
-use crate::storage::{CopyDepth, Storage};
+use crate::storage::{CopyDepth, Failure, Storage};
 use davit_proto::headers::{parse_overwrite, Depth};
 use davit_proto::href::{parse_destination, DavPath};
 use http::request::Parts;
 use http::{Response, StatusCode};
 use std::io::ErrorKind;
+use std::sync::Arc;
 
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
     pub(crate) async fn copy_move(
@@ -101,52 +105,33 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             .into_iter()
             .filter(|l| l.root != dest)
             .collect();
-        if existed {
-            if !overwrite {
-                return Err(DavError::PreconditionFailed);
-            }
-            let failures = self.storage.delete_tree(&dest).await?;
-            if !failures.is_empty() {
-                return Ok(multistatus(self.failure_report(failures).await));
-            }
+        if existed && !overwrite {
+            return Err(DavError::PreconditionFailed);
         }
-        // Dead properties belong to what was there. A lock on the destination URL itself stays
-        // and covers what arrives (RFC 4918 §7.6); locks on members that were replaced go.
-        for lock in dest_member_locks {
-            self.locks.release(&lock.token).await?;
-        }
-        self.props.delete(&dest, Vec::new()).await?;
-
-        let failures = if is_move {
-            match self.storage.rename(src, &dest).await {
-                Ok(()) => {
-                    self.props.rename(src, &dest).await?;
-                    // Locks stay where they were made: a moved lock root loses its lock.
-                    for lock in &src_locks {
-                        self.locks.release(&lock.token).await?;
-                    }
-                    Vec::new()
-                }
-                Err(e)
-                    if matches!(e.kind(), ErrorKind::CrossesDevices | ErrorKind::Unsupported) =>
-                {
-                    self.copy_tree(src, &dest, CopyDepth::Infinity).await?;
-                    let failures = self.storage.delete_tree(src).await?;
-                    self.props.delete(src, Vec::new()).await?;
-                    for lock in &src_locks {
-                        self.locks.release(&lock.token).await?;
-                    }
-                    failures
-                }
-                Err(e) => return Err(e.into()),
-            }
+        let copy_depth = if depth == Depth::Zero {
+            CopyDepth::Zero
         } else {
-            let depth = if depth == Depth::Zero {
-                CopyDepth::Zero
-            } else {
-                CopyDepth::Infinity
-            };
-            self.copy_tree(src, &dest, depth).await?
+            CopyDepth::Infinity
+        };
+        let failures = match &self.journal_dir {
+            Some(dir) => {
+                let mut release = dest_member_locks;
+                release.extend(src_locks);
+                self.copy_move_journaled(dir, src, &dest, is_move, copy_depth, existed, release)
+                    .await?
+            }
+            None => {
+                self.copy_move_direct(
+                    src,
+                    &dest,
+                    is_move,
+                    copy_depth,
+                    existed,
+                    src_locks,
+                    dest_member_locks,
+                )
+                .await?
+            }
         };
         if !failures.is_empty() {
             return Ok(multistatus(self.failure_report(failures).await));
@@ -159,6 +144,144 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         } else {
             StatusCode::CREATED
         }))
+    }
+
+    /// COPY or MOVE as one all-or-nothing step, journaled like an atomic batch: what the
+    /// destination held is stashed, the content is renamed (or copied), and the properties
+    /// change in one SQLite transaction that also records the commit. A crash before that
+    /// commit is rolled back at start-up (the destination comes back, a partial copy goes), a
+    /// crash after it is completed (stashes dropped, recorded locks released).
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_move_journaled(
+        &self,
+        dir: &std::path::Path,
+        src: &DavPath,
+        dest: &DavPath,
+        is_move: bool,
+        depth: CopyDepth,
+        existed: bool,
+        release: Vec<Lock>,
+    ) -> DavResult<Vec<Failure>> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let journal = Arc::new(Journal::create(dir, &id)?);
+        let storage = JournaledStorage::new(self.storage.clone(), journal.clone());
+        let result = async {
+            // Locks go only if the operation commits: recorded now, released after.
+            for lock in &release {
+                journal.record(Undo::Unlock(lock.token.clone()))?;
+            }
+            if existed {
+                // Stashed, not deleted: one rename, undone if the rest fails.
+                storage.delete_tree(dest).await?;
+            }
+            let failures = if is_move {
+                match storage.rename(src, dest).await {
+                    Ok(()) => Vec::new(),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::CrossesDevices | ErrorKind::Unsupported
+                        ) =>
+                    {
+                        let failures = storage.copy_tree(src, dest, CopyDepth::Infinity).await?;
+                        if let Some((_, e)) = failures.into_iter().next() {
+                            // Deleting the source now would lose the members not copied.
+                            return Err(DavError::from(e));
+                        }
+                        storage.delete_tree(src).await?
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                storage.copy_tree(src, dest, depth).await?
+            };
+            let tx = self.props.begin().await?;
+            let changed = async {
+                tx.delete(dest, Vec::new()).await?;
+                if is_move {
+                    tx.rename(src, dest).await
+                } else {
+                    let scope = match depth {
+                        CopyDepth::Zero => TreeScope::Resource,
+                        CopyDepth::Infinity => TreeScope::Tree,
+                    };
+                    tx.copy(src, dest, scope).await
+                }
+            }
+            .await;
+            match changed {
+                Ok(()) => self.props.commit(tx, &id).await?,
+                Err(e) => {
+                    self.props.rollback(tx).await?;
+                    return Err(e.into());
+                }
+            }
+            Ok::<_, DavError>(failures)
+        }
+        .await;
+        let entries = journal.entries();
+        match result {
+            Ok(failures) => {
+                drop_stashes(&self.storage, &entries).await;
+                self.release_recorded_locks(&entries).await;
+                journal.remove()?;
+                self.props.forget_batch(&id).await?;
+                Ok(failures)
+            }
+            Err(e) => {
+                roll_back(&self.storage, &entries).await;
+                journal.remove()?;
+                Err(e)
+            }
+        }
+    }
+
+    /// COPY or MOVE step by step, for a server without a journal directory and inside an
+    /// atomic batch (whose own journal and transaction already make it all or nothing).
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_move_direct(
+        &self,
+        src: &DavPath,
+        dest: &DavPath,
+        is_move: bool,
+        depth: CopyDepth,
+        existed: bool,
+        src_locks: Vec<Lock>,
+        dest_member_locks: Vec<Lock>,
+    ) -> DavResult<Vec<Failure>> {
+        if existed {
+            let failures = self.storage.delete_tree(dest).await?;
+            if !failures.is_empty() {
+                return Ok(failures);
+            }
+        }
+        // Dead properties belong to what was there. A lock on the destination URL itself stays
+        // and covers what arrives (RFC 4918 §7.6); locks on members that were replaced go.
+        for lock in dest_member_locks {
+            self.locks.release(&lock.token).await?;
+        }
+        self.props.delete(dest, Vec::new()).await?;
+        if !is_move {
+            return self.copy_tree(src, dest, depth).await;
+        }
+        let failures = match self.storage.rename(src, dest).await {
+            Ok(()) => {
+                self.props.rename(src, dest).await?;
+                Vec::new()
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::CrossesDevices | ErrorKind::Unsupported) => {
+                self.copy_tree(src, dest, CopyDepth::Infinity).await?;
+                let failures = self.storage.delete_tree(src).await?;
+                self.props.delete(src, Vec::new()).await?;
+                failures
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // Locks stay where they were made: a moved lock root loses its lock.
+        for lock in &src_locks {
+            self.locks.release(&lock.token).await?;
+        }
+        Ok(failures)
     }
 
     async fn copy_tree(

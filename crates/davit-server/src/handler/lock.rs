@@ -90,8 +90,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             let created = async {
                 let mut up = self.storage.upload(path).await?;
                 tokio::io::AsyncWriteExt::flush(&mut up).await?;
-                up.commit().await?;
+                // Cleared before the file appears (see PUT).
                 self.props.delete(path, Vec::new()).await?;
+                up.commit().await?;
                 Ok::<_, DavError>(())
             }
             .await;

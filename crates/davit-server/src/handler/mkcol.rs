@@ -44,6 +44,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             &[Change::Resource(&parent), Change::Resource(path)],
         )
         .await?;
+        // Properties left behind at this URL are cleared before the collection appears, so a
+        // crash in between can never hand them to it.
+        self.props.delete(path, Vec::new()).await?;
         self.storage.create_dir(path).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 DavError::MethodNotAllowed(ALLOW_DIR)
@@ -51,7 +54,6 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 e.into()
             }
         })?;
-        self.props.delete(path, Vec::new()).await?;
         Ok(status_only(StatusCode::CREATED))
     }
 }

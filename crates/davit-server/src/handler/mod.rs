@@ -134,8 +134,9 @@ where
         let _idle = self.batch_lock.lock().await;
     }
 
-    /// Settles atomic batches that a crash interrupted: those whose property transaction
-    /// committed are completed (their stashes dropped), the others rolled back. Run once at
+    /// Settles atomic batches (and single COPY/MOVE requests, journaled the same way) that a
+    /// crash interrupted: those whose property transaction committed are completed (their
+    /// stashes dropped, their recorded locks released), the others rolled back. Run once at
     /// start-up, before serving.
     pub async fn recover(&self) -> std::io::Result<()> {
         let Some(dir) = &self.journal_dir else {
@@ -149,6 +150,7 @@ where
                 .map_err(|e| std::io::Error::other(e.0))?;
             if committed {
                 crate::journal::drop_stashes(&self.storage, &entries).await;
+                self.release_recorded_locks(&entries).await;
             } else {
                 crate::journal::roll_back(&self.storage, &entries).await;
             }
@@ -160,6 +162,17 @@ where
             tracing::warn!(batch = %id, committed, "settled an interrupted atomic batch");
         }
         Ok(())
+    }
+
+    /// Releases the locks that a committed operation recorded for release.
+    pub(crate) async fn release_recorded_locks(&self, entries: &[crate::journal::Undo]) {
+        for undo in entries {
+            if let crate::journal::Undo::Unlock(token) = undo {
+                if let Err(e) = self.locks.release(token).await {
+                    tracing::warn!(%token, error = %e.0, "could not release a lock");
+                }
+            }
+        }
     }
 
     /// Answers one request. Never fails: every error becomes its response here.

@@ -93,11 +93,14 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             )));
         }
         out.flush().await?;
-        out.into_inner().commit().await?;
-        if existing.is_none() {
-            // A new resource starts without dead properties, whatever was left behind.
+        let upload = out.into_inner();
+        if self.meta_at(path).await?.is_none() {
+            // A new resource starts without dead properties, whatever was left behind (by a
+            // DELETE a crash interrupted, say). Cleared before the file appears, so that a
+            // crash in between can never hand old properties to the new file.
             self.props.delete(path, Vec::new()).await?;
         }
+        upload.commit().await?;
         self.remember_content_type(parts, path, existing.is_some())
             .await?;
 
