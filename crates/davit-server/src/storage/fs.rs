@@ -1,11 +1,13 @@
 //! The local-filesystem backend.
 //!
-//! Confinement: every path is joined to the canonical root from validated segments, then
-//! resolved with `canonicalize` so that a symlink pointing outside the root (or into the
-//! server's own state directory) reads as absent. Uploads are written to a temporary file in
+//! Confinement: every path is joined to the canonical root from validated segments. A path
+//! without symlinks is opened beneath the root in one system call (see `beneath`); one with
+//! symlinks is resolved with `canonicalize`, so that a symlink pointing outside the root (or
+//! into the server's own state directory) reads as absent. Uploads are written to a temporary file in
 //! the state directory and renamed into place, so readers never see half a file and an aborted
 //! upload leaves nothing behind.
 
+use super::beneath::{Beneath, Purpose};
 use super::{CopyDepth, Entry, Failure, Kind, Meta, Storage, Upload};
 use davit_proto::href::DavPath;
 use futures_util::Stream;
@@ -34,8 +36,11 @@ struct Inner {
     root: PathBuf,
     /// The server's own state directory, never visible to clients.
     state: PathBuf,
+    /// `state` relative to the root (`/`-separated) when it lies inside it.
+    state_relative: Option<String>,
     tmp: PathBuf,
     stash: PathBuf,
+    beneath: Beneath,
 }
 
 impl FsStorage {
@@ -60,12 +65,20 @@ impl FsStorage {
         // Stashes are kept: an interrupted atomic batch may still need them at recovery.
         let stash = state.join("stash");
         std::fs::create_dir_all(&stash)?;
+        let state_relative = state
+            .strip_prefix(&root)
+            .ok()
+            .and_then(|r| r.to_str())
+            .map(str::to_owned);
+        let beneath = Beneath::new(&root)?;
         Ok(FsStorage {
             inner: Arc::new(Inner {
                 root,
                 state,
+                state_relative,
                 tmp,
                 stash,
+                beneath,
             }),
         })
     }
@@ -89,6 +102,13 @@ impl Inner {
 
     /// The filesystem path of an existing resource, following symlinks only within the root.
     fn existing(&self, path: &DavPath) -> io::Result<PathBuf> {
+        match self.open_direct(path, Purpose::Locate) {
+            Some(opened) => opened.map(|_| self.join(path)),
+            None => self.existing_via_canonical(path),
+        }
+    }
+
+    fn existing_via_canonical(&self, path: &DavPath) -> io::Result<PathBuf> {
         let full = self.join(path);
         let canonical = std::fs::canonicalize(&full)?;
         if self.allowed(&canonical) {
@@ -98,9 +118,44 @@ impl Inner {
         }
     }
 
+    /// Opens `path` in one system call when no symlink is on the way; `None` otherwise.
+    fn open_direct(&self, path: &DavPath, purpose: Purpose) -> Option<io::Result<std::fs::File>> {
+        let mut relative = String::with_capacity(path.as_str().len());
+        for segment in path.segments() {
+            if !relative.is_empty() {
+                relative.push('/');
+            }
+            relative.push_str(segment);
+        }
+        if relative.is_empty() {
+            relative.push('.');
+        }
+        if self.is_state(&relative) {
+            return Some(Err(io::ErrorKind::NotFound.into()));
+        }
+        self.beneath.open(&relative, purpose)
+    }
+
+    /// Whether `relative` (`a/b`) names the state directory or something in it.
+    fn is_state(&self, relative: &str) -> bool {
+        self.state_relative.as_deref().is_some_and(|state| {
+            relative
+                .strip_prefix(state)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    }
+
+    /// Whether `path`, taken literally (no symlinks followed), is the state directory or in it.
+    fn hidden(&self, path: &DavPath) -> bool {
+        self.join(path).starts_with(&self.state)
+    }
+
     /// The filesystem path for a resource about to be created: its parent must be an allowed
     /// directory.
     fn creatable(&self, path: &DavPath) -> io::Result<PathBuf> {
+        if self.hidden(path) {
+            return Err(io::ErrorKind::PermissionDenied.into());
+        }
         let parent = path.parent().ok_or(io::ErrorKind::PermissionDenied)?;
         let parent_full = self.existing(&parent)?;
         if !std::fs::metadata(&parent_full)?.is_dir() {
@@ -145,12 +200,18 @@ impl Storage for FsStorage {
     // PROPFIND). Anything that can take long (listing, copying, deleting trees, writes) still
     // goes to the pool.
     async fn metadata(&self, path: &DavPath) -> io::Result<Meta> {
-        let full = self.inner.existing(path)?;
-        Ok(meta_from(&std::fs::metadata(full)?))
+        let md = match self.inner.open_direct(path, Purpose::Locate) {
+            Some(located) => located?.metadata()?,
+            None => std::fs::metadata(self.inner.existing_via_canonical(path)?)?,
+        };
+        Ok(meta_from(&md))
     }
 
     async fn open(&self, path: &DavPath) -> io::Result<(InlineFile, Meta)> {
-        let file = std::fs::File::open(self.inner.existing(path)?)?;
+        let file = match self.inner.open_direct(path, Purpose::Read) {
+            Some(opened) => opened?,
+            None => std::fs::File::open(self.inner.existing_via_canonical(path)?)?,
+        };
         let meta = meta_from(&file.metadata()?);
         Ok((InlineFile { file, pos: 0 }, meta))
     }
@@ -270,6 +331,9 @@ impl Storage for FsStorage {
             if from.is_root() {
                 return Err(io::ErrorKind::PermissionDenied.into());
             }
+            if inner.hidden(&from) {
+                return Err(io::ErrorKind::NotFound.into());
+            }
             // The source itself is renamed, not what a symlink points to.
             let src = inner.join(&from);
             inner.existing(&from.parent().unwrap_or_else(DavPath::root))?;
@@ -287,6 +351,9 @@ impl Storage for FsStorage {
         blocking(move || {
             if path.is_root() {
                 return Err(io::ErrorKind::PermissionDenied.into());
+            }
+            if inner.hidden(&path) {
+                return Err(io::ErrorKind::NotFound.into());
             }
             inner.existing(&path.parent().unwrap_or_else(DavPath::root))?;
             let src = inner.join(&path);

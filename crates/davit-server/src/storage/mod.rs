@@ -1,6 +1,7 @@
 //! Where resource content lives. Method handlers see only the [`Storage`] trait, so another
 //! backend (an object store, say) can slot in without touching them.
 
+mod beneath;
 mod fs;
 
 pub use fs::{FsStorage, FsUpload, InlineFile};
