@@ -164,7 +164,13 @@ pub(crate) async fn roll_back<S: Storage>(storage: &S, entries: &[Undo]) {
                 Ok(false) => Ok(()),
                 Err(e) => Err(e),
             },
-            Undo::Renamed { from, to } => storage.rename(to, from).await,
+            // Journaled before it was tried: if the source is still there the rename never
+            // happened, and renaming back would move something else (a directory renames
+            // onto an empty one) into its place.
+            Undo::Renamed { from, to } => match storage.metadata(from).await {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => storage.rename(to, from).await,
+                _ => Ok(()),
+            },
             Undo::Unlock(_) => Ok(()),
         };
         if let Err(e) = result {

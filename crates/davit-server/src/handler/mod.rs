@@ -142,6 +142,9 @@ where
         let Some(dir) = &self.journal_dir else {
             return Ok(());
         };
+        // Made here rather than by the first journaled request, so the state directory does
+        // not change shape while serving.
+        std::fs::create_dir_all(dir.as_path())?;
         for (id, entries, file) in crate::journal::leftover_journals(dir)? {
             let committed = self
                 .props
