@@ -12,6 +12,7 @@
 # 5. scripts/litmus.sh        (release build of davit + litmus basic copymove props locks http)
 # 6. scripts/peers-client-test.sh (the davit client against Apache mod_dav and nginx dav-ext)
 # 7. bench/run.sh --smoke      (the benchmark harness still runs)
+# 8. scripts/deny.sh           (cargo-deny: licences, bans, sources; advisories when reachable)
 #
 # Stops at the first failing step. The last line of output is always the summary
 #     N passed, M failed
@@ -26,7 +27,7 @@ cd "$ROOT"
 PASSED=0
 FAILED=0
 STEP_NO=0
-STEPS=7
+STEPS=8
 LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/davit-test.XXXXXX")"
 trap 'rm -rf -- "$LOGDIR"' EXIT
 
@@ -176,6 +177,11 @@ if [[ -x "$ROOT/bench/run.sh" ]]; then
 else
   echo "bench/run.sh not present: skipped"
 fi
+step_ok
+
+# ---------------------------------------------------------------- 8. dependency policy
+step "scripts/deny.sh (cargo-deny: licences, bans, sources; advisories when reachable)"
+bash "$ROOT/scripts/deny.sh" || step_failed
 step_ok
 
 echo
