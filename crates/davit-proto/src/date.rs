@@ -8,6 +8,12 @@ pub fn http_date(t: SystemTime) -> String {
     httpdate::fmt_http_date(t)
 }
 
+/// [`http_date`] appended to `out`.
+pub fn write_http_date(t: SystemTime, out: &mut String) {
+    use std::fmt::Write;
+    let _ = write!(out, "{}", httpdate::HttpDate::from(t));
+}
+
 /// Parses an HTTP-date in any of the three RFC 9110 forms.
 pub fn parse_http_date(s: &str) -> Option<SystemTime> {
     httpdate::parse_http_date(s.trim()).ok()
@@ -15,18 +21,45 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
 
 /// `2026-11-22T10:00:00Z`; times before 1970 are clamped to the epoch.
 pub fn rfc3339(t: SystemTime) -> String {
+    let mut out = String::with_capacity(20);
+    write_rfc3339(t, &mut out);
+    out
+}
+
+/// [`rfc3339`] appended to `out` (by hand: listings write one per entry).
+pub fn write_rfc3339(t: SystemTime, out: &mut String) {
+    fn push_digits(out: &mut String, n: u64, width: usize) {
+        let mut digits = [b'0'; 20];
+        let mut n = n;
+        let mut i = digits.len();
+        while n > 0 {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        let start = i.min(digits.len() - width);
+        for &d in &digits[start..] {
+            out.push(char::from(d));
+        }
+    }
     let secs = t
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    push_digits(out, y.max(0) as u64, 4);
+    out.push('-');
+    push_digits(out, u64::from(m), 2);
+    out.push('-');
+    push_digits(out, u64::from(d), 2);
+    out.push('T');
+    push_digits(out, rem / 3600, 2);
+    out.push(':');
+    push_digits(out, rem % 3600 / 60, 2);
+    out.push(':');
+    push_digits(out, rem % 60, 2);
+    out.push('Z');
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard Hinnant's

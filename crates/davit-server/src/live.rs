@@ -3,19 +3,25 @@
 
 use crate::locks::{Lock, LockDepth};
 use crate::storage::Meta;
-use davit_proto::date::{http_date, rfc3339};
 use davit_proto::href::DavPath;
 use davit_proto::xml::{write_activelock, ActiveLock, SUPPORTED_LOCK};
 use davit_proto::xml::{QName, DAV};
 use std::borrow::Cow;
 use std::time::SystemTime;
 
-/// A computed property value.
-pub enum LiveValue {
+/// A computed property value, borrowed or plain data where it can be, so that listings write
+/// values straight into the response without building a string for each.
+pub enum LiveValue<'a> {
     /// Text content.
-    Text(String),
+    Text(Cow<'a, str>),
+    /// A number.
+    Number(u64),
+    /// A time written as an HTTP-date.
+    HttpDate(SystemTime),
+    /// A time written as an RFC 3339 date.
+    Rfc3339(SystemTime),
     /// XML content already written with the `D:` prefix (or empty).
-    Xml(Cow<'static, str>),
+    Xml(Cow<'a, str>),
 }
 
 /// One live property.
@@ -25,7 +31,7 @@ pub struct LiveProp {
     /// Returned by allprop.
     pub in_allprop: bool,
     /// Its value for a resource, or `None` where it does not apply.
-    pub value: fn(&Target<'_>) -> Option<LiveValue>,
+    pub value: for<'a> fn(&Target<'a>) -> Option<LiveValue<'a>>,
 }
 
 /// The resource a live property is computed for.
@@ -39,6 +45,8 @@ pub struct Target<'a> {
     /// The media type given when the file was PUT, when it differs from the one its name
     /// suggests (see [`STORED_CONTENT_TYPE`]).
     pub stored_type: Option<&'a str>,
+    /// The time of the response (read once per listing batch, not per property).
+    pub now: SystemTime,
 }
 
 /// Where a PUT's `Content-Type` is kept when it differs from what the file name suggests:
@@ -73,27 +81,27 @@ pub static LIVE: &[LiveProp] = &[
     LiveProp {
         name: "creationdate",
         in_allprop: true,
-        value: |t| t.meta.created.map(|t| LiveValue::Text(rfc3339(t))),
+        value: |t| t.meta.created.map(LiveValue::Rfc3339),
     },
     LiveProp {
         name: "getlastmodified",
         in_allprop: true,
-        value: |t| Some(LiveValue::Text(http_date(clamp_to_now(t.meta.modified)))),
+        value: |t| Some(LiveValue::HttpDate(t.meta.modified.min(t.now))),
     },
     LiveProp {
         name: "getcontentlength",
         in_allprop: true,
-        value: |t| (!t.meta.is_dir()).then(|| LiveValue::Text(t.meta.len.to_string())),
+        value: |t| (!t.meta.is_dir()).then_some(LiveValue::Number(t.meta.len)),
     },
     LiveProp {
         name: "getcontenttype",
         in_allprop: true,
-        value: |t| Some(LiveValue::Text(content_type_of(t).to_owned())),
+        value: |t| Some(LiveValue::Text(Cow::Borrowed(content_type_of(t)))),
     },
     LiveProp {
         name: "getetag",
         in_allprop: true,
-        value: |t| (!t.meta.is_dir()).then(|| LiveValue::Text(t.meta.etag.clone())),
+        value: |t| (!t.meta.is_dir()).then(|| LiveValue::Text(Cow::Borrowed(&t.meta.etag))),
     },
     LiveProp {
         name: "supportedlock",
@@ -103,13 +111,19 @@ pub static LIVE: &[LiveProp] = &[
     LiveProp {
         name: "lockdiscovery",
         in_allprop: true,
-        value: |t| Some(LiveValue::Xml(Cow::Owned(lockdiscovery(t)))),
+        value: |t| {
+            Some(LiveValue::Xml(if t.locks.is_empty() {
+                Cow::Borrowed("")
+            } else {
+                Cow::Owned(lockdiscovery(t))
+            }))
+        },
     },
 ];
 
 /// The `activelock` elements of every lock covering the target.
 fn lockdiscovery(t: &Target<'_>) -> String {
-    let now = SystemTime::now();
+    let now = t.now;
     let mut out = String::new();
     for lock in t.locks {
         // Roots above the target are collections; the target's own kind is known.
@@ -179,7 +193,7 @@ pub fn content_type_of<'a>(t: &Target<'a>) -> &'a str {
 
 /// The media type for a file name, from its extension.
 pub fn content_type_for(name: &str) -> &'static str {
-    mime_guess::from_path(name)
-        .first_raw()
+    name.rsplit_once('.')
+        .and_then(|(_, ext)| mime_guess::from_ext(ext).first_raw())
         .unwrap_or("application/octet-stream")
 }

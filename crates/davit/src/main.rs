@@ -10,6 +10,12 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+// Listings allocate and free small strings by the thousand, across threads (the directory is
+// read on one, the XML written on another); mimalloc handles that with far less overhead than
+// glibc's malloc (measured: docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DEFAULT_LISTEN: &str = "127.0.0.1:4918";
 
 #[derive(Parser)]

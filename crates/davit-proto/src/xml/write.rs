@@ -5,7 +5,10 @@
 //! on the default namespace being empty where they are embedded.
 
 use super::QName;
-use crate::status::status_line;
+use crate::date::{write_http_date, write_rfc3339};
+use crate::href::DavPath;
+use crate::status::reason;
+use std::time::SystemTime;
 
 /// The Content-Type of every XML body davit sends.
 pub const XML_CONTENT_TYPE: &str = "application/xml; charset=\"utf-8\"";
@@ -14,36 +17,56 @@ const HEADER: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n";
 
 /// Escapes character data; characters XML 1.0 cannot carry become U+FFFD.
 pub fn escape_text(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#13;"),
-            c => push_xml_char(c, out),
-        }
-    }
+    escape(s, out, false);
 }
 
 /// Escapes an attribute value (double-quoted).
 pub fn escape_attr(s: &str, out: &mut String) {
-    for c in s.chars() {
+    escape(s, out, true);
+}
+
+/// Copies runs that need nothing whole and looks closer only at bytes that may: markup
+/// characters, control characters, and 0xEF, the lead byte of U+FFFE and U+FFFF (the only
+/// non-ASCII scalar values XML 1.0 forbids). Listings escape every value they write, so this
+/// is on the hot path.
+fn escape(s: &str, out: &mut String, attr: bool) {
+    let bytes = s.as_bytes();
+    let mut run = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let special = match b {
+            b'&' | b'<' | b'>' | b'\r' | 0xEF => true,
+            b'"' | b'\t' | b'\n' => attr,
+            0..=0x1F => true,
+            _ => false,
+        };
+        if !special {
+            i += 1;
+            continue;
+        }
+        out.push_str(&s[run..i]);
+        // `i` is a character boundary: ASCII, or 0xEF, which only ever starts a sequence.
+        let Some(c) = s[i..].chars().next() else {
+            break;
+        };
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\t' => out.push_str("&#9;"),
-            '\n' => out.push_str("&#10;"),
             '\r' => out.push_str("&#13;"),
-            c => push_xml_char(c, out),
+            '"' => out.push_str("&quot;"),
+            '\t' if attr => out.push_str("&#9;"),
+            '\n' if attr => out.push_str("&#10;"),
+            '\t' | '\n' => out.push(c),
+            '\u{FFFE}' | '\u{FFFF}' => out.push('\u{FFFD}'),
+            c if (c as u32) < 0x20 => out.push('\u{FFFD}'),
+            c => out.push(c),
         }
+        i += c.len_utf8();
+        run = i;
     }
-}
-
-fn push_xml_char(c: char, out: &mut String) {
-    let ok = matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
-    out.push(if ok { c } else { '\u{FFFD}' });
+    out.push_str(&s[run..]);
 }
 
 /// A `DAV:error` body naming one precondition or postcondition, with optional hrefs inside it
@@ -106,9 +129,11 @@ impl MultistatusWriter {
         self.buf.len()
     }
 
-    /// Takes what has been written so far.
+    /// Takes what has been written so far. The next buffer starts as large as this one was,
+    /// so a long listing does not grow each chunk from nothing.
     pub fn take(&mut self) -> String {
-        std::mem::take(&mut self.buf)
+        let capacity = self.buf.capacity();
+        std::mem::replace(&mut self.buf, String::with_capacity(capacity))
     }
 
     /// Closes the document and returns the rest.
@@ -141,6 +166,14 @@ impl MultistatusWriter {
         self.buf.push_str("</D:href>");
     }
 
+    /// Opens a `response` for `path`, its href written in place (percent-encoded hrefs hold
+    /// nothing XML must escape).
+    pub fn start_response_at(&mut self, path: &DavPath, collection: bool) {
+        self.buf.push_str("<D:response><D:href>");
+        path.write_href(collection, &mut self.buf);
+        self.buf.push_str("</D:href>");
+    }
+
     /// Closes a `response`.
     pub fn end_response(&mut self, description: Option<&str>) {
         self.end_response_with(description, None);
@@ -165,8 +198,14 @@ impl MultistatusWriter {
     /// A `status` element inside an open `response`.
     pub fn status(&mut self, status: u16) {
         self.buf.push_str("<D:status>");
-        self.buf.push_str(&status_line(status));
+        self.status_line(status);
         self.buf.push_str("</D:status>");
+    }
+
+    /// `HTTP/1.1 404 Not Found`, written in place.
+    fn status_line(&mut self, status: u16) {
+        use std::fmt::Write;
+        let _ = write!(self.buf, "HTTP/1.1 {status} {}", reason(status));
     }
 
     /// An `error` element naming one condition, inside an open `response`.
@@ -195,7 +234,7 @@ impl MultistatusWriter {
     /// Closes the `prop` and the `propstat` with its status and optional error condition.
     pub fn end_propstat(&mut self, status: u16, error: Option<&str>) {
         self.buf.push_str("</D:prop><D:status>");
-        self.buf.push_str(&status_line(status));
+        self.status_line(status);
         self.buf.push_str("</D:status>");
         if let Some(cond) = error {
             self.buf.push_str("<D:error>");
@@ -216,6 +255,30 @@ impl MultistatusWriter {
         let prefix = self.open(name);
         self.buf.push('>');
         escape_text(value, &mut self.buf);
+        self.close(prefix, name);
+    }
+
+    /// A property whose value is a number.
+    pub fn prop_number(&mut self, name: &QName, value: u64) {
+        use std::fmt::Write;
+        let prefix = self.open(name);
+        let _ = write!(self.buf, ">{value}");
+        self.close(prefix, name);
+    }
+
+    /// A property whose value is an HTTP-date (`getlastmodified`).
+    pub fn prop_http_date(&mut self, name: &QName, t: SystemTime) {
+        let prefix = self.open(name);
+        self.buf.push('>');
+        write_http_date(t, &mut self.buf);
+        self.close(prefix, name);
+    }
+
+    /// A property whose value is an RFC 3339 date (`creationdate`).
+    pub fn prop_rfc3339(&mut self, name: &QName, t: SystemTime) {
+        let prefix = self.open(name);
+        self.buf.push('>');
+        write_rfc3339(t, &mut self.buf);
         self.close(prefix, name);
     }
 
@@ -298,6 +361,12 @@ mod tests {
         let mut s = String::new();
         escape_text("a\u{1}<b>&", &mut s);
         assert_eq!(s, "a\u{FFFD}&lt;b&gt;&amp;");
+        let mut s = String::new();
+        escape_text("x\u{FFFE}é\u{FFFF}\u{FFFD}\u{EFFF}\r\t\n\"'", &mut s);
+        assert_eq!(s, "x\u{FFFD}é\u{FFFD}\u{FFFD}\u{EFFF}&#13;\t\n\"'");
+        let mut s = String::new();
+        escape_attr("a\"b\t\n\r<\u{0}", &mut s);
+        assert_eq!(s, "a&quot;b&#9;&#10;&#13;&lt;\u{FFFD}");
         let body = error_body("lock-token-submitted", &["/x".to_owned()]);
         assert!(parse_document(body.as_bytes(), &Limits::default()).is_ok());
     }

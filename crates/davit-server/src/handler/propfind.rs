@@ -101,6 +101,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             meta: &meta,
             locks: &locks,
             stored_type: live::stored_type(&dead),
+            now: std::time::SystemTime::now(),
         };
         write_response(&mut w, request, &t, &dead);
         Ok(super::multistatus(w.finish()))
@@ -223,6 +224,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
             Vec::new()
         };
         let needs_locks = needs_locks(&self.request);
+        let now = std::time::SystemTime::now();
         for (i, (path, meta)) in resources.iter().enumerate() {
             let none = Vec::new();
             let dead = dead.get(i).unwrap_or(&none);
@@ -242,6 +244,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
                 meta,
                 locks: &locks,
                 stored_type: live::stored_type(dead),
+                now,
             };
             write_response(&mut self.w, &self.request, &target, dead);
             if self.w.pending() >= CHUNK {
@@ -256,9 +259,12 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
     }
 }
 
-fn write_live(w: &mut MultistatusWriter, name: &QName, value: LiveValue) {
+fn write_live(w: &mut MultistatusWriter, name: &QName, value: LiveValue<'_>) {
     match value {
         LiveValue::Text(t) => w.prop_text(name, &t),
+        LiveValue::Number(n) => w.prop_number(name, n),
+        LiveValue::HttpDate(t) => w.prop_http_date(name, t),
+        LiveValue::Rfc3339(t) => w.prop_rfc3339(name, t),
         LiveValue::Xml(x) if x.is_empty() => w.prop_empty(name),
         LiveValue::Xml(x) => w.prop_xml(name, &x),
     }
@@ -271,7 +277,7 @@ fn write_response(
     target: &live::Target<'_>,
     dead: &[DeadProp],
 ) {
-    w.start_response(&target.path.href(target.meta.is_dir()));
+    w.start_response_at(target.path, target.meta.is_dir());
     match request {
         PropFind::AllProp { include } => {
             w.start_propstat();

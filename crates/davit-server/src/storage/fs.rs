@@ -145,6 +145,16 @@ impl Inner {
         })
     }
 
+    /// The name to leave out when listing directory `full`: the state directory's, when
+    /// `full` is its parent (compared once per directory, not once per member).
+    fn hidden_member(&self, full: &Path) -> Option<&std::ffi::OsStr> {
+        if self.state.parent() == Some(full) {
+            self.state.file_name()
+        } else {
+            None
+        }
+    }
+
     /// Whether `path`, taken literally (no symlinks followed), is the state directory or in it.
     fn hidden(&self, path: &DavPath) -> bool {
         self.join(path).starts_with(&self.state)
@@ -177,8 +187,48 @@ fn meta_from(md: &std::fs::Metadata) -> Meta {
         modified,
         created: md.created().ok(),
         // Inode, size and nanosecond mtime: a new body at the same URL always gets a new tag.
-        etag: format!("\"{:x}-{:x}-{:x}\"", md.ino(), md.len(), nanos),
+        etag: etag(md.ino(), md.len(), nanos),
     }
+}
+
+/// `"ino-len-nanos"` in hex, built by hand: listings make one per entry, and `format!` cost
+/// more than the `stat` behind it.
+fn etag(ino: u64, len: u64, nanos: u128) -> String {
+    fn push_hex(out: &mut String, n: u128) {
+        // 64-bit arithmetic for every value a clock before the year 2554 gives.
+        match u64::try_from(n) {
+            Ok(small) => push_hex64(out, small),
+            Err(_) => {
+                push_hex64(out, (n >> 64) as u64);
+                let low = format!("{:016x}", n as u64);
+                out.push_str(&low);
+            }
+        }
+    }
+    fn push_hex64(out: &mut String, mut n: u64) {
+        let mut digits = [0u8; 16];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b"0123456789abcdef"[(n & 0xf) as usize];
+            n >>= 4;
+            if n == 0 {
+                break;
+            }
+        }
+        for &d in &digits[i..] {
+            out.push(char::from(d));
+        }
+    }
+    let mut out = String::with_capacity(48);
+    out.push('"');
+    push_hex64(&mut out, ino);
+    out.push('-');
+    push_hex64(&mut out, len);
+    out.push('-');
+    push_hex(&mut out, nanos);
+    out.push('"');
+    out
 }
 
 async fn blocking<T: Send + 'static>(
@@ -220,15 +270,31 @@ impl Storage for FsStorage {
         let inner = self.inner.clone();
         let path = path.clone();
         let (tx, rx) = mpsc::channel(4);
-        let dir = blocking({
-            let inner = inner.clone();
-            move || {
-                let full = inner.existing(&path)?;
-                std::fs::read_dir(full)
+        let (opened_tx, opened) = tokio::sync::oneshot::channel();
+        // One trip to the blocking pool per collection: the thread that opens the directory
+        // goes on to read it (a listing over many small collections pays for every hop).
+        tokio::task::spawn_blocking(move || {
+            let full = match inner.existing(&path) {
+                Ok(full) => full,
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                    return;
+                }
+            };
+            match std::fs::read_dir(&full) {
+                Ok(dir) => {
+                    if opened_tx.send(Ok(())).is_ok() {
+                        read_members(&inner, &full, dir, tx);
+                    }
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                }
             }
-        })
-        .await?;
-        tokio::task::spawn_blocking(move || read_members(&inner, dir, tx));
+        });
+        opened
+            .await
+            .map_err(|_| io::Error::other("storage task failed"))??;
         Ok(FsList { rx })
     }
 
@@ -242,8 +308,9 @@ impl Storage for FsStorage {
                 let Ok(entries) = std::fs::read_dir(&dir) else {
                     continue;
                 };
+                let hidden = inner.hidden_member(&dir);
                 for entry in entries.flatten() {
-                    if entry.path() == inner.state {
+                    if hidden.is_some_and(|h| entry.file_name() == h) {
                         continue;
                     }
                     count += 1;
@@ -465,7 +532,13 @@ fn touch_now(full: &Path) -> io::Result<()> {
     )
 }
 
-fn read_members(inner: &Inner, dir: std::fs::ReadDir, tx: mpsc::Sender<io::Result<Vec<Entry>>>) {
+fn read_members(
+    inner: &Inner,
+    full: &Path,
+    dir: std::fs::ReadDir,
+    tx: mpsc::Sender<io::Result<Vec<Entry>>>,
+) {
+    let hidden = inner.hidden_member(full);
     let mut batch = Vec::with_capacity(LIST_BATCH);
     for item in dir {
         let entry = match item {
@@ -489,7 +562,7 @@ fn read_members(inner: &Inner, dir: std::fs::ReadDir, tx: mpsc::Sender<io::Resul
                 }
             }
             Ok(_) => {
-                if entry.path() == inner.state {
+                if hidden.is_some_and(|h| entry.file_name() == h) {
                     continue;
                 }
                 entry.metadata()
@@ -738,5 +811,17 @@ impl Drop for FsUpload {
             drop(self.file.take());
             let _ = std::fs::remove_file(&self.temp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn etag_is_hex() {
+        assert_eq!(super::etag(0x9f041f, 4096, 0), "\"9f041f-1000-0\"");
+        assert_eq!(
+            super::etag(u64::MAX, 1, u128::MAX),
+            format!("\"{:x}-1-{:x}\"", u64::MAX, u128::MAX)
+        );
     }
 }
