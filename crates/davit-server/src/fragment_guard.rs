@@ -178,6 +178,23 @@ impl Scanner {
                         self.state = State::Body(left);
                     }
                 }
+                State::Head(phase @ (Phase::Version | Phase::Fields)) => {
+                    // The rest of the request line and the field lines are only read, never
+                    // changed: take them up to the line end at once instead of a byte at a
+                    // time (this runs over every request head).
+                    let rest = &bytes[i..];
+                    let n = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                    if self.head_len + n > MAX_HEAD {
+                        return self.give_up();
+                    }
+                    self.head_len += n;
+                    self.line.extend_from_slice(&rest[..n]);
+                    i += n;
+                    if i < bytes.len() {
+                        self.head_byte(phase, &mut bytes[i]);
+                        i += 1;
+                    }
+                }
                 State::Head(phase) => {
                     self.head_byte(phase, &mut bytes[i]);
                     i += 1;
