@@ -21,4 +21,4 @@ pub mod tls;
 
 pub use config::DavConfig;
 pub use handler::{Dav, PeerAddr};
-pub use server::{serve, serve_with, Server};
+pub use server::{serve, serve_with, serve_worker, Server};

@@ -21,11 +21,9 @@ use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 /// How long shutdown waits for in-flight requests before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -79,10 +77,28 @@ where
     L: LockStore + Clone,
 {
     dav.recover().await?;
+    serve_worker(listener, dav, shutdown, tls).await
+}
+
+/// One of several accept loops serving the same [`Dav`], each on its own single-threaded
+/// runtime (the `davit` binary runs one per core on `SO_REUSEPORT` listeners: no task ever
+/// hops between threads). Unlike [`serve_with`] it does not settle interrupted batches: call
+/// [`Dav::recover`] once before starting the loops. The connection limit is shared by all.
+pub async fn serve_worker<S, P, L>(
+    listener: TcpListener,
+    dav: Dav<S, P, L>,
+    shutdown: impl Future<Output = ()>,
+    tls: Option<Tls>,
+) -> io::Result<()>
+where
+    S: Storage + Clone,
+    P: PropStore + Clone,
+    L: LockStore + Clone,
+{
     let graceful = GracefulShutdown::new();
     let limits = Limits::from(dav.config());
     // A permit per open connection: at the limit, new ones wait in the kernel's backlog.
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let slots = dav.connection_slots.clone();
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -171,7 +187,6 @@ where
 /// The connection-level limits from the configuration.
 #[derive(Clone, Copy)]
 struct Limits {
-    max_connections: usize,
     header_timeout: Duration,
     max_header_bytes: usize,
     max_headers: usize,
@@ -180,7 +195,6 @@ struct Limits {
 impl From<&DavConfig> for Limits {
     fn from(c: &DavConfig) -> Self {
         Limits {
-            max_connections: c.max_connections,
             header_timeout: Duration::from_secs(c.header_timeout_secs.max(1)),
             // hyper's floor for its read buffer.
             max_header_bytes: c.max_header_bytes.max(8192),

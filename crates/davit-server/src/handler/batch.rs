@@ -492,6 +492,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             journal_dir: None,
             batch_lock: self.batch_lock.clone(),
             auth: self.auth.clone(),
+            connection_slots: self.connection_slots.clone(),
         };
         let mut outcomes = Vec::with_capacity(batch.ops.len());
         let mut failed = None;

@@ -51,6 +51,8 @@ pub struct Dav<S, P, L> {
     batch_lock: Arc<tokio::sync::Mutex<()>>,
     /// Users and rules; `None` means everyone may do everything (a local server).
     auth: Option<Arc<Auth>>,
+    /// A permit per open connection, shared by every accept loop serving this instance.
+    pub(crate) connection_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl<S: Clone, P: Clone, L: Clone> Clone for Dav<S, P, L> {
@@ -63,6 +65,7 @@ impl<S: Clone, P: Clone, L: Clone> Clone for Dav<S, P, L> {
             journal_dir: self.journal_dir.clone(),
             batch_lock: self.batch_lock.clone(),
             auth: self.auth.clone(),
+            connection_slots: self.connection_slots.clone(),
         }
     }
 }
@@ -83,7 +86,9 @@ where
 {
     /// A server over content, dead-property and lock stores.
     pub fn new(storage: S, props: P, locks: L, config: DavConfig) -> Self {
+        let connection_slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
         Dav {
+            connection_slots,
             storage,
             props,
             locks,
