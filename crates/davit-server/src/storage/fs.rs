@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, UNIX_EPOCH};
 use tokio::io::AsyncWrite;
-use tokio::sync::mpsc;
 
 /// How many members a listing batch holds: large enough to amortise the hand-off between
 /// threads, small enough that memory stays flat.
@@ -266,36 +265,20 @@ impl Storage for FsStorage {
         Ok((InlineFile { file, pos: 0 }, meta))
     }
 
+    // Read on the calling worker thread too, a batch per poll with a yield in between, the
+    // way metadata and open are: handing batches from a pool thread to the worker cost more
+    // CPU than reading them (measured: docs/benchmarks.md), and the yields keep other
+    // connections on this thread served during a long listing.
     async fn list(&self, path: &DavPath) -> io::Result<FsList> {
-        let inner = self.inner.clone();
-        let path = path.clone();
-        let (tx, rx) = mpsc::channel(4);
-        let (opened_tx, opened) = tokio::sync::oneshot::channel();
-        // One trip to the blocking pool per collection: the thread that opens the directory
-        // goes on to read it (a listing over many small collections pays for every hop).
-        tokio::task::spawn_blocking(move || {
-            let full = match inner.existing(&path) {
-                Ok(full) => full,
-                Err(e) => {
-                    let _ = opened_tx.send(Err(e));
-                    return;
-                }
-            };
-            match std::fs::read_dir(&full) {
-                Ok(dir) => {
-                    if opened_tx.send(Ok(())).is_ok() {
-                        read_members(&inner, &full, dir, tx);
-                    }
-                }
-                Err(e) => {
-                    let _ = opened_tx.send(Err(e));
-                }
-            }
-        });
-        opened
-            .await
-            .map_err(|_| io::Error::other("storage task failed"))??;
-        Ok(FsList { rx })
+        let full = self.inner.existing(path)?;
+        let dir = std::fs::read_dir(&full)?;
+        let hidden = self.inner.hidden_member(&full).map(ToOwned::to_owned);
+        Ok(FsList {
+            inner: self.inner.clone(),
+            dir: Some(dir),
+            hidden,
+            yield_next: false,
+        })
     }
 
     async fn count_tree(&self, path: &DavPath, max: u64) -> io::Result<u64> {
@@ -532,21 +515,18 @@ fn touch_now(full: &Path) -> io::Result<()> {
     )
 }
 
+/// Up to `max` members of `dir`, with their metadata; `None` once the directory is exhausted.
 fn read_members(
     inner: &Inner,
-    full: &Path,
-    dir: std::fs::ReadDir,
-    tx: mpsc::Sender<io::Result<Vec<Entry>>>,
-) {
-    let hidden = inner.hidden_member(full);
-    let mut batch = Vec::with_capacity(LIST_BATCH);
-    for item in dir {
+    dir: &mut std::fs::ReadDir,
+    hidden: Option<&std::ffi::OsStr>,
+    max: usize,
+) -> Option<io::Result<Vec<Entry>>> {
+    let mut batch = Vec::with_capacity(max);
+    for item in dir.by_ref() {
         let entry = match item {
             Ok(e) => e,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
+            Err(e) => return Some(Err(e)),
         };
         let Ok(name) = entry.file_name().into_string() else {
             // A name that is not UTF-8 has no href that round-trips; leave it out.
@@ -574,16 +554,11 @@ fn read_members(
             name,
             meta: meta_from(&md),
         });
-        if batch.len() == LIST_BATCH {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(LIST_BATCH));
-            if tx.blocking_send(Ok(full)).is_err() {
-                return; // the reader went away (client disconnected)
-            }
+        if batch.len() == max {
+            break;
         }
     }
-    if !batch.is_empty() {
-        let _ = tx.blocking_send(Ok(batch));
-    }
+    (!batch.is_empty()).then_some(Ok(batch))
 }
 
 /// Removes `full` (not following symlinks); returns whether it is gone. Failures name the
@@ -725,17 +700,37 @@ impl tokio::io::AsyncSeek for InlineFile {
     }
 }
 
-/// Members of a directory, in batches.
+/// Members of a directory, in batches read as they are polled.
 #[derive(Debug)]
 pub struct FsList {
-    rx: mpsc::Receiver<io::Result<Vec<Entry>>>,
+    inner: Arc<Inner>,
+    /// `None` once exhausted (or after an error).
+    dir: Option<std::fs::ReadDir>,
+    /// The member name to leave out (the state directory's).
+    hidden: Option<std::ffi::OsString>,
+    /// Every other poll yields, so a long listing shares its thread.
+    yield_next: bool,
 }
 
 impl Stream for FsList {
     type Item = io::Result<Vec<Entry>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        if self.yield_next {
+            self.yield_next = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let this = &mut *self;
+        let Some(dir) = this.dir.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let batch = read_members(&this.inner, dir, this.hidden.as_deref(), LIST_BATCH);
+        match &batch {
+            Some(Ok(_)) => this.yield_next = true,
+            Some(Err(_)) | None => this.dir = None,
+        }
+        Poll::Ready(batch)
     }
 }
 
