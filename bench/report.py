@@ -97,11 +97,14 @@ def main():
         else:
             txt = f"{v:,.0f} ({r['p50_ms']} / {r['p99_ms']})" if v >= 10 else \
                 f"{v:.1f} ({r['p50_ms']} / {r['p99_ms']})"
+        if r.get("cpu_us"):
+            txt += f" {r['cpu_us']} µs"
         if r["errors"] not in ("", "0"):
             txt += f" **{r['errors']} errors**"
         return txt
 
-    w("### Request rate: req/s (p50 / p99 latency in ms), peak RSS of the server")
+    w("### Request rate: req/s (p50 / p99 latency in ms) and the server's CPU time per "
+      "request, peak RSS of the server")
     w("")
     for wl, title in RATE:
         w(f"**{title}**")

@@ -369,6 +369,18 @@ server_pids() {
   ps -e -o pid=,sid= | awk -v s="$CURRENT_PID" '$2 == s { print $1 }'
 }
 
+# CPU time (clock ticks, user + system) used so far by the server's processes. Per request it
+# is steadier than req/s on a small shared machine, where wrk and the server share the cores.
+cpu_ticks() {
+  local p total=0 v
+  for p in $(server_pids); do
+    v=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
 # Resets the peak RSS (VmHWM) of every server process (Linux >= 4.0: "5" > clear_refs).
 reset_peak() {
   local p
@@ -404,9 +416,10 @@ stop_server() {
 }
 
 # ---------------------------------------------------------------- measurement helpers
-# TSV: server workload conc kind value ttfb_ms p50_ms p99_ms rss_kib errors note
-#   kind rate: value = requests/s;  time: value = ms (total);  thru: value = MiB/s
-printf 'server\tworkload\tconc\tkind\tvalue\tttfb_ms\tp50_ms\tp99_ms\trss_kib\terrors\tnote\n' >"$TSV"
+# TSV: server workload conc kind value ttfb_ms p50_ms p99_ms rss_kib errors note cpu_us
+#   kind rate: value = requests/s, cpu_us = server CPU per request;  time: value = ms (total);
+#   thru: value = MiB/s
+printf 'server\tworkload\tconc\tkind\tvalue\tttfb_ms\tp50_ms\tp99_ms\trss_kib\terrors\tnote\tcpu_us\n' >"$TSV"
 emit() { local IFS=$'\t'; echo "$*" >>"$TSV"; }
 
 # curl_req METHOD URL [curl args...]: prints "CODE TTFB_S TOTAL_S SPEED_DL SPEED_UL"
@@ -455,7 +468,10 @@ run_rate() {  # run_rate SERVER WORKLOAD CONC
     return
   fi
   reset_peak
+  local cpu0 cpu1
+  cpu0=$(cpu_ticks)
   out=$(wrk "${wrk_args[@]}" -s "$BENCH_LUA_DIR/$script" "$target" -- "${extra[@]}" 2>&1 || true)
+  cpu1=$(cpu_ticks)
   local rss line
   rss=$(peak_kib)
   line=$(grep '^BENCH ' <<<"$out" || true)
@@ -464,15 +480,18 @@ run_rate() {  # run_rate SERVER WORKLOAD CONC
     emit "$s" "$wl" "$c" rate "" "" "" "" "$rss" "" "wrk failed"
     return
   fi
-  local rps p50 p99 non2xx sockerr
+  local rps p50 p99 non2xx sockerr requests cpu_us
   rps=$(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$line")
+  requests=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$line")
+  cpu_us=$(awk -v t=$((cpu1 - cpu0)) -v hz="$CLK_TCK" -v n="${requests:-0}" \
+    'BEGIN { if (n > 0) printf "%.0f", t * 1e6 / hz / n }')
   p50=$(sed -n 's/.* p50_us=\([0-9]*\).*/\1/p' <<<"$line")
   p99=$(sed -n 's/.* p99_us=\([0-9]*\).*/\1/p' <<<"$line")
   non2xx=$(sed -n 's/.* non2xx=\([0-9]*\).*/\1/p' <<<"$line")
   sockerr=$(sed -n 's/.* sockerr=\([0-9]*\).*/\1/p' <<<"$line")
-  log "  $wl c=$c: $rps req/s p50 ${p50}us p99 ${p99}us peak ${rss} KiB non-2xx $non2xx socket errors $sockerr"
+  log "  $wl c=$c: $rps req/s p50 ${p50}us p99 ${p99}us cpu ${cpu_us}us/req peak ${rss} KiB non-2xx $non2xx socket errors $sockerr"
   emit "$s" "$wl" "$c" rate "$rps" "" "$(awk -v u="$p50" 'BEGIN{printf "%.2f", u/1000}')" \
-    "$(awk -v u="$p99" 'BEGIN{printf "%.2f", u/1000}')" "$rss" "$((non2xx + sockerr))" ""
+    "$(awk -v u="$p99" 'BEGIN{printf "%.2f", u/1000}')" "$rss" "$((non2xx + sockerr))" "" "$cpu_us"
 }
 
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
