@@ -185,7 +185,9 @@ impl DavPath {
     pub fn write_href(&self, collection: bool, out: &mut String) {
         for seg in self.segments() {
             out.push('/');
-            out.extend(utf8_percent_encode(seg, SEGMENT));
+            // A name that needs no escaping comes back borrowed and is copied whole.
+            let encoded: std::borrow::Cow<'_, str> = utf8_percent_encode(seg, SEGMENT).into();
+            out.push_str(&encoded);
         }
         if collection || self.is_root() {
             out.push('/');

@@ -190,22 +190,18 @@ fn meta_from(md: &std::fs::Metadata) -> Meta {
     }
 }
 
-/// `"ino-len-nanos"` in hex, built by hand: listings make one per entry, and `format!` cost
-/// more than the `stat` behind it.
+/// `"ino-len-nanos"` in hex, built by hand in a stack buffer: listings make one per entry, and
+/// `format!` cost more than the `stat` behind it.
 fn etag(ino: u64, len: u64, nanos: u128) -> String {
-    fn push_hex(out: &mut String, n: u128) {
-        // 64-bit arithmetic for every value a clock before the year 2554 gives.
-        match u64::try_from(n) {
-            Ok(small) => push_hex64(out, small),
-            Err(_) => {
-                push_hex64(out, (n >> 64) as u64);
-                let low = format!("{:016x}", n as u64);
-                out.push_str(&low);
-            }
-        }
-    }
-    fn push_hex64(out: &mut String, mut n: u64) {
-        let mut digits = [0u8; 16];
+    // Quotes, two dashes and at most 16 + 16 + 32 digits.
+    let mut buf = [0u8; 68];
+    let mut at = 0;
+    let mut put = |b: u8| {
+        buf[at] = b;
+        at += 1;
+    };
+    fn hex(mut n: u128, put: &mut impl FnMut(u8)) {
+        let mut digits = [0u8; 32];
         let mut i = digits.len();
         loop {
             i -= 1;
@@ -216,18 +212,17 @@ fn etag(ino: u64, len: u64, nanos: u128) -> String {
             }
         }
         for &d in &digits[i..] {
-            out.push(char::from(d));
+            put(d);
         }
     }
-    let mut out = String::with_capacity(48);
-    out.push('"');
-    push_hex64(&mut out, ino);
-    out.push('-');
-    push_hex64(&mut out, len);
-    out.push('-');
-    push_hex(&mut out, nanos);
-    out.push('"');
-    out
+    put(b'"');
+    hex(u128::from(ino), &mut put);
+    put(b'-');
+    hex(u128::from(len), &mut put);
+    put(b'-');
+    hex(nanos, &mut put);
+    put(b'"');
+    String::from_utf8_lossy(&buf[..at]).into_owned()
 }
 
 async fn blocking<T: Send + 'static>(
