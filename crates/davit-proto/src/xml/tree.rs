@@ -360,6 +360,13 @@ pub(crate) fn read_start<R>(
 ) -> Result<Element, XmlError> {
     let (res, local) = reader.resolve_element(s.name());
     let ns = resolved(res)?;
+    // Namespaces in XML 1.0 §3: no element is in the namespace of namespace declarations
+    // (quick-xml resolves the reserved `xmlns:` prefix to it); it could never be written back.
+    if ns == XMLNS_NS {
+        return Err(XmlError::Namespace(
+            "an element name with the reserved prefix xmlns".into(),
+        ));
+    }
     let name = QName::new(ns, name_part(local.as_ref())?);
     let prefix = match s.name().prefix() {
         Some(p) => Some(name_part(p.as_ref())?),
@@ -380,11 +387,23 @@ pub(crate) fn read_start<R>(
             .map_err(|e| XmlError::Syntax(e.to_string()))?
             .into_owned();
         check_chars(&value)?;
+        // The reserved namespace can be neither declared nor redeclared (§3).
+        let reserved = |prefix: &[u8]| prefix == b"xmlns" || value == XMLNS_NS;
         if key.as_ref() == b"xmlns" {
+            if reserved(b"") {
+                return Err(XmlError::Namespace(
+                    "the xmlns namespace cannot be declared".into(),
+                ));
+            }
             continue;
         }
         if let Some(declared) = key.as_ref().strip_prefix(b"xmlns:") {
             name_part(declared)?;
+            if reserved(declared) {
+                return Err(XmlError::Namespace(
+                    "the xmlns prefix or namespace cannot be declared".into(),
+                ));
+            }
             // Namespaces in XML 1.0 §3: a prefix can never be bound to the empty name.
             if value.is_empty() {
                 return Err(XmlError::Namespace(
@@ -418,6 +437,9 @@ pub(crate) fn read_start<R>(
     })
 }
 
+/// The namespace of namespace declarations, reserved by Namespaces in XML 1.0 §3.
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+
 /// Most attributes (namespace declarations included) one element may carry.
 const MAX_ATTRIBUTES: usize = 256;
 
@@ -427,15 +449,16 @@ fn name_part(b: &[u8]) -> Result<String, XmlError> {
     let s =
         std::str::from_utf8(b).map_err(|_| XmlError::Syntax("invalid UTF-8 in a name".into()))?;
     let mut chars = s.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c == '_' || c.is_alphabetic() || (!c.is_ascii() && !c.is_control()));
+    // Non-ASCII name characters must still be XML characters (U+FFFE and U+FFFF are not).
+    let first_ok = chars.next().is_some_and(|c| {
+        c == '_' || c.is_alphabetic() || (!c.is_ascii() && !c.is_control() && xml_char(c))
+    });
     let rest_ok = chars.all(|c| {
         c == '_'
             || c == '-'
             || c == '.'
             || c.is_alphanumeric()
-            || (!c.is_ascii() && !c.is_control())
+            || (!c.is_ascii() && !c.is_control() && xml_char(c))
     });
     if first_ok && rest_ok {
         Ok(s.to_owned())
@@ -586,6 +609,14 @@ mod tests {
             "<1a/>",
             "<p:b:c xmlns:p=\"u\"/>",
             "<p: xmlns:p=\"u\"/>",
+            // fuzz: an element in the reserved xmlns namespace, declarations of it, and a
+            // noncharacter inside a name
+            "<xmlns:bar xmlns=\"urn:x\"/>",
+            "<a xmlns:xmlns=\"urn:x\"/>",
+            "<a xmlns:p=\"http://www.w3.org/2000/xmlns/\"/>",
+            "<a xmlns=\"http://www.w3.org/2000/xmlns/\"/>",
+            "<a x\u{ffff}y=\"v\"/>",
+            "<a\u{ffff}/>",
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
