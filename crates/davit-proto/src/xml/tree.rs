@@ -360,11 +360,12 @@ pub(crate) fn read_start<R>(
 ) -> Result<Element, XmlError> {
     let (res, local) = reader.resolve_element(s.name());
     let ns = resolved(res)?;
-    // Namespaces in XML 1.0 §3: no element is in the namespace of namespace declarations
-    // (quick-xml resolves the reserved `xmlns:` prefix to it); it could never be written back.
-    if ns == XMLNS_NS {
+    // Namespaces in XML 1.0 §3: the `xml` and `xmlns` namespaces are reserved, and no prefix
+    // but their own may name them, so an element in one could never be written back with a
+    // declared prefix. No WebDAV client names a property there.
+    if ns == XMLNS_NS || ns == XML_NS {
         return Err(XmlError::Namespace(
-            "an element name with the reserved prefix xmlns".into(),
+            "an element name in a reserved namespace (xml, xmlns)".into(),
         ));
     }
     let name = QName::new(ns, name_part(local.as_ref())?);
@@ -387,8 +388,11 @@ pub(crate) fn read_start<R>(
             .map_err(|e| XmlError::Syntax(e.to_string()))?
             .into_owned();
         check_chars(&value)?;
-        // The reserved namespace can be neither declared nor redeclared (§3).
-        let reserved = |prefix: &[u8]| prefix == b"xmlns" || value == XMLNS_NS;
+        // The reserved namespaces can be neither declared nor redeclared (§3): `xml` may be
+        // bound only to its own namespace, and nothing else to that one.
+        let reserved = |prefix: &[u8]| {
+            prefix == b"xmlns" || value == XMLNS_NS || ((prefix == b"xml") != (value == XML_NS))
+        };
         if key.as_ref() == b"xmlns" {
             if reserved(b"") {
                 return Err(XmlError::Namespace(
@@ -615,6 +619,10 @@ mod tests {
             "<a xmlns:xmlns=\"urn:x\"/>",
             "<a xmlns:p=\"http://www.w3.org/2000/xmlns/\"/>",
             "<a xmlns=\"http://www.w3.org/2000/xmlns/\"/>",
+            "<xml:a/>",
+            "<a xmlns=\"http://www.w3.org/XML/1998/namespace\"/>",
+            "<a xmlns:p=\"http://www.w3.org/XML/1998/namespace\"/>",
+            "<a xmlns:xml=\"urn:x\"/>",
             "<a x\u{ffff}y=\"v\"/>",
             "<a\u{ffff}/>",
         ] {
