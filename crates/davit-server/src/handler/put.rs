@@ -12,9 +12,9 @@ use http::request::Parts;
 use http::{header, Response, StatusCode};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
-/// Write buffer between the network and the file: large writes keep the number of trips to
-/// the blocking pool low.
-const WRITE_BUFFER: usize = 256 * 1024;
+/// Write buffer between the network and the file: gathers the body's small frames into
+/// fewer `write` calls, without holding much per upload (hundreds may run at once).
+const WRITE_BUFFER: usize = 64 * 1024;
 
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
     pub(crate) async fn put<B: ReqBody>(

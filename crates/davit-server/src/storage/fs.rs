@@ -307,23 +307,22 @@ impl Storage for FsStorage {
         .await
     }
 
+    // On the calling worker thread too: creating the temporary file and writing the body
+    // into the page cache take microseconds, while `tokio::fs::File` sends every write to the
+    // blocking pool (a thread per concurrent upload, and a hand-off per chunk; measured:
+    // docs/benchmarks.md).
     async fn upload(&self, path: &DavPath) -> io::Result<FsUpload> {
-        let inner = self.inner.clone();
-        let path = path.clone();
-        let (file, temp, dest) = blocking(move || {
-            let dest = inner.creatable(&path)?;
-            let temp = inner
-                .tmp
-                .join(format!("put-{}", uuid::Uuid::new_v4().simple()));
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)?;
-            Ok((file, temp, dest))
-        })
-        .await?;
+        let dest = self.inner.creatable(path)?;
+        let temp = self
+            .inner
+            .tmp
+            .join(format!("put-{}", uuid::Uuid::new_v4().simple()));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
         Ok(FsUpload {
-            file: Some(tokio::fs::File::from_std(file)),
+            file: Some(file),
             temp,
             dest,
             committed: false,
@@ -732,7 +731,7 @@ impl Stream for FsList {
 /// An upload into a temporary file; removed on drop unless committed.
 #[derive(Debug)]
 pub struct FsUpload {
-    file: Option<tokio::fs::File>,
+    file: Option<std::fs::File>,
     temp: PathBuf,
     dest: PathBuf,
     committed: bool,
@@ -741,55 +740,50 @@ pub struct FsUpload {
 impl AsyncWrite for FsUpload {
     fn poll_write(
         mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
+        _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        use std::io::Write;
         match self.file.as_mut() {
-            Some(f) => Pin::new(f).poll_write(cx, buf),
+            Some(f) => Poll::Ready(f.write(buf)),
             None => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
         }
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.file.as_mut() {
-            Some(f) => Pin::new(f).poll_flush(cx),
-            None => Poll::Ready(Ok(())),
-        }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Nothing is buffered here: every write went to the file.
+        Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.file.as_mut() {
-            Some(f) => Pin::new(f).poll_shutdown(cx),
-            None => Poll::Ready(Ok(())),
-        }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 
 impl Upload for FsUpload {
     async fn commit(mut self) -> io::Result<()> {
-        use tokio::io::AsyncWriteExt;
-        if let Some(mut f) = self.file.take() {
-            f.flush().await?;
-            drop(f);
-        }
-        let (temp, dest) = (self.temp.clone(), self.dest.clone());
-        blocking(move || match std::fs::rename(&temp, &dest) {
+        drop(self.file.take());
+        match std::fs::rename(&self.temp, &self.dest) {
             Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
-                // The state directory is on another filesystem: copy beside the target, then
-                // rename, so the switch is still atomic.
-                let parent = dest.parent().ok_or(io::ErrorKind::NotFound)?;
-                let near = parent.join(format!(".davit-put-{}", uuid::Uuid::new_v4().simple()));
-                let result =
-                    std::fs::copy(&temp, &near).and_then(|_| std::fs::rename(&near, &dest));
-                if result.is_err() {
-                    let _ = std::fs::remove_file(&near);
-                }
-                let _ = std::fs::remove_file(&temp);
-                result
+                // The state directory is on another filesystem: copy beside the target (in
+                // the blocking pool: it may take long), then rename, so the switch is still
+                // atomic.
+                let (temp, dest) = (self.temp.clone(), self.dest.clone());
+                blocking(move || {
+                    let parent = dest.parent().ok_or(io::ErrorKind::NotFound)?;
+                    let near = parent.join(format!(".davit-put-{}", uuid::Uuid::new_v4().simple()));
+                    let result =
+                        std::fs::copy(&temp, &near).and_then(|_| std::fs::rename(&near, &dest));
+                    if result.is_err() {
+                        let _ = std::fs::remove_file(&near);
+                    }
+                    let _ = std::fs::remove_file(&temp);
+                    result
+                })
+                .await?;
             }
-            other => other,
-        })
-        .await?;
+            other => other?,
+        }
         self.committed = true;
         Ok(())
     }
