@@ -119,16 +119,7 @@ impl Inner {
 
     /// Opens `path` in one system call when no symlink is on the way; `None` otherwise.
     fn open_direct(&self, path: &DavPath, purpose: Purpose) -> Option<io::Result<std::fs::File>> {
-        let mut relative = String::with_capacity(path.as_str().len());
-        for segment in path.segments() {
-            if !relative.is_empty() {
-                relative.push('/');
-            }
-            relative.push_str(segment);
-        }
-        if relative.is_empty() {
-            relative.push('.');
-        }
+        let relative = relative(path);
         if self.is_state(&relative) {
             return Some(Err(io::ErrorKind::NotFound.into()));
         }
@@ -156,7 +147,7 @@ impl Inner {
 
     /// Whether `path`, taken literally (no symlinks followed), is the state directory or in it.
     fn hidden(&self, path: &DavPath) -> bool {
-        self.join(path).starts_with(&self.state)
+        self.is_state(&relative(path))
     }
 
     /// The filesystem path for a resource about to be created: its parent must be an allowed
@@ -172,6 +163,21 @@ impl Inner {
         }
         Ok(self.join(path))
     }
+}
+
+/// `path` relative to the root: `a/b`, or `.` for the root itself.
+fn relative(path: &DavPath) -> String {
+    let mut relative = String::with_capacity(path.as_str().len());
+    for segment in path.segments() {
+        if !relative.is_empty() {
+            relative.push('/');
+        }
+        relative.push_str(segment);
+    }
+    if relative.is_empty() {
+        relative.push('.');
+    }
+    relative
 }
 
 fn meta_from(md: &std::fs::Metadata) -> Meta {
