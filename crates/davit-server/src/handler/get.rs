@@ -7,7 +7,7 @@ use crate::error::{DavError, DavResult};
 use crate::live::{clamp_to_now, content_type_for, stored_type};
 use crate::locks::LockStore;
 use crate::props::PropStore;
-use crate::storage::{Meta, Storage};
+use crate::storage::{read_into, FileRead, Meta, Storage};
 use bytes::Bytes;
 use davit_proto::conditional::{self, Validators};
 use davit_proto::date::http_date;
@@ -246,14 +246,10 @@ fn multipart_pieces(
 }
 
 /// Streams the parts of a multipart/byteranges body, one range after the other.
-fn multipart_body<R>(file: R, parts: (Vec<(String, ByteRange)>, String)) -> Body
-where
-    R: tokio::io::AsyncRead + tokio::io::AsyncSeek + Send + Unpin + 'static,
-{
+fn multipart_body<R: FileRead>(file: R, parts: (Vec<(String, ByteRange)>, String)) -> Body {
     let (tx, body) = body::channel(4);
     let (pieces, trailer) = parts;
     tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
         let mut file = file;
         for (head, r) in pieces {
             if tx.send(Ok(Bytes::from(head))).await.is_err() {
@@ -265,16 +261,16 @@ where
             }
             let mut left = r.len();
             while left > 0 {
-                let mut buf = vec![0u8; left.min(64 * 1024) as usize];
-                match file.read(&mut buf).await {
+                let max = usize::try_from(left).map_or(64 * 1024, |l| l.min(64 * 1024));
+                let mut chunk = Vec::with_capacity(max);
+                match read_into(&mut file, &mut chunk, max).await {
                     Ok(0) => {
                         let _ = tx.send(Err(std::io::ErrorKind::UnexpectedEof.into())).await;
                         return;
                     }
                     Ok(n) => {
-                        buf.truncate(n);
                         left -= n as u64;
-                        if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                        if tx.send(Ok(chunk.into())).await.is_err() {
                             return;
                         }
                     }

@@ -10,6 +10,8 @@ use davit_proto::href::DavPath;
 use futures_util::Stream;
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::SystemTime;
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite};
 
@@ -65,11 +67,41 @@ pub enum CopyDepth {
     Infinity,
 }
 
+/// A file opened for a response body.
+pub trait FileRead: AsyncRead + AsyncSeek + Send + Unpin + 'static {
+    /// Appends up to `max` bytes of the file to `buf` and returns how many (0 at the end).
+    /// The default reads through [`AsyncRead`], which needs the memory zeroed first; backends
+    /// that can read straight into `buf`'s spare capacity override it.
+    fn poll_read_into(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<u8>,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        let start = buf.len();
+        buf.resize(start + max, 0);
+        let mut read = tokio::io::ReadBuf::new(&mut buf[start..]);
+        let polled = self.as_mut().poll_read(cx, &mut read);
+        let n = read.filled().len();
+        buf.truncate(start + n);
+        polled.map_ok(|()| n)
+    }
+}
+
+/// Appends up to `max` bytes of `file` to `buf` (see [`FileRead::poll_read_into`]).
+pub async fn read_into<R: FileRead>(
+    file: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<usize> {
+    std::future::poll_fn(|cx| Pin::new(&mut *file).poll_read_into(cx, buf, max)).await
+}
+
 /// Content storage. Paths are validated [`DavPath`]s; backends still confine every access to
 /// their root.
 pub trait Storage: Send + Sync + 'static {
     /// A readable, seekable file.
-    type Read: AsyncRead + AsyncSeek + Send + Unpin + 'static;
+    type Read: FileRead;
     /// An upload in progress: written, then committed into place atomically, or dropped and
     /// gone without a trace.
     type Upload: Upload;
@@ -123,4 +155,25 @@ pub trait Storage: Send + Sync + 'static {
 pub trait Upload: AsyncWrite + Send + Unpin + 'static {
     /// Makes the written content visible at the target path in one step.
     fn commit(self) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{read_into, FileRead};
+    use std::io::Cursor;
+
+    // The default `poll_read_into`, as a backend without its own would use it.
+    impl FileRead for Cursor<Vec<u8>> {}
+
+    #[tokio::test]
+    async fn default_read_into_appends_at_most_max_and_ends_with_zero() {
+        let mut file = Cursor::new(b"abcdefg".to_vec());
+        let mut buf = b"x".to_vec();
+        assert_eq!(read_into(&mut file, &mut buf, 4).await.ok(), Some(4));
+        assert_eq!(buf, b"xabcd");
+        assert_eq!(read_into(&mut file, &mut buf, 4).await.ok(), Some(3));
+        assert_eq!(buf, b"xabcdefg");
+        assert_eq!(read_into(&mut file, &mut buf, 4).await.ok(), Some(0));
+        assert_eq!(buf, b"xabcdefg");
+    }
 }
