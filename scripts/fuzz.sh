@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Builds, and optionally runs, the cargo-fuzz targets in fuzz/ (see fuzz/README.md).
 #
-#   scripts/fuzz.sh [--build-only] [SECONDS] [TARGET...]
+#   scripts/fuzz.sh [--build-only] [--until-quiet] [SECONDS] [TARGET...]
 #
 # --build-only  build every target and stop (what CI would run).
-# SECONDS       run time per target (default 60); targets run one after another, one job each.
+# --until-quiet run each target in rounds of SECONDS, each round starting from the whole corpus,
+#               until a round ends with the same edge coverage (`cov`) it started with, i.e. a
+#               full round found no new edge (at most 12 rounds). Prints one summary line per
+#               round and per target; this is how "run until it finds nothing new" is checked.
+# SECONDS       run time per target, or per round (default 60); targets run one after another,
+#               one job each.
 # TARGET...     only these targets (default: all of `cargo fuzz list`).
+# FUZZ_TIMEOUT  seconds one input may take before it counts as a hang (default 10). Raise it when
+#               the fuzzer may be paused (SIGSTOP), since libFuzzer measures wall-clock time.
 #
 # Only a stable toolchain is needed. cargo-fuzz passes nightly-only flags (-Zsanitizer=address,
 # -Cpasses=sancov-module, -Zbuild-std is off by default); RUSTC_BOOTSTRAP=1 makes stable rustc
@@ -17,12 +24,15 @@
 set -euo pipefail
 
 build_only=0
+until_quiet=0
+max_rounds=12
 seconds=60
 targets=()
 for arg in "$@"; do
     case "$arg" in
         --build-only) build_only=1 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        --until-quiet) until_quiet=1 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         ''|*[!0-9]*) targets+=("$arg") ;;
         *) seconds="$arg" ;;
     esac
@@ -45,21 +55,47 @@ fi
 cargo fuzz build
 [ "$build_only" = 1 ] && exit 0
 
-failed=()
-for t in "${targets[@]}"; do
-    echo "=== $t: ${seconds}s" >&2
+# One libFuzzer run of $1 for $seconds; its log goes to $2. Fails if the target failed.
+run_once() {
+    local t="$1" log="$2" seeds=()
     mkdir -p "corpus/$t"
     # seeds/<target>/ holds the hand-written inputs; they are read but never modified.
-    seeds=()
     [ -d "seeds/$t" ] && seeds=("seeds/$t")
-    if cargo fuzz run "$t" "corpus/$t" "${seeds[@]}" -- \
-        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1; then
-        cargo fuzz cmin "$t" "corpus/$t" >/dev/null 2>&1 || echo "fuzz.sh: cmin failed for $t" >&2
+    cargo fuzz run "$t" "corpus/$t" "${seeds[@]}" -- \
+        -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=2048 -print_final_stats=1 \
+        2>&1 | tee "$log" >&2
+}
+
+# "cov: N" of the first status line after loading the corpus (INITED), and of the last one.
+cov_at_start() { grep -m1 -E '^#[0-9]+[[:space:]]+INITED' "$1" | sed -nE 's/.* cov: ([0-9]+).*/\1/p'; }
+cov_at_end() { grep -E '^#[0-9]+[[:space:]]' "$1" | tail -n 1 | sed -nE 's/.* cov: ([0-9]+).*/\1/p'; }
+execs_at_end() { sed -nE 's/^stat::number_of_executed_units: *([0-9]+).*/\1/p' "$1" | tail -n 1; }
+
+failed=()
+summary=()
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+for t in "${targets[@]}"; do
+    echo "=== $t: ${seconds}s" >&2
+    if [ "$until_quiet" = 0 ]; then
+        run_once "$t" "$log" || { failed+=("$t"); continue; }
     else
-        failed+=("$t")
+        round=0 quiet=0
+        while [ "$round" -lt "$max_rounds" ]; do
+            round=$((round + 1))
+            run_once "$t" "$log" || { failed+=("$t"); break; }
+            start="$(cov_at_start "$log")" end="$(cov_at_end "$log")"
+            line="$t round $round: cov $start -> $end in $(execs_at_end "$log") executions"
+            echo "fuzz.sh: $line" >&2
+            summary+=("$line")
+            if [ -n "$start" ] && [ "$start" = "$end" ]; then quiet=1; break; fi
+        done
+        [ "$quiet" = 1 ] || summary+=("$t: still finding edges after $round rounds")
     fi
+    cargo fuzz cmin "$t" "corpus/$t" >/dev/null 2>&1 || echo "fuzz.sh: cmin failed for $t" >&2
 done
 
+[ ${#summary[@]} -gt 0 ] && printf 'fuzz.sh: %s\n' "${summary[@]}" >&2
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzz.sh: failures in: ${failed[*]} (inputs in fuzz/artifacts/)" >&2
     exit 1
