@@ -596,35 +596,49 @@ restart_server() {  # restart_server NAME DOCROOT
 }
 
 # ---------------------------------------------------------------- the run
+# Interleaved: each workload runs on every server in turn before the next workload starts, so
+# the figures compared in one ratio are taken minutes apart at most (the host's other tenants
+# move absolute rates by up to 30 % over a run). Each server gets a fresh process for each
+# workload group, so that its peak RSS is that workload's and not memory kept from an earlier
+# one (the concurrencies of one workload share a process).
 make_template
 RATE_WORKLOADS=(get4k propfind0 propfind1_allprop propfind1_prop3 put64k)
+declare -A ROOT=()
+STARTED=()
 VERSIONS=()
 T0=$SECONDS
 for s in "${RUNNABLE[@]}"; do
-  log "=== $s"
   root=$(make_docroot "$s")
   if ! start_server "$s" "$root"; then
     log "$s failed to start: skipped"
     emit "$s" start 0 none "" "" "" "" "" "" "failed to start"
+    rm -rf -- "$root"
     continue
   fi
+  ROOT[$s]=$root
+  STARTED+=("$s")
   VERSIONS+=("$s=$(server_version "$s")")
   log "$s: pid $CURRENT_PID on $BASE ($(server_version "$s"))"
-  # A fresh server process for each workload group, so that its peak RSS is that workload's and
-  # not memory kept from an earlier one (the concurrencies of one workload share a process).
-  for wl in "${RATE_WORKLOADS[@]}"; do
-    restart_server "$s" "$root" || continue
+  stop_server
+done
+for wl in "${RATE_WORKLOADS[@]}"; do
+  log "=== $wl"
+  for s in "${STARTED[@]}"; do
+    restart_server "$s" "${ROOT[$s]}" || continue
     for c in "${CONCS[@]}"; do
       run_rate "$s" "$wl" "$c"
-      if [[ $wl == put64k ]]; then clean_puts "$root"; fi
+      if [[ $wl == put64k ]]; then clean_puts "${ROOT[$s]}"; fi
     done
   done
-  if restart_server "$s" "$root"; then run_tree_ops "$s"; fi
-  if restart_server "$s" "$root"; then run_depth_inf "$s"; fi
-  if restart_server "$s" "$root"; then run_big "$s"; fi
-  stop_server
-  rm -rf -- "$root"
 done
+for group in run_tree_ops run_depth_inf run_big; do
+  log "=== ${group#run_}"
+  for s in "${STARTED[@]}"; do
+    if restart_server "$s" "${ROOT[$s]}"; then "$group" "$s"; fi
+  done
+done
+stop_server
+for s in "${STARTED[@]}"; do rm -rf -- "${ROOT[$s]}"; done
 ELAPSED=$((SECONDS - T0))
 
 # ---------------------------------------------------------------- report
