@@ -156,14 +156,15 @@ pub fn weak_eq(a: &str, b: &str) -> bool {
 /// `If-Modified-Since` only applies to GET and HEAD, and a matching `If-None-Match` yields
 /// 304 for those methods but 412 for the others.
 pub fn evaluate(pre: &Preconditions, v: &Validators, method_is_get_or_head: bool) -> Outcome {
-    let current = current_etag(v);
+    // Parsed only when a condition names entity tags (most requests carry none).
+    let current = || current_etag(v);
     if let Some(value) = pre.if_match {
         let passes = v.exists
             && match parse_etag_list(value) {
                 Some(EtagList::Any) => true,
-                Some(EtagList::Tags(tags)) => current
-                    .as_ref()
-                    .is_some_and(|cur| tags.iter().any(|t| t.strong_eq(cur))),
+                Some(EtagList::Tags(tags)) => {
+                    current().is_some_and(|cur| tags.iter().any(|t| t.strong_eq(&cur)))
+                }
                 // A condition the server cannot understand must not let a write through.
                 None => false,
             };
@@ -182,9 +183,9 @@ pub fn evaluate(pre: &Preconditions, v: &Validators, method_is_get_or_head: bool
     if let Some(value) = pre.if_none_match {
         let matches = match parse_etag_list(value) {
             Some(EtagList::Any) => v.exists,
-            Some(EtagList::Tags(tags)) => current
-                .as_ref()
-                .is_some_and(|cur| tags.iter().any(|t| t.weak_eq(cur))),
+            Some(EtagList::Tags(tags)) => {
+                current().is_some_and(|cur| tags.iter().any(|t| t.weak_eq(&cur)))
+            }
             None => false,
         };
         if matches {

@@ -105,6 +105,11 @@ where
         self
     }
 
+    /// True when requests must authenticate (see [`Dav::with_auth`]).
+    pub fn requires_auth(&self) -> bool {
+        self.auth.is_some()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &DavConfig {
         &self.config
