@@ -87,6 +87,9 @@ mod tests {
         // The length went into Content-Length already; ending early must break the response.
         let file = std::io::Cursor::new(b"0123".to_vec());
         let err = super::reader(file, 10).collect().await.err();
-        assert_eq!(err.map(|e| e.kind()), Some(std::io::ErrorKind::UnexpectedEof));
+        assert_eq!(
+            err.map(|e| e.kind()),
+            Some(std::io::ErrorKind::UnexpectedEof)
+        );
     }
 }

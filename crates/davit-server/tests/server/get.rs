@@ -103,6 +103,41 @@ async fn last_modified_never_after_date() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn times_before_1970_are_served_as_the_epoch() {
+    // `touch -d 1960-01-01` is allowed; the date formatter once panicked on it (no response).
+    let s = TestServer::start().await;
+    s.put("/old", "x").await;
+    let f = std::fs::File::options()
+        .write(true)
+        .open(s.root().join("old"))
+        .unwrap();
+    f.set_modified(SystemTime::UNIX_EPOCH - Duration::from_secs(315_619_200))
+        .unwrap();
+    drop(f);
+    let r = s.get("/old").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("last-modified"),
+        Some("Thu, 01 Jan 1970 00:00:00 GMT")
+    );
+    let p = s
+        .props_of(
+            "/old",
+            &[
+                davit_proto::xml::QName::dav("getlastmodified"),
+                davit_proto::xml::QName::dav("creationdate"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        p.dav_text("getlastmodified").as_deref(),
+        Some("Thu, 01 Jan 1970 00:00:00 GMT")
+    );
+    // The birth time, not the modification time: set when the test wrote the file.
+    assert!(p.dav_text("creationdate").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_type_by_extension() {
     let s = TestServer::start().await;
     let cases = [
