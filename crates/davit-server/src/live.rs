@@ -193,7 +193,49 @@ pub fn content_type_of<'a>(t: &Target<'a>) -> &'a str {
 
 /// The media type for a file name, from its extension.
 pub fn content_type_for(name: &str) -> &'static str {
-    name.rsplit_once('.')
-        .and_then(|(_, ext)| mime_guess::from_ext(ext).first_raw())
-        .unwrap_or("application/octet-stream")
+    const UNKNOWN: &str = "application/octet-stream";
+    thread_local! {
+        /// The last extension looked up and its type. The table lookup (a case-insensitive
+        /// binary search) was 6 % of a listing's instructions, and the members of one
+        /// collection mostly share an extension.
+        static LAST: std::cell::RefCell<(String, &'static str)> =
+            const { std::cell::RefCell::new((String::new(), UNKNOWN)) };
+    }
+    let Some((_, ext)) = name.rsplit_once('.') else {
+        return UNKNOWN;
+    };
+    let lookup = || mime_guess::from_ext(ext).first_raw().unwrap_or(UNKNOWN);
+    LAST.try_with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return lookup();
+        };
+        if last.0.is_empty() || !last.0.eq_ignore_ascii_case(ext) {
+            let ctype = lookup();
+            last.0.clear();
+            last.0.push_str(ext);
+            last.1 = ctype;
+        }
+        last.1
+    })
+    .unwrap_or_else(|_| lookup())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_type_for;
+
+    #[test]
+    fn content_type_memo_never_answers_for_another_extension() {
+        let names = [
+            "a.txt", "b.TXT", "c.png", "d.txt", "noext", "e.", "f.png", "g.html", "h.tar.gz",
+        ];
+        for name in names.iter().chain(names.iter().rev()) {
+            let direct = name
+                .rsplit_once('.')
+                .and_then(|(_, ext)| mime_guess::from_ext(ext).first_raw())
+                .unwrap_or("application/octet-stream");
+            assert_eq!(content_type_for(name), direct, "{name}");
+        }
+        assert_eq!(content_type_for("x.TXT"), "text/plain");
+    }
 }

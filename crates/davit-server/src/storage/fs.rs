@@ -196,39 +196,28 @@ fn meta_from(md: &std::fs::Metadata) -> Meta {
     }
 }
 
-/// `"ino-len-nanos"` in hex, built by hand in a stack buffer: listings make one per entry, and
-/// `format!` cost more than the `stat` behind it.
+/// `"ino-len-nanos"` in hex, written by hand: listings make one per entry, and `format!`
+/// cost more than the `stat` behind it.
 fn etag(ino: u64, len: u64, nanos: u128) -> String {
-    // Quotes, two dashes and at most 16 + 16 + 32 digits.
-    let mut buf = [0u8; 68];
-    let mut at = 0;
-    let mut put = |b: u8| {
-        buf[at] = b;
-        at += 1;
-    };
-    fn hex(mut n: u128, put: &mut impl FnMut(u8)) {
-        let mut digits = [0u8; 32];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b"0123456789abcdef"[(n & 0xf) as usize];
-            n >>= 4;
-            if n == 0 {
-                break;
-            }
-        }
-        for &d in &digits[i..] {
-            put(d);
+    fn hex(out: &mut String, n: u128) {
+        // Digits from the highest non-zero nibble down (one digit for zero).
+        let nibbles = (128 - n.leading_zeros()).div_ceil(4).max(1);
+        for i in (0..nibbles).rev() {
+            out.push(char::from(
+                b"0123456789abcdef"[((n >> (4 * i)) & 0xf) as usize],
+            ));
         }
     }
-    put(b'"');
-    hex(u128::from(ino), &mut put);
-    put(b'-');
-    hex(u128::from(len), &mut put);
-    put(b'-');
-    hex(nanos, &mut put);
-    put(b'"');
-    String::from_utf8_lossy(&buf[..at]).into_owned()
+    // Quotes, two dashes and at most 16 + 16 + 32 digits.
+    let mut out = String::with_capacity(68);
+    out.push('"');
+    hex(&mut out, u128::from(ino));
+    out.push('-');
+    hex(&mut out, u128::from(len));
+    out.push('-');
+    hex(&mut out, nanos);
+    out.push('"');
+    out
 }
 
 async fn blocking<T: Send + 'static>(
