@@ -6,7 +6,7 @@
 # --build-only  build every target and stop (what CI would run).
 # --until-quiet run each target in rounds of SECONDS, each round starting from the whole corpus,
 #               until a round ends with the same edge coverage (`cov`) it started with, i.e. a
-#               full round found no new edge (at most 12 rounds). Prints one summary line per
+#               full round found no new edge (at most FUZZ_MAX_ROUNDS, default 12). Prints one summary line per
 #               round and per target; this is how "run until it finds nothing new" is checked.
 # SECONDS       run time per target, or per round (default 60); targets run one after another,
 #               one job each.
@@ -25,7 +25,7 @@ set -euo pipefail
 
 build_only=0
 until_quiet=0
-max_rounds=12
+max_rounds="${FUZZ_MAX_ROUNDS:-12}"
 seconds=60
 targets=()
 for arg in "$@"; do
