@@ -330,7 +330,7 @@ impl<S: Storage> AsyncWrite for JournaledUpload<S> {
 }
 
 impl<S: Storage + Clone> Upload for JournaledUpload<S> {
-    async fn commit(self) -> io::Result<()> {
+    async fn commit(self) -> io::Result<Meta> {
         let existed = self.storage.inner.metadata(&self.path).await.is_ok();
         if existed {
             self.storage.set_aside(&self.path).await?;

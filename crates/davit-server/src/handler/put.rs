@@ -94,13 +94,14 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         }
         out.flush().await?;
         let upload = out.into_inner();
-        if self.meta_at(path).await?.is_none() {
-            // A new resource starts without dead properties, whatever was left behind (by a
-            // DELETE a crash interrupted, say). Cleared before the file appears, so that a
-            // crash in between can never hand old properties to the new file.
+        // A new resource starts without dead properties, whatever was left behind (by a DELETE
+        // a crash interrupted, say). Cleared before the file appears, so that a crash in
+        // between can never hand old properties to the new file; not looked at at all while no
+        // resource has any.
+        if self.props.may_hold_any() && self.meta_at(path).await?.is_none() {
             self.props.delete(path, Vec::new()).await?;
         }
-        upload.commit().await?;
+        let meta = upload.commit().await?;
         self.remember_content_type(parts, path, existing.is_some())
             .await?;
 
@@ -109,11 +110,10 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         } else {
             StatusCode::CREATED
         };
-        let mut builder = response(status);
-        if let Some(m) = self.meta_at(path).await? {
-            builder = builder.header(header::ETAG, m.etag);
-        }
-        builder.body(body::empty()).map_err(internal)
+        response(status)
+            .header(header::ETAG, meta.etag)
+            .body(body::empty())
+            .map_err(internal)
     }
 }
 

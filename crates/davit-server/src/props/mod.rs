@@ -47,6 +47,12 @@ pub trait PropStore: Send + Sync + 'static {
     /// visible (and durable) only at [`commit`](Self::commit).
     type Tx: PropStore + Clone;
 
+    /// False only when no resource can have a dead property, so per-resource clean-ups may be
+    /// skipped. The default is the safe answer.
+    fn may_hold_any(&self) -> bool {
+        true
+    }
+
     /// Starts a transaction.
     fn begin(&self) -> impl Future<Output = Result<Self::Tx, StoreError>> + Send;
     /// Makes the transaction's changes durable, together with a record that batch `id`

@@ -96,6 +96,10 @@ impl SqlitePropStore {
 impl PropStore for SqlitePropStore {
     type Tx = SqlitePropStore;
 
+    fn may_hold_any(&self) -> bool {
+        self.maybe_any.load(Ordering::Acquire)
+    }
+
     async fn begin(&self) -> Result<SqlitePropStore, StoreError> {
         let file = self.file.clone();
         let conn = tokio::task::spawn_blocking(move || {

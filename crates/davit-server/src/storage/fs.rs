@@ -772,9 +772,11 @@ impl AsyncWrite for FsUpload {
 }
 
 impl Upload for FsUpload {
-    async fn commit(mut self) -> io::Result<()> {
-        drop(self.file.take());
-        match std::fs::rename(&self.temp, &self.dest) {
+    async fn commit(mut self) -> io::Result<Meta> {
+        // Described before the rename, from the open file: the rename keeps the inode, size
+        // and modification time the ETag is made of, and this saves looking the path up again.
+        let written = self.file.take().map(|f| f.metadata()).transpose()?;
+        let meta = match std::fs::rename(&self.temp, &self.dest) {
             Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
                 // The state directory is on another filesystem: copy beside the target (in
                 // the blocking pool: it may take long), then rename, so the switch is still
@@ -792,11 +794,17 @@ impl Upload for FsUpload {
                     result
                 })
                 .await?;
+                // A copy: another inode, so describe the file now in place.
+                None
             }
-            other => other?,
-        }
+            Err(e) => return Err(e),
+            Ok(()) => written,
+        };
         self.committed = true;
-        Ok(())
+        match meta {
+            Some(md) => Ok(meta_from(&md)),
+            None => Ok(meta_from(&std::fs::metadata(&self.dest)?)),
+        }
     }
 }
 

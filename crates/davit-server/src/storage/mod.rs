@@ -153,8 +153,9 @@ pub trait Storage: Send + Sync + 'static {
 
 /// An upload in progress.
 pub trait Upload: AsyncWrite + Send + Unpin + 'static {
-    /// Makes the written content visible at the target path in one step.
-    fn commit(self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Makes the written content visible at the target path in one step, and describes what is
+    /// there now (so the caller need not look the path up again for its ETag).
+    fn commit(self) -> impl Future<Output = io::Result<Meta>> + Send;
 }
 
 #[cfg(test)]
