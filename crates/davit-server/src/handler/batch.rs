@@ -493,6 +493,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             batch_lock: self.batch_lock.clone(),
             auth: self.auth.clone(),
             connection_slots: self.connection_slots.clone(),
+            write_gate: self.write_gate.clone(),
         };
         let mut outcomes = Vec::with_capacity(batch.ops.len());
         let mut failed = None;

@@ -81,7 +81,12 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 Principal::Anonymous => None,
             },
         };
-        let lock = match self.locks.acquire(lock).await? {
+        let (root, infinite) = (lock.root.clone(), lock.depth == LockDepth::Infinity);
+        let acquired = self
+            .write_gate
+            .grant(&root, infinite, self.locks.acquire(lock))
+            .await;
+        let lock = match acquired? {
             Acquire::Granted(lock) => lock,
             Acquire::Conflict(in_way) => return self.conflict(path, in_way).await,
         };

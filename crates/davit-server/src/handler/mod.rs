@@ -5,6 +5,7 @@
 mod batch;
 mod copymove;
 mod delete;
+mod gate;
 mod get;
 mod lock;
 mod mkcol;
@@ -53,6 +54,8 @@ pub struct Dav<S, P, L> {
     auth: Option<Arc<Auth>>,
     /// A permit per open connection, shared by every accept loop serving this instance.
     pub(crate) connection_slots: Arc<tokio::sync::Semaphore>,
+    /// Writes in progress, against which new locks are granted.
+    write_gate: Arc<gate::WriteGate>,
 }
 
 impl<S: Clone, P: Clone, L: Clone> Clone for Dav<S, P, L> {
@@ -66,6 +69,7 @@ impl<S: Clone, P: Clone, L: Clone> Clone for Dav<S, P, L> {
             batch_lock: self.batch_lock.clone(),
             auth: self.auth.clone(),
             connection_slots: self.connection_slots.clone(),
+            write_gate: self.write_gate.clone(),
         }
     }
 }
@@ -96,6 +100,7 @@ where
             journal_dir: None,
             batch_lock: Arc::new(tokio::sync::Mutex::new(())),
             auth: None,
+            write_gate: Arc::default(),
         }
     }
 
@@ -296,19 +301,29 @@ where
         // Nothing about a resource is looked at before the principal may read it, so a denied
         // request learns nothing of what exists.
         self.authorize(&parts, &target.path, Access::Read, false)?;
+        // The writes this request registers (in `check_preconditions`) end with it.
+        gate::WriteGate::scope(self.dispatch_method(&parts, &target, body)).await
+    }
+
+    async fn dispatch_method<B: ReqBody>(
+        &self,
+        parts: &Parts,
+        target: &Target,
+        body: B,
+    ) -> DavResult<Response<Body>> {
         match parts.method.as_str() {
-            "OPTIONS" => self.options(&target).await,
-            "GET" => self.get(&parts, &target, true).await,
-            "HEAD" => self.get(&parts, &target, false).await,
-            "PUT" => self.put(&parts, &target, body).await,
-            "DELETE" => self.delete(&parts, &target).await,
-            "MKCOL" => self.mkcol(&parts, &target, body).await,
-            "COPY" => self.copy_move(&parts, &target, false).await,
-            "MOVE" => self.copy_move(&parts, &target, true).await,
-            "PROPFIND" => self.propfind(&parts, &target, body).await,
-            "PROPPATCH" => self.proppatch(&parts, &target, body).await,
-            "LOCK" => self.lock(&parts, &target, body).await,
-            "UNLOCK" => self.unlock(&parts, &target).await,
+            "OPTIONS" => self.options(target).await,
+            "GET" => self.get(parts, target, true).await,
+            "HEAD" => self.get(parts, target, false).await,
+            "PUT" => self.put(parts, target, body).await,
+            "DELETE" => self.delete(parts, target).await,
+            "MKCOL" => self.mkcol(parts, target, body).await,
+            "COPY" => self.copy_move(parts, target, false).await,
+            "MOVE" => self.copy_move(parts, target, true).await,
+            "PROPFIND" => self.propfind(parts, target, body).await,
+            "PROPPATCH" => self.proppatch(parts, target, body).await,
+            "LOCK" => self.lock(parts, target, body).await,
+            "UNLOCK" => self.unlock(parts, target).await,
             _ => Err(DavError::NotImplemented),
         }
     }
@@ -403,7 +418,11 @@ where
             Outcome::NotModified => true,
             Outcome::PreconditionFailed => return Err(DavError::PreconditionFailed),
         };
-        self.check_locks(parts, changes, &submitted).await?;
+        // Checked and registered as one step, so that no lock is granted between this check
+        // and the change (see `gate`).
+        self.write_gate
+            .check_and_register(changes, self.check_locks(parts, changes, &submitted))
+            .await?;
         Ok(not_modified)
     }
 
