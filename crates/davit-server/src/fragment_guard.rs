@@ -178,32 +178,21 @@ impl Scanner {
                         self.state = State::Body(left);
                     }
                 }
-                State::Head(phase @ (Phase::Version | Phase::Fields)) => {
-                    // The rest of the request line and the field lines are only read, never
-                    // changed: take them up to the line end at once instead of a byte at a
-                    // time (this runs over every request head).
-                    let rest = &bytes[i..];
-                    let n = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-                    if self.head_len + n > MAX_HEAD {
-                        return self.give_up();
-                    }
-                    self.head_len += n;
-                    self.line.extend_from_slice(&rest[..n]);
-                    i += n;
-                    if i < bytes.len() {
-                        self.head_byte(phase, &mut bytes[i]);
-                        i += 1;
-                    }
-                }
-                State::Head(phase @ (Phase::Method | Phase::Target)) => {
-                    // The bytes that only extend the method or the target, at once; the byte
-                    // that ends the run goes through `head_byte`.
+                State::Head(
+                    phase @ (Phase::Method | Phase::Target | Phase::Version | Phase::Fields),
+                ) => {
+                    // The bytes that only extend the current part of the head are taken at
+                    // once instead of a byte at a time (this runs over every request head):
+                    // method characters, target bytes up to a SP, `#` or line end, and the
+                    // rest of a line, which is only read, never changed. The byte ending the
+                    // run goes through `head_byte`.
                     let rest = &bytes[i..];
                     let n = match phase {
                         Phase::Method => rest.iter().position(|&b| !is_tchar(b)),
-                        _ => rest
+                        Phase::Target => rest
                             .iter()
                             .position(|&b| matches!(b, b' ' | b'#' | b'\r' | b'\n')),
+                        _ => memchr::memchr(b'\n', rest),
                     }
                     .unwrap_or(rest.len());
                     if self.head_len + n > MAX_HEAD {
