@@ -63,9 +63,13 @@ mod linux {
                 return None;
             }
             // openat2 refuses flags that O_PATH ignores, so O_NOCTTY goes with reads only.
+            // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, with the
+            // worker thread (it changes nothing for regular files and directories).
             let flags = match purpose {
                 Purpose::Locate => OFlags::PATH | OFlags::CLOEXEC,
-                Purpose::Read => OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+                Purpose::Read => {
+                    OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK
+                }
             };
             let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH;
             match rustix::fs::openat2(&self.root, relative, flags, Mode::empty(), resolve) {

@@ -180,6 +180,18 @@ fn relative(path: &DavPath) -> String {
     relative
 }
 
+/// Opens `full` for reading without waiting for a FIFO's writer (see `beneath.rs`).
+fn open_for_reading(full: &Path) -> io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    options.open(full)
+}
+
 fn meta_from(md: &std::fs::Metadata) -> Meta {
     let modified = md.modified().unwrap_or(UNIX_EPOCH);
     let nanos = modified
@@ -249,10 +261,18 @@ impl Storage for FsStorage {
     async fn open(&self, path: &DavPath) -> io::Result<(InlineFile, Meta)> {
         let file = match self.inner.open_direct(path, Purpose::Read) {
             Some(opened) => opened?,
-            None => std::fs::File::open(self.inner.existing_via_canonical(path)?)?,
+            None => open_for_reading(&self.inner.existing_via_canonical(path)?)?,
         };
-        let meta = meta_from(&file.metadata()?);
-        Ok((InlineFile { file, pos: 0 }, meta))
+        let md = file.metadata()?;
+        // A FIFO, socket or device in the tree is not content: reading one could wait forever
+        // (a FIFO without a writer) or never end (a character device).
+        if !md.is_file() && !md.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "not a regular file",
+            ));
+        }
+        Ok((InlineFile { file, pos: 0 }, meta_from(&md)))
     }
 
     // Read on the calling worker thread too, a batch per poll with a yield in between, the
@@ -624,8 +644,15 @@ fn copy_rec(
         return Err(io::ErrorKind::NotFound.into());
     }
     let md = std::fs::metadata(src)?;
-    if !md.is_dir() {
+    if md.is_file() {
         return copy_file_new(src, dst, &md);
+    }
+    if !md.is_dir() {
+        // A FIFO, socket or device: reading it could wait forever (see `open`).
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "not a regular file",
+        ));
     }
     std::fs::create_dir(dst)?;
     if depth == CopyDepth::Zero {

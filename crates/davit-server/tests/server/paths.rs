@@ -470,3 +470,29 @@ async fn default_state_dir_is_invisible() {
     s.set_prop("/f", "p2", "w").await;
     assert_eq!(s.z_prop("/f", "p2").await.as_deref(), Some("w"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_in_the_tree_never_hangs_a_request() {
+    // Opening a FIFO for reading waits for a writer; a GET or a COPY of one once held its
+    // worker (or a pool thread) for good. Now it is refused at once.
+    let s = TestServer::start().await;
+    s.mkcol("/c/").await;
+    s.put("/c/ok", "ok").await;
+    let made = std::process::Command::new("mkfifo")
+        .arg(s.root().join("c/pipe"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let limit = std::time::Duration::from_secs(10);
+
+    let g = tokio::time::timeout(limit, s.get("/c/pipe"))
+        .await
+        .expect("GET of a FIFO hung");
+    assert_eq!(g.status, 403);
+    let c = tokio::time::timeout(limit, s.copy_move("COPY", "/c/", "/d/", &[]))
+        .await
+        .expect("COPY of a tree with a FIFO hung");
+    assert_eq!(c.status, 207, "the FIFO is reported, the rest copied");
+    assert_eq!(s.get("/d/ok").await.text(), "ok");
+    assert_eq!(s.get("/c/ok").await.status, 200);
+}
