@@ -223,7 +223,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             // would stay unsettled until the next restart).
             let dav = self.clone();
             let (outer, at) = (parts.clone(), base.clone());
-            let outcomes = tokio::spawn(async move { dav.run_atomic(&outer, &at, &batch).await })
+            // One write-gate scope for the whole batch (see `WriteGate::scope`).
+            let run = async move { dav.run_atomic(&outer, &at, &batch).await };
+            let outcomes = tokio::spawn(super::gate::WriteGate::scope(run))
                 .await
                 .map_err(|e| DavError::Io(std::io::Error::other(e)))??;
             let mut out = Output::new(json_out);

@@ -115,9 +115,17 @@ impl WriteGate {
         }
     }
 
-    /// Runs `fut` with its own set of tickets, dropped when it ends.
+    /// Runs `fut` with its own set of tickets, dropped when it ends; inside another scope it
+    /// adds to that one instead. An atomic batch runs its operations inside its own scope, so
+    /// what they write stays registered until the batch has committed or rolled back: a LOCK
+    /// granted between two of its operations would otherwise protect a change the roll-back
+    /// then undoes.
     pub(crate) async fn scope<F: std::future::Future>(fut: F) -> F::Output {
-        TICKETS.scope(RefCell::new(Vec::new()), fut).await
+        if TICKETS.try_with(|_| ()).is_ok() {
+            fut.await
+        } else {
+            TICKETS.scope(RefCell::new(Vec::new()), fut).await
+        }
     }
 }
 
@@ -183,5 +191,35 @@ mod tests {
         writer.await.unwrap();
         assert_eq!(waiting.await.unwrap(), 2);
         assert!(gate.active.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_nested_scope_keeps_its_writes_until_the_outer_one_ends() {
+        let gate = Arc::new(WriteGate::default());
+        let f = p("/a/f");
+        let registered = |gate: &Arc<WriteGate>| gate.active.lock().unwrap().len();
+        WriteGate::scope(async {
+            // One operation of an atomic batch: its own request scope ends...
+            WriteGate::scope(async {
+                gate.check_and_register(&[Change::Resource(&f)], async { Ok::<_, ()>(()) })
+                    .await
+                    .unwrap();
+            })
+            .await;
+            // ...but its write stays registered for the rest of the batch.
+            assert_eq!(registered(&gate), 1);
+            // The batch's own tickets never hold back what it does itself.
+            assert_eq!(gate.grant(&f, false, async { 3 }).await, 3);
+        })
+        .await;
+        assert_eq!(registered(&gate), 0);
+        // Outside any batch, a request's writes end with the request.
+        WriteGate::scope(async {
+            gate.check_and_register(&[Change::Resource(&f)], async { Ok::<_, ()>(()) })
+                .await
+                .unwrap();
+        })
+        .await;
+        assert_eq!(registered(&gate), 0);
     }
 }

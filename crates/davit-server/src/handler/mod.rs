@@ -301,7 +301,8 @@ where
         // Nothing about a resource is looked at before the principal may read it, so a denied
         // request learns nothing of what exists.
         self.authorize(&parts, &target.path, Access::Read, false)?;
-        // The writes this request registers (in `check_preconditions`) end with it.
+        // The writes this request registers (in `check_preconditions`) end with it, or with
+        // the atomic batch it is an operation of.
         gate::WriteGate::scope(self.dispatch_method(&parts, &target, body)).await
     }
 
