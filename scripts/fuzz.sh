@@ -55,13 +55,26 @@ fi
 cargo fuzz build
 [ "$build_only" = 1 ] && exit 0
 
+# The libFuzzer dictionary of a target (dicts/): the tokens its grammar branches on, so
+# mutations reach deep branches without guessing multi-byte keywords byte by byte.
+dict_for() {
+    case "$1" in
+        batch_json) echo dicts/json.dict ;;
+        conditional) echo dicts/conditional.dict ;;
+        xml_document|element_roundtrip|propfind|propertyupdate|lockinfo|batch_xml|multistatus_reader)
+            echo dicts/xml.dict ;;
+    esac
+}
+
 # One libFuzzer run of $1 for $seconds; its log goes to $2. Fails if the target failed.
 run_once() {
-    local t="$1" log="$2" seeds=()
+    local t="$1" log="$2" seeds=() extra=() dict
     mkdir -p "corpus/$t"
     # seeds/<target>/ holds the hand-written inputs; they are read but never modified.
     [ -d "seeds/$t" ] && seeds=("seeds/$t")
-    cargo fuzz run "$t" "corpus/$t" "${seeds[@]}" -- \
+    dict="$(dict_for "$t")"
+    [ -n "$dict" ] && extra=("-dict=$dict")
+    cargo fuzz run "$t" "corpus/$t" "${seeds[@]}" -- "${extra[@]}" \
         -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=2048 -print_final_stats=1 \
         2>&1 | tee "$log" >&2
 }
