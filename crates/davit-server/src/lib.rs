@@ -13,6 +13,7 @@ mod handler;
 mod journal;
 pub mod live;
 pub mod locks;
+mod preface_deadline;
 pub mod props;
 pub mod server;
 mod sqlite;

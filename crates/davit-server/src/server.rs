@@ -6,6 +6,7 @@ use crate::config::{default_state_dir, DavConfig};
 use crate::fragment_guard::FragmentGuard;
 use crate::handler::Dav;
 use crate::locks::{EmbeddedLockStore, LockStore};
+use crate::preface_deadline::PrefaceDeadline;
 use crate::props::{PropStore, SqlitePropStore};
 use crate::storage::{FsStorage, Storage};
 use crate::tls::Tls;
@@ -139,7 +140,10 @@ where
                     None => {
                         tokio::spawn(async move {
                             let _permit = permit;
-                            let io = TokioIo::new(FragmentGuard::new(stream));
+                            let io = TokioIo::new(PrefaceDeadline::new(
+                                FragmentGuard::new(stream),
+                                limits.header_timeout,
+                            ));
                             let builder = connection_builder(&limits);
                             let conn = builder.serve_connection(io, service);
                             if let Err(e) = watcher.watch(conn).await {
@@ -169,7 +173,10 @@ where
                                     return;
                                 }
                             };
-                            let io = TokioIo::new(FragmentGuard::new(stream));
+                            let io = TokioIo::new(PrefaceDeadline::new(
+                                FragmentGuard::new(stream),
+                                limits.header_timeout,
+                            ));
                             let builder = connection_builder(&limits);
                             let conn = builder.serve_connection(io, service);
                             if let Err(e) = watcher.watch(conn).await {

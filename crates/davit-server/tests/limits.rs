@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use davit_server::DavConfig;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_body_is_dropped_with_408_and_leaves_nothing() {
@@ -101,4 +101,42 @@ async fn connections_over_the_cap_wait_for_a_free_slot() {
         .unwrap();
     assert_eq!(status, 200);
     drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_lose_their_slot_after_the_header_timeout() {
+    let s = TestServer::with_config(DavConfig {
+        max_connections: 2,
+        header_timeout_secs: 1,
+        ..Default::default()
+    })
+    .await;
+    // One connection says nothing, the other half of the HTTP/2 preface: neither tells the
+    // protocol, which is before hyper's own header timeout starts.
+    let mut silent = s.connect().await;
+    let mut half = s.connect().await;
+    half.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    let third = tokio::spawn({
+        let mut c = s.connect().await;
+        async move {
+            c.write_all(b"OPTIONS / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            RawResp::parse(&read_to_close(&mut c).await).status
+        }
+    });
+    let status = tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .expect("the silent connections held both slots past the header timeout")
+        .unwrap();
+    assert_eq!(status, 200);
+    // Both were closed by the server.
+    for c in [&mut silent, &mut half] {
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(1), c.read(&mut buf))
+            .await
+            .expect("closed")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+    }
 }
