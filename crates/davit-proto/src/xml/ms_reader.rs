@@ -11,7 +11,7 @@
 //! under any prefix or as the default namespace. Anything malformed is an [`XmlError`], never a
 //! panic: the body comes from the network.
 
-use super::tree::{check_chars, ref_char};
+use super::tree::{check_chars, read_error, ref_char};
 use super::{Element, Node, QName, XmlError};
 use crate::status::parse_status_line;
 use quick_xml::events::{BytesStart, Event};
@@ -209,7 +209,7 @@ impl<R: BufRead> MultistatusReader<R> {
             let event = self
                 .reader
                 .read_event_into(&mut self.buf)
-                .map_err(|e| XmlError::Syntax(e.to_string()))?;
+                .map_err(read_error)?;
             match event {
                 Event::Start(ref s) | Event::Empty(ref s) if self.state == State::Prolog => {
                     let el = start_element(&self.reader, s, None)?;
@@ -241,9 +241,7 @@ impl<R: BufRead> MultistatusReader<R> {
                     self.state = State::Done;
                 }
                 Event::Text(t) => {
-                    let s = t
-                        .xml10_content()
-                        .map_err(|e| XmlError::Syntax(e.to_string()))?;
+                    let s = t.xml10_content();
                     if !is_blank(&s) {
                         return Err(XmlError::Syntax("text outside the responses".into()));
                     }
@@ -290,7 +288,7 @@ impl<R: BufRead> MultistatusReader<R> {
             let event = self
                 .reader
                 .read_event_into(&mut self.buf)
-                .map_err(|e| XmlError::Syntax(e.to_string()))?;
+                .map_err(read_error)?;
             match event {
                 Event::Start(ref s) | Event::Empty(ref s) => {
                     count += 1;
@@ -317,14 +315,12 @@ impl<R: BufRead> MultistatusReader<R> {
                     }
                 }
                 Event::Text(t) => {
-                    let s = t
-                        .xml10_content()
-                        .map_err(|e| XmlError::Syntax(e.to_string()))?;
+                    let s = t.xml10_content();
                     check_chars(&s)?;
                     push_text(&mut stack, &s);
                 }
                 Event::CData(c) => {
-                    let s = c.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
+                    let s = c.xml10_content();
                     check_chars(&s)?;
                     push_text(&mut stack, &s);
                 }

@@ -253,9 +253,7 @@ pub fn parse_document(body: &[u8], limits: &Limits) -> Result<Element, XmlError>
     let mut root: Option<Element> = None;
     let mut count = 0usize;
     loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| XmlError::Syntax(e.to_string()))?;
+        let event = reader.read_event().map_err(read_error)?;
         match event {
             Event::Start(ref s) | Event::Empty(ref s) => {
                 if root.is_some() {
@@ -280,14 +278,12 @@ pub fn parse_document(body: &[u8], limits: &Limits) -> Result<Element, XmlError>
                 attach(&mut stack, &mut root, el);
             }
             Event::Text(t) => {
-                let s = t
-                    .xml10_content()
-                    .map_err(|e| XmlError::Syntax(e.to_string()))?;
+                let s = t.xml10_content();
                 check_chars(&s)?;
                 push_text(&mut stack, &s)?;
             }
             Event::CData(c) => {
-                let s = c.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
+                let s = c.xml10_content();
                 check_chars(&s)?;
                 push_text(&mut stack, &s)?;
             }
@@ -358,7 +354,7 @@ pub(crate) fn read_start<R>(
     s: &BytesStart<'_>,
     parent_lang: Option<String>,
 ) -> Result<Element, XmlError> {
-    let (res, local) = reader.resolve_element(s.name());
+    let (res, local) = reader.resolver().resolve_element(s.name());
     let ns = resolved(res)?;
     // Namespaces in XML 1.0 §3: the `xml` and `xmlns` namespaces are reserved, and no prefix
     // but their own may name them, so an element in one could never be written back with a
@@ -375,7 +371,7 @@ pub(crate) fn read_start<R>(
     };
     // quick-xml's duplicate check is quadratic in the attribute count: bound it first ('='
     // also counts those inside values, which only makes the bound stricter).
-    if s.attributes_raw().iter().filter(|&&b| b == b'=').count() > MAX_ATTRIBUTES {
+    if s.attributes_raw().bytes().filter(|&b| b == b'=').count() > MAX_ATTRIBUTES {
         return Err(XmlError::TooLarge);
     }
     let mut attrs = Vec::new();
@@ -383,25 +379,26 @@ pub(crate) fn read_start<R>(
     for attr in s.attributes() {
         let attr = attr.map_err(|e| XmlError::Syntax(e.to_string()))?;
         let key = attr.key;
-        let value = attr
-            .unescape_value()
+        // Unescaped as namespace names are (see `resolved`), not whitespace-normalised: a
+        // value reads back exactly as it was written.
+        let value = quick_xml::escape::unescape(&attr.value)
             .map_err(|e| XmlError::Syntax(e.to_string()))?
             .into_owned();
         check_chars(&value)?;
         // The reserved namespaces can be neither declared nor redeclared (§3): `xml` may be
         // bound only to its own namespace, and nothing else to that one.
-        let reserved = |prefix: &[u8]| {
-            prefix == b"xmlns" || value == XMLNS_NS || ((prefix == b"xml") != (value == XML_NS))
+        let reserved = |prefix: &str| {
+            prefix == "xmlns" || value == XMLNS_NS || ((prefix == "xml") != (value == XML_NS))
         };
-        if key.as_ref() == b"xmlns" {
-            if reserved(b"") {
+        if key.as_ref() == "xmlns" {
+            if reserved("") {
                 return Err(XmlError::Namespace(
                     "the xmlns namespace cannot be declared".into(),
                 ));
             }
             continue;
         }
-        if let Some(declared) = key.as_ref().strip_prefix(b"xmlns:") {
+        if let Some(declared) = key.as_ref().strip_prefix("xmlns:") {
             name_part(declared)?;
             if reserved(declared) {
                 return Err(XmlError::Namespace(
@@ -416,7 +413,7 @@ pub(crate) fn read_start<R>(
             }
             continue;
         }
-        let (res, alocal) = reader.resolve_attribute(key);
+        let (res, alocal) = reader.resolver().resolve_attribute(key);
         let ans = resolved(res)?;
         let aname = QName::new(ans, name_part(alocal.as_ref())?);
         if is_xml_lang(&aname) {
@@ -441,6 +438,18 @@ pub(crate) fn read_start<R>(
     })
 }
 
+/// A reader error as an `XmlError`: quick-xml's own bounds (namespace bindings in scope,
+/// nesting) are limits like ours, so they answer 413 rather than 400.
+pub(crate) fn read_error(e: quick_xml::Error) -> XmlError {
+    use quick_xml::name::NamespaceError;
+    match e {
+        quick_xml::Error::Namespace(
+            NamespaceError::TooManyBindings(_) | NamespaceError::TooDeeplyNested(_),
+        ) => XmlError::TooLarge,
+        other => XmlError::Syntax(other.to_string()),
+    }
+}
+
 /// The namespace of namespace declarations, reserved by Namespaces in XML 1.0 §3.
 const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
 
@@ -449,9 +458,7 @@ const MAX_ATTRIBUTES: usize = 256;
 
 /// One part of a qualified name (prefix or local name) must be an XML NCName, so that what is
 /// stored can always be written back as well-formed XML.
-fn name_part(b: &[u8]) -> Result<String, XmlError> {
-    let s =
-        std::str::from_utf8(b).map_err(|_| XmlError::Syntax("invalid UTF-8 in a name".into()))?;
+fn name_part(s: &str) -> Result<String, XmlError> {
     let mut chars = s.chars();
     // Non-ASCII name characters must still be XML characters (U+FFFE and U+FFFF are not).
     let first_ok = chars.next().is_some_and(|c| {
@@ -490,7 +497,7 @@ pub(crate) fn check_chars(s: &str) -> Result<(), XmlError> {
 pub(crate) fn ref_char(r: &quick_xml::events::BytesRef<'_>) -> Result<char, XmlError> {
     let c = match r.resolve_char_ref() {
         Ok(Some(c)) => c,
-        Ok(None) => match &*r.decode().map_err(|e| XmlError::Syntax(e.to_string()))? {
+        Ok(None) => match &**r {
             "lt" => '<',
             "gt" => '>',
             "amp" => '&',
@@ -514,19 +521,14 @@ pub(crate) fn ref_char(r: &quick_xml::events::BytesRef<'_>) -> Result<char, XmlE
 pub(crate) fn resolved(res: ResolveResult<'_>) -> Result<String, XmlError> {
     match res {
         ResolveResult::Bound(ns) => {
-            let raw = std::str::from_utf8(ns.as_ref())
-                .map_err(|_| XmlError::Syntax("invalid UTF-8 in a namespace".into()))?;
-            let name = quick_xml::escape::unescape(raw)
+            let name = quick_xml::escape::unescape(ns.as_ref())
                 .map_err(|e| XmlError::Syntax(format!("bad namespace name: {e}")))?
                 .into_owned();
             check_chars(&name)?;
             Ok(name)
         }
         ResolveResult::Unbound => Ok(String::new()),
-        ResolveResult::Unknown(p) => Err(XmlError::Namespace(format!(
-            "undeclared prefix {:?}",
-            String::from_utf8_lossy(&p)
-        ))),
+        ResolveResult::Unknown(p) => Err(XmlError::Namespace(format!("undeclared prefix {p:?}"))),
     }
 }
 
@@ -536,6 +538,38 @@ mod tests {
 
     fn parse(s: &str) -> Result<Element, XmlError> {
         parse_document(s.as_bytes(), &Limits::default())
+    }
+
+    #[test]
+    fn namespace_declarations_are_bounded() {
+        // quick-xml keeps every binding in scope; a start tag declaring thousands of them
+        // made it allocate about three times the tag (RUSTSEC-2026-0195).
+        let decls: String = (0..5000)
+            .map(|i| format!(" xmlns:p{i}=\"urn:x\""))
+            .collect();
+        let doc = format!("<D:propfind xmlns:D=\"DAV:\"{decls}><D:allprop/></D:propfind>");
+        assert_eq!(parse(&doc), Err(XmlError::TooLarge));
+        // Spread over nested elements, they are still in scope at once.
+        let nested: String = (0..200)
+            .map(|i| format!("<p{i}:x xmlns:p{i}=\"urn:{i}\">"))
+            .collect();
+        let doc = format!("<D:prop xmlns:D=\"DAV:\">{nested}");
+        let limits = Limits {
+            max_depth: 1000,
+            ..Limits::default()
+        };
+        assert_eq!(
+            parse_document(doc.as_bytes(), &limits),
+            Err(XmlError::TooLarge)
+        );
+        // A realistic number is fine.
+        let few: String = (0..20)
+            .map(|i| format!(" xmlns:p{i}=\"urn:{i}\""))
+            .collect();
+        assert!(parse(&format!(
+            "<D:propfind xmlns:D=\"DAV:\"{few}><D:allprop/></D:propfind>"
+        ))
+        .is_ok());
     }
 
     #[test]
