@@ -1,5 +1,6 @@
-//! The connection loop: hyper HTTP/1.1 per connection, one access-log line per request, and a
-//! graceful shutdown that lets in-flight requests finish.
+//! The connection loop: hyper HTTP/1.1 and HTTP/2 per connection, time-outs for silent and
+//! idle connections, one access-log line per request, and a graceful shutdown that lets
+//! in-flight requests finish.
 
 use crate::body::Body;
 use crate::config::{default_state_dir, DavConfig};
@@ -16,12 +17,12 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as AutoBuilder;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -97,7 +98,9 @@ where
     P: PropStore + Clone,
     L: LockStore + Clone,
 {
-    let graceful = GracefulShutdown::new();
+    // Every connection task holds a receiver: shutdown is a send, and the drain is done when
+    // all receivers are gone.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
     let limits = Limits::from(dav.config());
     // A permit per open connection: at the limit, new ones wait in the kernel's backlog.
     let slots = dav.connection_slots.clone();
@@ -126,29 +129,26 @@ where
                 };
                 let _ = stream.set_nodelay(true);
                 let dav = shared.clone();
-                let service = service_fn(move |mut req: Request<Incoming>| {
-                    // Only authentication (its per-address rate limit) reads the peer; the
-                    // extension map costs an allocation per request.
-                    if needs_peer {
-                        req.extensions_mut().insert(crate::handler::PeerAddr(peer));
-                    }
-                    let dav = Arc::clone(&dav);
-                    async move { Ok::<_, Infallible>(handle_logged(&dav, req).await) }
-                });
-                let watcher = graceful.watcher();
+                let activity = Arc::new(Activity::new());
+                let service = {
+                    let activity = activity.clone();
+                    service_fn(move |mut req: Request<Incoming>| {
+                        // Only authentication (its per-address rate limit) reads the peer; the
+                        // extension map costs an allocation per request.
+                        if needs_peer {
+                            req.extensions_mut().insert(crate::handler::PeerAddr(peer));
+                        }
+                        let dav = Arc::clone(&dav);
+                        let in_flight = InFlight::start(&activity);
+                        async move { Ok::<_, Infallible>(handle_logged(&dav, req, in_flight).await) }
+                    })
+                };
+                let stop = stop_rx.clone();
                 match &tls {
                     None => {
                         tokio::spawn(async move {
                             let _permit = permit;
-                            let io = TokioIo::new(PrefaceDeadline::new(
-                                FragmentGuard::new(stream),
-                                limits.header_timeout,
-                            ));
-                            let builder = connection_builder(&limits);
-                            let conn = builder.serve_connection(io, service);
-                            if let Err(e) = watcher.watch(conn).await {
-                                tracing::debug!(%peer, error = %e, "connection ended with an error");
-                            }
+                            drive(stream, service, limits, activity, stop, peer).await;
                         });
                     }
                     Some(tls) => {
@@ -173,15 +173,7 @@ where
                                     return;
                                 }
                             };
-                            let io = TokioIo::new(PrefaceDeadline::new(
-                                FragmentGuard::new(stream),
-                                limits.header_timeout,
-                            ));
-                            let builder = connection_builder(&limits);
-                            let conn = builder.serve_connection(io, service);
-                            if let Err(e) = watcher.watch(conn).await {
-                                tracing::debug!(%peer, error = %e, "connection ended with an error");
-                            }
+                            drive(stream, service, limits, activity, stop, peer).await;
                         });
                     }
                 }
@@ -190,9 +182,11 @@ where
         }
     }
     drop(listener);
+    drop(stop_rx);
     tracing::info!("shutting down: waiting for open requests to finish");
+    let _ = stop_tx.send(());
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = stop_tx.closed() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("gave up waiting for connections"),
     }
     dav.quiesce().await;
@@ -237,7 +231,112 @@ fn connection_builder(limits: &Limits) -> AutoBuilder<TokioExecutor> {
     builder
 }
 
-async fn handle_logged<S, P, L>(dav: &Dav<S, P, L>, req: Request<Incoming>) -> Response<Logged>
+/// Serves one connection until it ends: closed by the client, idle for the header timeout
+/// with no request in progress (hyper closes idle HTTP/1.1 connections itself, but keeps an
+/// HTTP/2 connection whose client answers its pings open for good), or drained at shutdown.
+async fn drive<T, Svc>(
+    stream: T,
+    service: Svc,
+    limits: Limits,
+    activity: Arc<Activity>,
+    mut stop: tokio::sync::watch::Receiver<()>,
+    peer: std::net::SocketAddr,
+) where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    Svc: hyper::service::Service<Request<Incoming>, Response = Response<Logged>, Error = Infallible>
+        + Send
+        + 'static,
+    Svc::Future: Send + 'static,
+{
+    let io = TokioIo::new(PrefaceDeadline::new(
+        FragmentGuard::new(stream),
+        limits.header_timeout,
+    ));
+    let builder = connection_builder(&limits);
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stop.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = activity.idle_for(limits.header_timeout), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Requests in progress on one connection, and when the last one ended.
+#[derive(Debug)]
+struct Activity {
+    opened: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds after `opened`.
+    last_end: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            opened: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_end: AtomicU64::new(0),
+        }
+    }
+
+    /// Resolves once no request has been in progress for `limit`.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let wait = if self.in_flight.load(Ordering::Acquire) > 0 {
+                limit
+            } else {
+                let last =
+                    self.opened + Duration::from_millis(self.last_end.load(Ordering::Acquire));
+                (last + limit).saturating_duration_since(Instant::now())
+            };
+            if wait.is_zero() {
+                return;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// One request in progress; it ends when its response body is done or dropped.
+#[derive(Debug)]
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: &Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let a = &self.0;
+        let now = u64::try_from(a.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        a.last_end.store(now, Ordering::Release);
+        a.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn handle_logged<S, P, L>(
+    dav: &Dav<S, P, L>,
+    req: Request<Incoming>,
+    in_flight: InFlight,
+) -> Response<Logged>
 where
     S: Storage + Clone,
     P: PropStore + Clone,
@@ -264,6 +363,7 @@ where
         Logged {
             inner: body,
             bytes: 0,
+            _in_flight: in_flight,
             log: log.map(|(start, method, path)| AccessLog {
                 method,
                 path,
@@ -287,6 +387,8 @@ struct Logged {
     inner: Body,
     bytes: u64,
     log: Option<AccessLog>,
+    /// Ends the request for the connection's idle clock when the body is done.
+    _in_flight: InFlight,
 }
 
 impl http_body::Body for Logged {

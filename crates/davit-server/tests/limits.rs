@@ -1,6 +1,6 @@
 //! Connection and request limits from `DavConfig`: stalled bodies, oversized heads, too many
-//! headers, and the connection cap. Each refusal is a clear 4xx (or a wait), and the server
-//! keeps serving.
+//! headers, the connection cap, silent and idle connections, and the drain at shutdown. Each
+//! refusal is a clear 4xx (or a wait, or a close), and the server keeps serving.
 
 #[path = "server/common.rs"]
 #[allow(dead_code)]
@@ -139,4 +139,81 @@ async fn silent_connections_lose_their_slot_after_the_header_timeout() {
             .unwrap_or(0);
         assert_eq!(n, 0);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_is_closed_after_the_header_timeout() {
+    let s = TestServer::with_config(DavConfig {
+        header_timeout_secs: 1,
+        ..Default::default()
+    })
+    .await;
+    // HTTP/2 with prior knowledge; hyper's client answers the server's pings, so only an idle
+    // time-out can end this connection.
+    let io = hyper_util::rt::TokioIo::new(s.connect().await);
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = http::Request::builder()
+        .method("OPTIONS")
+        .uri(format!("http://{}/", s.addr))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    drop(resp);
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), conn)
+        .await
+        .expect("the idle HTTP/2 connection stayed open")
+        .unwrap()
+        .unwrap();
+    // Not before the time-out either.
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_a_request_in_progress_finish_and_accepts_no_more() {
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let server =
+        davit_server::Server::open(root.path(), Some(state.path()), DavConfig::default()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(davit_server::serve(listener, server, async {
+        let _ = stopped.await;
+    }));
+    // An upload half sent when shutdown begins.
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"PUT /f.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!serving.is_finished(), "stopped with a request in progress");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown began"
+    );
+    // The upload completes and is answered; then the server is done.
+    c.write_all(b"world").await.unwrap();
+    let resp = RawResp::parse(&read_to_close(&mut c).await);
+    assert_eq!(resp.status, 201);
+    tokio::time::timeout(Duration::from_secs(5), serving)
+        .await
+        .expect("serve returned once the request was done")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("f.txt")).unwrap(),
+        "helloworld"
+    );
 }
