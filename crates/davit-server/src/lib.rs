@@ -13,7 +13,6 @@ mod handler;
 mod journal;
 pub mod live;
 pub mod locks;
-mod preface_deadline;
 pub mod props;
 pub mod server;
 mod sqlite;

@@ -7,7 +7,6 @@ use crate::config::{default_state_dir, DavConfig};
 use crate::fragment_guard::FragmentGuard;
 use crate::handler::Dav;
 use crate::locks::{EmbeddedLockStore, LockStore};
-use crate::preface_deadline::PrefaceDeadline;
 use crate::props::{PropStore, SqlitePropStore};
 use crate::storage::{FsStorage, Storage};
 use crate::tls::Tls;
@@ -22,7 +21,7 @@ use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -139,7 +138,7 @@ where
                             req.extensions_mut().insert(crate::handler::PeerAddr(peer));
                         }
                         let dav = Arc::clone(&dav);
-                        let in_flight = InFlight::start(&activity);
+                        let in_flight = InFlight::start(&activity, req.version());
                         async move { Ok::<_, Infallible>(handle_logged(&dav, req, in_flight).await) }
                     })
                 };
@@ -232,8 +231,12 @@ fn connection_builder(limits: &Limits) -> AutoBuilder<TokioExecutor> {
 }
 
 /// Serves one connection until it ends: closed by the client, idle for the header timeout
-/// with no request in progress (hyper closes idle HTTP/1.1 connections itself, but keeps an
-/// HTTP/2 connection whose client answers its pings open for good), or drained at shutdown.
+/// with no request in progress, or drained at shutdown. Without the idle clock, a connection
+/// that never sent a request stayed open for good (hyper-util's protocol detection reads the
+/// first bytes with no time limit, before hyper's header timeout starts), so `max_connections`
+/// silent sockets stopped the server accepting anyone; and hyper keeps an HTTP/2 connection
+/// whose client answers its pings open for good too. Once an HTTP/1.1 request was served,
+/// hyper's header timeout closes the idle connection itself.
 async fn drive<T, Svc>(
     stream: T,
     service: Svc,
@@ -248,16 +251,17 @@ async fn drive<T, Svc>(
         + 'static,
     Svc::Future: Send + 'static,
 {
-    let io = TokioIo::new(PrefaceDeadline::new(
-        FragmentGuard::new(stream),
-        limits.header_timeout,
-    ));
+    let io = TokioIo::new(FragmentGuard::new(stream));
     let builder = connection_builder(&limits);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
+    let mut idle = IdleClock::new(&activity, limits.header_timeout);
     let mut closing = false;
     loop {
+        // Biased, the connection first: the other two are polled on every wake-up of this task
+        // and finish at most once each.
         tokio::select! {
+            biased;
             ended = conn.as_mut() => {
                 if let Err(e) = ended {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -268,7 +272,7 @@ async fn drive<T, Svc>(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            () = activity.idle_for(limits.header_timeout), if !closing => {
+            () = &mut idle, if !closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
@@ -283,6 +287,9 @@ struct Activity {
     in_flight: AtomicUsize,
     /// Milliseconds after `opened`.
     last_end: AtomicU64,
+    /// An HTTP/1.1 request was served: hyper's header-read timeout closes this connection when
+    /// idle, and the idle clock stands down.
+    http1: AtomicBool,
 }
 
 impl Activity {
@@ -291,44 +298,82 @@ impl Activity {
             opened: Instant::now(),
             in_flight: AtomicUsize::new(0),
             last_end: AtomicU64::new(0),
+            http1: AtomicBool::new(false),
         }
     }
 
-    /// Resolves once no request has been in progress for `limit`.
-    async fn idle_for(&self, limit: Duration) {
-        loop {
-            let wait = if self.in_flight.load(Ordering::Acquire) > 0 {
-                limit
-            } else {
-                let last =
-                    self.opened + Duration::from_millis(self.last_end.load(Ordering::Acquire));
-                (last + limit).saturating_duration_since(Instant::now())
-            };
-            if wait.is_zero() {
-                return;
-            }
-            tokio::time::sleep(wait).await;
+    /// When the connection will have been idle for `limit`, or `None` if it has been already.
+    fn idle_deadline(&self, limit: Duration) -> Option<tokio::time::Instant> {
+        let now = Instant::now();
+        let at = if self.in_flight.load(Ordering::Acquire) > 0 {
+            now + limit
+        } else {
+            self.opened + Duration::from_millis(self.last_end.load(Ordering::Acquire)) + limit
+        };
+        (at > now).then(|| at.into())
+    }
+}
+
+/// Resolves once a connection has had no request in progress for its limit. One timer per
+/// connection, pushed back when it fires early; one atomic load per poll on HTTP/1.1.
+struct IdleClock<'a> {
+    activity: &'a Activity,
+    limit: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<'a> IdleClock<'a> {
+    fn new(activity: &'a Activity, limit: Duration) -> Self {
+        IdleClock {
+            activity,
+            limit,
+            timer: Box::pin(tokio::time::sleep(limit)),
         }
     }
 }
 
-/// One request in progress; it ends when its response body is done or dropped.
+impl Future for IdleClock<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.activity.http1.load(Ordering::Relaxed) {
+            return Poll::Pending;
+        }
+        loop {
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            match self.activity.idle_deadline(self.limit) {
+                None => return Poll::Ready(()),
+                Some(at) => self.timer.as_mut().reset(at),
+            }
+        }
+    }
+}
+
+/// One HTTP/2 request in progress; it ends when its response body is done or dropped.
+/// HTTP/1.1 requests only stand the idle clock down, which spares them the clock read.
 #[derive(Debug)]
-struct InFlight(Arc<Activity>);
+struct InFlight(Option<Arc<Activity>>);
 
 impl InFlight {
-    fn start(activity: &Arc<Activity>) -> Self {
+    fn start(activity: &Arc<Activity>, version: http::Version) -> Self {
+        if version < http::Version::HTTP_2 {
+            activity.http1.store(true, Ordering::Relaxed);
+            return InFlight(None);
+        }
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(activity.clone())
+        InFlight(Some(activity.clone()))
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let a = &self.0;
-        let now = u64::try_from(a.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        a.last_end.store(now, Ordering::Release);
-        a.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if let Some(a) = &self.0 {
+            let now = u64::try_from(a.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+            a.last_end.store(now, Ordering::Release);
+            a.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
