@@ -37,6 +37,9 @@ pub struct DavConfig {
     pub header_timeout_secs: u64,
     /// Seconds a request body may go without sending data before the request is dropped.
     pub body_idle_timeout_secs: u64,
+    /// Seconds a client may go without reading any of a response before the connection is
+    /// closed (slow-read defence).
+    pub send_timeout_secs: u64,
     /// Largest request head (request line and headers) in bytes; larger ones get 431.
     pub max_header_bytes: usize,
     /// Most header fields in one request.
@@ -59,6 +62,7 @@ impl Default for DavConfig {
             max_connections: 1024,
             header_timeout_secs: 30,
             body_idle_timeout_secs: 60,
+            send_timeout_secs: 60,
             max_header_bytes: 64 * 1024,
             max_headers: 100,
         }

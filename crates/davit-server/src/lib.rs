@@ -14,6 +14,7 @@ mod journal;
 pub mod live;
 pub mod locks;
 pub mod props;
+mod send_timeout;
 pub mod server;
 mod sqlite;
 pub mod storage;

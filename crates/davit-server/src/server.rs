@@ -8,6 +8,7 @@ use crate::fragment_guard::FragmentGuard;
 use crate::handler::Dav;
 use crate::locks::{EmbeddedLockStore, LockStore};
 use crate::props::{PropStore, SqlitePropStore};
+use crate::send_timeout::SendTimeout;
 use crate::storage::{FsStorage, Storage};
 use crate::tls::Tls;
 use bytes::Bytes;
@@ -196,6 +197,7 @@ where
 #[derive(Clone, Copy)]
 struct Limits {
     header_timeout: Duration,
+    send_timeout: Duration,
     max_header_bytes: usize,
     max_headers: usize,
 }
@@ -204,6 +206,7 @@ impl From<&DavConfig> for Limits {
     fn from(c: &DavConfig) -> Self {
         Limits {
             header_timeout: Duration::from_secs(c.header_timeout_secs.max(1)),
+            send_timeout: Duration::from_secs(c.send_timeout_secs.max(1)),
             // hyper's floor for its read buffer.
             max_header_bytes: c.max_header_bytes.max(8192),
             max_headers: c.max_headers.max(1),
@@ -251,7 +254,10 @@ async fn drive<T, Svc>(
         + 'static,
     Svc::Future: Send + 'static,
 {
-    let io = TokioIo::new(FragmentGuard::new(stream));
+    let io = TokioIo::new(SendTimeout::new(
+        FragmentGuard::new(stream),
+        limits.send_timeout,
+    ));
     let builder = connection_builder(&limits);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);

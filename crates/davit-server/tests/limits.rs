@@ -217,3 +217,38 @@ async fn shutdown_lets_a_request_in_progress_finish_and_accepts_no_more() {
         "helloworld"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_loses_its_slot_after_the_send_timeout() {
+    let s = TestServer::with_config(DavConfig {
+        max_connections: 1,
+        send_timeout_secs: 1,
+        ..Default::default()
+    })
+    .await;
+    std::fs::write(s.root().join("big.bin"), vec![7u8; 64 << 20]).unwrap();
+    // A download whose client reads nothing: far more than the socket buffers can hold.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = sock.connect(s.addr).await.unwrap();
+    stalled
+        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // It holds the only slot until the server gives up on it.
+    let next = tokio::spawn({
+        let mut c = s.connect().await;
+        async move {
+            c.write_all(b"OPTIONS / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            RawResp::parse(&read_to_close(&mut c).await).status
+        }
+    });
+    let status = tokio::time::timeout(Duration::from_secs(15), next)
+        .await
+        .expect("the stalled download kept the slot past the send timeout")
+        .unwrap();
+    assert_eq!(status, 200);
+    drop(stalled);
+}
