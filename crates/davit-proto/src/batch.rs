@@ -135,6 +135,9 @@ pub enum BatchError {
     /// More operations than allowed.
     #[error("the batch holds more than {0} operations")]
     TooMany(usize),
+    /// More JSON values than allowed: parsed, they would take far more memory than the body.
+    #[error("the batch holds more than {0} JSON values")]
+    TooManyValues(usize),
 }
 
 /// Parses an XML batch of at most `max_ops` operations.
@@ -247,8 +250,18 @@ fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("invalid base64 content: {e}"))
 }
 
+/// JSON values a batch may hold per operation it may hold, on average: an operation is a
+/// dozen, a PROPPATCH of many properties more.
+const JSON_VALUES_PER_OP: usize = 64;
+
 /// Parses a JSON batch of at most `max_ops` operations.
 pub fn parse_batch_json(body: &[u8], max_ops: usize) -> Result<Batch, BatchError> {
+    // A parsed value takes 30 to 100 bytes, and `0,` is two: 64 MiB of `[0,0,...]` took
+    // 1.6 GB. Counting first bounds the tree whatever the body holds.
+    let budget = max_ops.saturating_mul(JSON_VALUES_PER_OP).max(1024);
+    if json_values_over(body, budget) {
+        return Err(BatchError::TooManyValues(budget));
+    }
     let doc: Value = serde_json::from_slice(body).map_err(|e| BatchError::Json(e.to_string()))?;
     let obj = doc
         .as_object()
@@ -276,6 +289,34 @@ pub fn parse_batch_json(body: &[u8], max_ops: usize) -> Result<Batch, BatchError
         })
         .collect();
     Ok(Batch { mode, ops })
+}
+
+/// Whether `body` holds more than `limit` JSON values, counted as the containers opened and
+/// the commas outside strings (an over-estimate by at most one per container).
+fn json_values_over(body: &[u8], limit: usize) -> bool {
+    let (mut count, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' | b',' => {
+                count += 1;
+                if count > limit {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Reads a property name in Clark notation, `{namespace}local` (or a bare `local` for no
@@ -470,6 +511,24 @@ mod tests {
             .unwrap_err()
             .reason
             .contains("destination"));
+    }
+
+    #[test]
+    fn json_value_bombs_are_refused_before_parsing() {
+        // 20,000 values in an array, with a budget of 2 operations (floor 1,024 values).
+        let bomb = format!("{{\"operations\":[{}0]}}", "0,".repeat(20_000));
+        assert!(matches!(
+            parse_batch_json(bomb.as_bytes(), 2),
+            Err(BatchError::TooManyValues(1024))
+        ));
+        // Commas and brackets inside strings are not values.
+        let text = format!(
+            "{{\"operations\":[{{\"op\":\"put\",\"href\":\"a\",\"content\":\"{}\\\"[\"}}]}}",
+            ",[{".repeat(20_000)
+        );
+        let batch = parse_batch_json(text.as_bytes(), 2).unwrap();
+        assert_eq!(batch.ops.len(), 1);
+        assert!(batch.ops[0].is_ok());
     }
 
     #[test]

@@ -211,7 +211,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             parse_batch_xml(&body, &self.config.xml_limits(), max)
         }
         .map_err(|e| match e {
-            BatchError::TooMany(_) => DavError::TooLarge,
+            BatchError::TooMany(_) | BatchError::TooManyValues(_) => DavError::TooLarge,
+            // Over the XML limits: 413, as for any other body.
+            BatchError::Xml(e) => e.into(),
             other => DavError::BadRequest(other.to_string()),
         })?;
         let json_out =
