@@ -1969,3 +1969,50 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
         rest = &rest[size + 2..];
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_in_memory_are_bounded_and_the_next_one_waits() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // 300 MiB documents allowed: only one fits the 512 MiB all batches may take together.
+    let srv = TestServer::with_config(DavConfig {
+        batch_max_body: 300 << 20,
+        ..Default::default()
+    })
+    .await;
+    let doc = br#"{"operations":[{"op":"mkcol","href":"a/"}]}"#;
+    let head = |len: usize| {
+        format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {len}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    // The first batch's document is half sent.
+    let mut first = srv.connect().await;
+    first.write_all(head(doc.len()).as_bytes()).await.unwrap();
+    first.write_all(&doc[..10]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let second = tokio::spawn({
+        let mut c = srv.connect().await;
+        async move {
+            c.write_all(head(doc.len()).as_bytes()).await.unwrap();
+            c.write_all(doc).await.unwrap();
+            let mut out = Vec::new();
+            c.read_to_end(&mut out).await.unwrap();
+            String::from_utf8_lossy(&out).into_owned()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !second.is_finished(),
+        "two batches in memory over the bound"
+    );
+    first.write_all(&doc[10..]).await.unwrap();
+    let mut out = Vec::new();
+    first.read_to_end(&mut out).await.unwrap();
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 207"));
+    let second = tokio::time::timeout(std::time::Duration::from_secs(10), second)
+        .await
+        .expect("the second batch ran once the first was done")
+        .unwrap();
+    assert!(second.starts_with("HTTP/1.1 207"), "{second}");
+}

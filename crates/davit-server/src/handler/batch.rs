@@ -201,6 +201,13 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 ))
             }
         };
+        // Held until the batch is done: its document and operations stay in memory that long.
+        let slot = self
+            .batch_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| DavError::Io(std::io::Error::other(e)))?;
         let body = self
             .read_limited(parts, body, self.config.batch_max_body)
             .await?;
@@ -226,7 +233,10 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             let dav = self.clone();
             let (outer, at) = (parts.clone(), base.clone());
             // One write-gate scope for the whole batch (see `WriteGate::scope`).
-            let run = async move { dav.run_atomic(&outer, &at, &batch).await };
+            let run = async move {
+                let _slot = slot;
+                dav.run_atomic(&outer, &at, &batch).await
+            };
             let outcomes = tokio::spawn(super::gate::WriteGate::scope(run))
                 .await
                 .map_err(|e| DavError::Io(std::io::Error::other(e)))??;
@@ -241,6 +251,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let dav = self.clone();
         let outer = parts.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut out = Output::new(json_out);
             let mut stopped = false;
             for op in &batch.ops {
@@ -498,6 +509,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             auth: self.auth.clone(),
             connection_slots: self.connection_slots.clone(),
             write_gate: self.write_gate.clone(),
+            batch_slots: self.batch_slots.clone(),
         };
         let mut outcomes = Vec::with_capacity(batch.ops.len());
         let mut failed = None;

@@ -56,7 +56,14 @@ pub struct Dav<S, P, L> {
     pub(crate) connection_slots: Arc<tokio::sync::Semaphore>,
     /// Writes in progress, against which new locks are granted.
     write_gate: Arc<gate::WriteGate>,
+    /// A permit per batch whose document is in memory (see `BATCH_MEMORY`).
+    batch_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// What the documents of the batches in progress may take together, in the largest size
+/// `batch_max_body` allows: 8 batches at the 64 MiB default. Without a bound, concurrent
+/// batch POSTs of that size could exhaust memory; over it, a batch waits its turn.
+const BATCH_MEMORY: usize = 512 << 20;
 
 impl<S: Clone, P: Clone, L: Clone> Clone for Dav<S, P, L> {
     fn clone(&self) -> Self {
@@ -70,6 +77,7 @@ impl<S: Clone, P: Clone, L: Clone> Clone for Dav<S, P, L> {
             auth: self.auth.clone(),
             connection_slots: self.connection_slots.clone(),
             write_gate: self.write_gate.clone(),
+            batch_slots: self.batch_slots.clone(),
         }
     }
 }
@@ -91,7 +99,11 @@ where
     /// A server over content, dead-property and lock stores.
     pub fn new(storage: S, props: P, locks: L, config: DavConfig) -> Self {
         let connection_slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+        let batch_slots = Arc::new(tokio::sync::Semaphore::new(
+            (BATCH_MEMORY / config.batch_max_body.max(1)).clamp(1, 4096),
+        ));
         Dav {
+            batch_slots,
             connection_slots,
             storage,
             props,
