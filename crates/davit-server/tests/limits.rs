@@ -83,15 +83,7 @@ async fn connections_over_the_cap_wait_for_a_free_slot() {
         read_until(c, b"\r\n\r\n").await;
     }
     // A third is accepted by the kernel but not served while they stay open.
-    let third = tokio::spawn({
-        let mut c = s.connect().await;
-        async move {
-            c.write_all(b"OPTIONS / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .await
-                .unwrap();
-            RawResp::parse(&read_to_close(&mut c).await).status
-        }
-    });
+    let third = queued_options(&s).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!third.is_finished(), "served beyond max_connections");
     drop(a);
@@ -116,15 +108,7 @@ async fn silent_connections_lose_their_slot_after_the_header_timeout() {
     let mut silent = s.connect().await;
     let mut half = s.connect().await;
     half.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
-    let third = tokio::spawn({
-        let mut c = s.connect().await;
-        async move {
-            c.write_all(b"OPTIONS / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .await
-                .unwrap();
-            RawResp::parse(&read_to_close(&mut c).await).status
-        }
-    });
+    let third = queued_options(&s).await;
     let status = tokio::time::timeout(Duration::from_secs(5), third)
         .await
         .expect("the silent connections held both slots past the header timeout")
@@ -236,19 +220,22 @@ async fn a_client_that_stops_reading_loses_its_slot_after_the_send_timeout() {
         .await
         .unwrap();
     // It holds the only slot until the server gives up on it.
-    let next = tokio::spawn({
-        let mut c = s.connect().await;
-        async move {
-            c.write_all(b"OPTIONS / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .await
-                .unwrap();
-            RawResp::parse(&read_to_close(&mut c).await).status
-        }
-    });
+    let next = queued_options(&s).await;
     let status = tokio::time::timeout(Duration::from_secs(15), next)
         .await
         .expect("the stalled download kept the slot past the send timeout")
         .unwrap();
     assert_eq!(status, 200);
     drop(stalled);
+}
+
+/// An OPTIONS request on a new connection, answered once the server serves it; its status.
+async fn queued_options(s: &TestServer) -> tokio::task::JoinHandle<u16> {
+    let mut c = s.connect().await;
+    tokio::spawn(async move {
+        c.write_all(b"OPTIONS / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        RawResp::parse(&read_to_close(&mut c).await).status
+    })
 }
