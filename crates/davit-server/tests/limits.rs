@@ -235,7 +235,7 @@ async fn queued_options(s: &TestServer) -> tokio::task::JoinHandle<u16> {
     tokio::spawn(async move {
         c.write_all(b"OPTIONS / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .await
-            .unwrap();
+            .expect("send OPTIONS");
         RawResp::parse(&read_to_close(&mut c).await).status
     })
 }
