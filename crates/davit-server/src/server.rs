@@ -261,7 +261,7 @@ async fn drive<T, Svc>(
     let builder = connection_builder(&limits);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
-    let mut idle = IdleClock::new(&activity, limits.header_timeout);
+    let mut idle = IdleClock::new(&activity, limits.header_timeout, limits.send_timeout);
     let mut closing = false;
     loop {
         // Biased, the connection first: the other two are polled on every wake-up of this task
@@ -278,7 +278,11 @@ async fn drive<T, Svc>(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            () = &mut idle, if !closing => {
+            why = &mut idle, if !closing => {
+                if why == Closing::Stalled {
+                    tracing::debug!(%peer, "a response stalled on the client's window: closing");
+                    return;
+                }
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
@@ -296,6 +300,21 @@ struct Activity {
     /// An HTTP/1.1 request was served: hyper's header-read timeout closes this connection when
     /// idle, and the idle clock stands down.
     http1: AtomicBool,
+    /// HTTP/2 response bodies that handed over data and have not been asked for more: the
+    /// client's flow-control window holds them. A client that grants no window never blocks the
+    /// socket, so `SendTimeout` cannot see it.
+    owed: AtomicUsize,
+    /// Milliseconds after `opened` of the last progress on an owed body.
+    owed_clock: AtomicU64,
+}
+
+/// Why the idle clock closes a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    /// No request in progress for the header timeout: close gracefully.
+    Idle,
+    /// A response the client stopped taking for the send timeout: drop the connection.
+    Stalled,
 }
 
 impl Activity {
@@ -305,43 +324,66 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             last_end: AtomicU64::new(0),
             http1: AtomicBool::new(false),
+            owed: AtomicUsize::new(0),
+            owed_clock: AtomicU64::new(0),
         }
     }
 
-    /// When the connection will have been idle for `limit`, or `None` if it has been already.
-    fn idle_deadline(&self, limit: Duration) -> Option<tokio::time::Instant> {
+    fn millis(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn at(&self, millis: &AtomicU64) -> Instant {
+        self.opened + Duration::from_millis(millis.load(Ordering::Acquire))
+    }
+
+    /// When to look again, or why to close now.
+    fn next_check(&self, idle: Duration, send: Duration) -> Result<tokio::time::Instant, Closing> {
         let now = Instant::now();
-        let at = if self.in_flight.load(Ordering::Acquire) > 0 {
-            now + limit
-        } else {
-            self.opened + Duration::from_millis(self.last_end.load(Ordering::Acquire)) + limit
-        };
-        (at > now).then(|| at.into())
+        let mut next = now + idle;
+        if self.owed.load(Ordering::Acquire) > 0 {
+            let stall = self.at(&self.owed_clock) + send;
+            if stall <= now {
+                return Err(Closing::Stalled);
+            }
+            next = next.min(stall);
+        }
+        if self.in_flight.load(Ordering::Acquire) == 0 {
+            let idle_at = self.at(&self.last_end) + idle;
+            if idle_at <= now {
+                return Err(Closing::Idle);
+            }
+            next = next.min(idle_at);
+        }
+        Ok(next.into())
     }
 }
 
-/// Resolves once a connection has had no request in progress for its limit. One timer per
-/// connection, pushed back when it fires early; one atomic load per poll on HTTP/1.1.
+/// Resolves when a connection has had no request in progress for the header timeout, or an
+/// HTTP/2 response has waited for the client's flow-control window for the send timeout. One
+/// timer per connection, pushed back when it fires early; one atomic load per poll on HTTP/1.1.
 struct IdleClock<'a> {
     activity: &'a Activity,
-    limit: Duration,
+    idle: Duration,
+    send: Duration,
     timer: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl<'a> IdleClock<'a> {
-    fn new(activity: &'a Activity, limit: Duration) -> Self {
+    fn new(activity: &'a Activity, idle: Duration, send: Duration) -> Self {
         IdleClock {
             activity,
-            limit,
-            timer: Box::pin(tokio::time::sleep(limit)),
+            idle,
+            send,
+            timer: Box::pin(tokio::time::sleep(idle)),
         }
     }
 }
 
 impl Future for IdleClock<'_> {
-    type Output = ();
+    type Output = Closing;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Closing> {
         if self.activity.http1.load(Ordering::Relaxed) {
             return Poll::Pending;
         }
@@ -349,35 +391,66 @@ impl Future for IdleClock<'_> {
             if self.timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            match self.activity.idle_deadline(self.limit) {
-                None => return Poll::Ready(()),
-                Some(at) => self.timer.as_mut().reset(at),
+            match self.activity.next_check(self.idle, self.send) {
+                Err(why) => return Poll::Ready(why),
+                Ok(at) => self.timer.as_mut().reset(at),
             }
         }
     }
 }
 
 /// One HTTP/2 request in progress; it ends when its response body is done or dropped.
-/// HTTP/1.1 requests only stand the idle clock down, which spares them the clock read.
+/// HTTP/1.1 requests only stand the idle clock down, which spares them the clock reads.
 #[derive(Debug)]
-struct InFlight(Option<Arc<Activity>>);
+struct InFlight {
+    activity: Option<Arc<Activity>>,
+    /// The body handed over data and was not asked for more yet.
+    owing: bool,
+}
 
 impl InFlight {
     fn start(activity: &Arc<Activity>, version: http::Version) -> Self {
         if version < http::Version::HTTP_2 {
             activity.http1.store(true, Ordering::Relaxed);
-            return InFlight(None);
+            return InFlight {
+                activity: None,
+                owing: false,
+            };
         }
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(Some(activity.clone()))
+        InFlight {
+            activity: Some(activity.clone()),
+            owing: false,
+        }
+    }
+
+    /// The body is asked for its next frame: progress, if it owed one.
+    fn asked(&mut self) {
+        if let (Some(a), true) = (&self.activity, self.owing) {
+            self.owing = false;
+            a.owed_clock.store(a.millis(), Ordering::Release);
+            a.owed.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// The body handed over data; until asked again, the client owes it window.
+    fn handed_over(&mut self) {
+        if let (Some(a), false) = (&self.activity, self.owing) {
+            self.owing = true;
+            if a.owed.fetch_add(1, Ordering::AcqRel) == 0 {
+                a.owed_clock.store(a.millis(), Ordering::Release);
+            }
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some(a) = &self.0 {
-            let now = u64::try_from(a.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-            a.last_end.store(now, Ordering::Release);
+        if let Some(a) = &self.activity {
+            if self.owing {
+                a.owed.fetch_sub(1, Ordering::AcqRel);
+            }
+            a.last_end.store(a.millis(), Ordering::Release);
             a.in_flight.fetch_sub(1, Ordering::AcqRel);
         }
     }
@@ -414,7 +487,7 @@ where
         Logged {
             inner: body,
             bytes: 0,
-            _in_flight: in_flight,
+            in_flight,
             log: log.map(|(start, method, path)| AccessLog {
                 method,
                 path,
@@ -438,8 +511,8 @@ struct Logged {
     inner: Body,
     bytes: u64,
     log: Option<AccessLog>,
-    /// Ends the request for the connection's idle clock when the body is done.
-    _in_flight: InFlight,
+    /// The request on the connection's idle clock: ends when the body is done.
+    in_flight: InFlight,
 }
 
 impl http_body::Body for Logged {
@@ -450,10 +523,14 @@ impl http_body::Body for Logged {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, io::Error>>> {
+        self.in_flight.asked();
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
                 self.bytes += data.len() as u64;
+                if !self.inner.is_end_stream() {
+                    self.in_flight.handed_over();
+                }
             }
         }
         polled

@@ -229,6 +229,72 @@ async fn a_client_that_stops_reading_loses_its_slot_after_the_send_timeout() {
     drop(stalled);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_download_the_client_grants_no_window_is_dropped_after_the_send_timeout() {
+    let s = TestServer::with_config(DavConfig {
+        header_timeout_secs: 2,
+        send_timeout_secs: 1,
+        ..Default::default()
+    })
+    .await;
+    std::fs::write(s.root().join("big.bin"), vec![7u8; 8 << 20]).unwrap();
+    let io = hyper_util::rt::TokioIo::new(s.connect().await);
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = http::Request::builder()
+        .uri(format!("http://{}/big.bin", s.addr))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    // The body is never read, so the client never widens its window; its pings are answered
+    // and the socket never blocks.
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    assert!(
+        ended.is_ok(),
+        "the stalled HTTP/2 download kept its connection"
+    );
+    drop(resp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_http2_download_that_progresses_completes() {
+    use http_body_util::BodyExt;
+    let s = TestServer::with_config(DavConfig {
+        header_timeout_secs: 1,
+        send_timeout_secs: 1,
+        ..Default::default()
+    })
+    .await;
+    std::fs::write(s.root().join("two.bin"), vec![7u8; 2 << 20]).unwrap();
+    let io = hyper_util::rt::TokioIo::new(s.connect().await);
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::builder()
+        .uri(format!("http://{}/two.bin", s.addr))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let mut body = send.send_request(req).await.unwrap().into_body();
+    // Half a second between every 256 KiB taken, over four seconds in all: slow, never stalled.
+    let (mut got, mut since_pause) = (0usize, 0usize);
+    while let Some(frame) = body.frame().await {
+        let n = frame.unwrap().into_data().map_or(0, |d| d.len());
+        got += n;
+        since_pause += n;
+        if since_pause >= 256 << 10 {
+            since_pause = 0;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    assert_eq!(got, 2 << 20);
+}
+
 /// An OPTIONS request on a new connection, answered once the server serves it; its status.
 async fn queued_options(s: &TestServer) -> tokio::task::JoinHandle<u16> {
     let mut c = s.connect().await;
