@@ -135,7 +135,14 @@ pub struct Auth {
     dummy_hash: String,
     verified: Mutex<HashMap<String, ([u8; 32], Instant)>>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// A permit per argon2 run in progress: each takes 19 MiB and a core for tens of
+    /// milliseconds, so a flood of bad credentials (400 at once took 3.7 GB and 400 threads)
+    /// queues here instead.
+    verifications: tokio::sync::Semaphore,
 }
+
+/// Failure records kept before the stale ones (over a minute old) are swept out.
+const FAILURE_RECORDS: usize = 4096;
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -213,6 +220,9 @@ impl Auth {
             dummy_hash: hash_password("davit-dummy-password")?,
             verified: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            verifications: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8)),
+            ),
         })
     }
 
@@ -240,7 +250,7 @@ impl Auth {
             }
         }
         let ok = match parse_basic(value) {
-            Some((user, password)) => self.verify(&user, &password).await.then_some(user),
+            Some((user, password)) => self.verify(&user, &password, peer).await?.then_some(user),
             None => None,
         };
         match ok {
@@ -254,14 +264,29 @@ impl Auth {
         }
     }
 
-    async fn verify(&self, user: &str, password: &str) -> bool {
+    /// Whether `password` is `user`'s: from the cache of recent successes, or by argon2 once
+    /// a verification permit is free. Waiting for one may have changed the answer, so the
+    /// cache and the address's failures are looked at again after the wait.
+    async fn verify(
+        &self,
+        user: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<bool, AuthFailure> {
         let digest: [u8; 32] = Sha256::digest(password.as_bytes()).into();
-        if let Ok(cache) = self.verified.lock() {
-            if let Some((known, at)) = cache.get(user) {
-                if at.elapsed() < VERIFIED_TTL && bool::from(known.ct_eq(&digest)) {
-                    return true;
-                }
-            }
+        if self.recently_verified(user, &digest) {
+            return Ok(true);
+        }
+        let _permit = self
+            .verifications
+            .acquire()
+            .await
+            .map_err(|_| AuthFailure::Unauthorized)?;
+        if peer.is_some_and(|ip| self.too_many_failures(ip)) {
+            return Err(AuthFailure::TooManyAttempts);
+        }
+        if self.recently_verified(user, &digest) {
+            return Ok(true);
         }
         let (hash, known_user) = match self.users.get(user) {
             Some(u) => (u.hash.clone(), true),
@@ -286,7 +311,15 @@ impl Auth {
                 cache.insert(user.to_owned(), (digest, Instant::now()));
             }
         }
-        ok
+        Ok(ok)
+    }
+
+    fn recently_verified(&self, user: &str, digest: &[u8; 32]) -> bool {
+        self.verified.lock().is_ok_and(|cache| {
+            cache.get(user).is_some_and(|(known, at)| {
+                at.elapsed() < VERIFIED_TTL && bool::from(known.ct_eq(digest))
+            })
+        })
     }
 
     fn too_many_failures(&self, ip: IpAddr) -> bool {
@@ -305,6 +338,10 @@ impl Auth {
 
     fn record_failure(&self, ip: IpAddr) {
         if let Ok(mut f) = self.failures.lock() {
+            // Addresses that never come back would otherwise stay for good.
+            if f.len() >= FAILURE_RECORDS {
+                f.retain(|_, (_, since)| since.elapsed() < Duration::from_secs(60));
+            }
             let e = f.entry(ip).or_insert((0, Instant::now()));
             if e.1.elapsed() >= Duration::from_secs(60) {
                 *e = (0, Instant::now());

@@ -257,6 +257,35 @@ async fn missing_or_wrong_credentials_get_401_with_a_basic_challenge() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_logins_from_one_address_is_cut_at_the_limit() {
+    let s = start(
+        auth_config(Access::None, 3, site_rules()),
+        DavConfig::default(),
+        SITE,
+    )
+    .await;
+    let ip: IpAddr = "127.0.0.7".parse().expect("ip");
+    // Forty at once, each with another password. Failures used to be counted only once each
+    // argon2 run had finished, so all forty ran (400 at once took 3.7 GB).
+    let answers = futures_util::future::join_all((0..40).map(|i| {
+        s.req("GET", "/top.txt")
+            .basic("mallory", &format!("guess{i}"))
+            .from(ip)
+            .send()
+    }))
+    .await;
+    let verified = answers.iter().filter(|r| r.status == 401).count();
+    let refused = answers.iter().filter(|r| r.status == 429).count();
+    assert_eq!(verified + refused, 40);
+    // The limit, plus at most the runs already under way when it was reached (one per core).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8));
+    assert!(
+        verified >= 3 && verified <= 3 + cores,
+        "{verified} verified"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_are_rate_limited_per_address() {
     let s = start(
         auth_config(Access::None, 3, site_rules()),
