@@ -234,7 +234,8 @@ fn connection_builder(limits: &Limits) -> AutoBuilder<TokioExecutor> {
 }
 
 /// Serves one connection until it ends: closed by the client, idle for the header timeout
-/// with no request in progress, or drained at shutdown. Without the idle clock, a connection
+/// with no request in progress, an HTTP/2 response stalled for the send timeout on a window the
+/// client does not grant, or drained at shutdown. Without the idle clock, a connection
 /// that never sent a request stayed open for good (hyper-util's protocol detection reads the
 /// first bytes with no time limit, before hyper's header timeout starts), so `max_connections`
 /// silent sockets stopped the server accepting anyone; and hyper keeps an HTTP/2 connection
