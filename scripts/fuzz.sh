@@ -61,6 +61,7 @@ dict_for() {
     case "$1" in
         batch_json) echo dicts/json.dict ;;
         conditional) echo dicts/conditional.dict ;;
+        fragment_scan) echo dicts/http1.dict ;;
         xml_document|element_roundtrip|propfind|propertyupdate|lockinfo|batch_xml|multistatus_reader)
             echo dicts/xml.dict ;;
     esac
