@@ -1,8 +1,11 @@
-//! Depth, Overwrite, Timeout and Lock-Token: never panic on any string, and what parses
-//! writes back to a value that parses the same.
+//! Depth, Overwrite, Timeout, Lock-Token and Basic credentials: never panic on any string, and
+//! what parses writes back to a value that parses the same.
 #![no_main]
 
-use davit_proto::headers::{parse_lock_token, parse_overwrite, parse_timeout, Depth};
+use base64::Engine;
+use davit_proto::headers::{
+    parse_basic_credentials, parse_lock_token, parse_overwrite, parse_timeout, Depth,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,5 +24,14 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(token) = parse_lock_token(value) {
         assert!(!token.is_empty());
         assert_eq!(parse_lock_token(&format!("<{token}>")), Ok(token));
+    }
+    if let Some((user, password)) = parse_basic_credentials(value) {
+        assert!(!user.contains(':'));
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        assert_eq!(
+            parse_basic_credentials(&format!("Basic {encoded}")),
+            Some((user, password))
+        );
     }
 });

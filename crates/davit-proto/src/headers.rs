@@ -121,6 +121,22 @@ fn parse_timeout_entry(entry: &str) -> Option<Timeout> {
     Some(Timeout::Seconds(n))
 }
 
+/// Parses `Authorization: Basic base64(user:password)` (RFC 7617) into the user and the
+/// password; `None` for any other scheme or a value that does not decode to UTF-8 with a `:`.
+pub fn parse_basic_credentials(value: &str) -> Option<(String, String)> {
+    use base64::Engine;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
 /// Parses the `Lock-Token` header (RFC 4918 §10.5): a Coded-URL `<uri>`, returning the URI.
 ///
 /// A bare absolute URI without angle brackets is also accepted because some clients

@@ -8,7 +8,7 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use base64::Engine;
+use davit_proto::headers::parse_basic_credentials;
 use davit_proto::href::DavPath;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -249,7 +249,7 @@ impl Auth {
                 return Err(AuthFailure::TooManyAttempts);
             }
         }
-        let ok = match parse_basic(value) {
+        let ok = match parse_basic_credentials(value) {
             Some((user, password)) => self.verify(&user, &password, peer).await?.then_some(user),
             None => None,
         };
@@ -418,23 +418,10 @@ impl Auth {
     }
 }
 
-/// `Basic base64(user:password)`.
-fn parse_basic(value: &str) -> Option<(String, String)> {
-    let (scheme, rest) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_owned(), password.to_owned()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     fn p(s: &str) -> DavPath {
         DavPath::parse(s).unwrap()
