@@ -183,10 +183,11 @@ where
     }
     drop(listener);
     drop(stop_rx);
-    tracing::info!("shutting down: waiting for open requests to finish");
+    // Debug: with a worker per core, the binary says this once for all of them.
+    tracing::debug!("shutting down: waiting for open requests to finish");
     let _ = stop_tx.send(());
     tokio::select! {
-        () = stop_tx.closed() => tracing::info!("all connections closed"),
+        () = stop_tx.closed() => tracing::debug!("all connections closed"),
         () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("gave up waiting for connections"),
     }
     dav.quiesce().await;

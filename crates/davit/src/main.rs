@@ -178,12 +178,14 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
     });
     let _ = stop.send(true);
+    tracing::info!("shutting down: waiting for open requests to finish");
     for thread in threads {
         match thread.join() {
             Ok(result) => result?,
             Err(_) => anyhow::bail!("a worker thread panicked"),
         }
     }
+    tracing::info!("stopped");
     Ok(())
 }
 
