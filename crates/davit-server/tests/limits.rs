@@ -134,18 +134,7 @@ async fn an_idle_http2_connection_is_closed_after_the_header_timeout() {
     .await;
     // HTTP/2 with prior knowledge; hyper's client answers the server's pings, so only an idle
     // time-out can end this connection.
-    let io = hyper_util::rt::TokioIo::new(s.connect().await);
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
-            .await
-            .unwrap();
-    let conn = tokio::spawn(conn);
-    let req = http::Request::builder()
-        .method("OPTIONS")
-        .uri(format!("http://{}/", s.addr))
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .unwrap();
-    let resp = send.send_request(req).await.unwrap();
+    let (resp, _send, conn) = h2_request(&s, "OPTIONS", "/").await;
     assert_eq!(resp.status(), 200);
     drop(resp);
     let started = Instant::now();
@@ -238,19 +227,9 @@ async fn an_http2_download_the_client_grants_no_window_is_dropped_after_the_send
     })
     .await;
     std::fs::write(s.root().join("big.bin"), vec![7u8; 8 << 20]).unwrap();
-    let io = hyper_util::rt::TokioIo::new(s.connect().await);
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
-            .await
-            .unwrap();
-    let conn = tokio::spawn(conn);
-    let req = http::Request::builder()
-        .uri(format!("http://{}/big.bin", s.addr))
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .unwrap();
     // The body is never read, so the client never widens its window; its pings are answered
     // and the socket never blocks.
-    let resp = send.send_request(req).await.unwrap();
+    let (resp, _send, conn) = h2_request(&s, "GET", "/big.bin").await;
     assert_eq!(resp.status(), 200);
     let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
     assert!(
@@ -270,17 +249,8 @@ async fn a_slow_http2_download_that_progresses_completes() {
     })
     .await;
     std::fs::write(s.root().join("two.bin"), vec![7u8; 2 << 20]).unwrap();
-    let io = hyper_util::rt::TokioIo::new(s.connect().await);
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let req = http::Request::builder()
-        .uri(format!("http://{}/two.bin", s.addr))
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .unwrap();
-    let mut body = send.send_request(req).await.unwrap().into_body();
+    let (resp, _send, _conn) = h2_request(&s, "GET", "/two.bin").await;
+    let mut body = resp.into_body();
     // Half a second between every 256 KiB taken, over four seconds in all: slow, never stalled.
     let (mut got, mut since_pause) = (0usize, 0usize);
     while let Some(frame) = body.frame().await {
@@ -304,4 +274,31 @@ async fn queued_options(s: &TestServer) -> tokio::task::JoinHandle<u16> {
             .expect("send OPTIONS");
         RawResp::parse(&read_to_close(&mut c).await).status
     })
+}
+
+/// One request over a new HTTP/2 connection (prior knowledge): the response head, the
+/// request sender (while it lives, the client keeps the connection open), and the
+/// connection's task, which then ends only when the server closes it.
+async fn h2_request(
+    s: &TestServer,
+    method: &str,
+    path: &str,
+) -> (
+    http::Response<hyper::body::Incoming>,
+    hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+) {
+    let io = hyper_util::rt::TokioIo::new(s.connect().await);
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .expect("HTTP/2 handshake");
+    let conn = tokio::spawn(conn);
+    let req = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{}{path}", s.addr))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let resp = send.send_request(req).await.expect("response");
+    (resp, send, conn)
 }
