@@ -380,8 +380,9 @@ pub(crate) fn read_start<R>(
         Some(p) => Some(name_part(p.as_ref())?),
         None => None,
     };
-    // quick-xml's duplicate check is quadratic in the attribute count: bound it first ('='
-    // also counts those inside values, which only makes the bound stricter).
+    // No element needs more; bounded before any is parsed (quick-xml's duplicate check was
+    // quadratic before 0.41). '=' also counts those inside values, which only makes the bound
+    // stricter.
     if s.attributes_raw().bytes().filter(|&b| b == b'=').count() > MAX_ATTRIBUTES {
         return Err(XmlError::TooLarge);
     }
