@@ -37,6 +37,9 @@ pub struct DavConfig {
     pub header_timeout_secs: u64,
     /// Seconds a request body may go without sending data before the request is dropped.
     pub body_idle_timeout_secs: u64,
+    /// Slowest average a request body may come at, in bytes per second, once it has taken
+    /// `body_idle_timeout_secs`; a slower one is dropped (408). 0 turns the check off.
+    pub body_min_rate: u64,
     /// Seconds a client may go without reading any of a response before the connection is
     /// closed (slow-read defence).
     pub send_timeout_secs: u64,
@@ -62,6 +65,7 @@ impl Default for DavConfig {
             max_connections: 1024,
             header_timeout_secs: 30,
             body_idle_timeout_secs: 60,
+            body_min_rate: 500,
             send_timeout_secs: 60,
             max_header_bytes: 64 * 1024,
             max_headers: 100,

@@ -34,9 +34,9 @@ pub enum DavError {
     /// 412 (a conditional header or Overwrite: F).
     #[error("precondition failed")]
     PreconditionFailed,
-    /// 408 (the request body stalled).
-    #[error("the request body stalled")]
-    RequestTimeout,
+    /// 408 with a short reason (the request body stalled, or came too slowly).
+    #[error("{0}")]
+    RequestTimeout(&'static str),
     /// 413.
     #[error("request body too large")]
     TooLarge,
@@ -91,7 +91,7 @@ impl DavError {
             DavError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             DavError::Conflict(_) => StatusCode::CONFLICT,
             DavError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            DavError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            DavError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             DavError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             DavError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             DavError::NotImplemented => StatusCode::NOT_IMPLEMENTED,

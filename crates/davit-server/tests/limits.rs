@@ -41,6 +41,52 @@ async fn a_stalled_body_is_dropped_with_408_and_leaves_nothing() {
         .is_none());
 }
 
+/// Sends a PUT of `total` bytes to `path`, `chunk` bytes every 300 ms, and returns what the
+/// server answered. A write the server refuses (it closed the connection) ends the sending.
+async fn paced_put(s: &TestServer, path: &str, total: usize, chunk: usize) -> RawResp {
+    let mut c = s.connect().await;
+    let head = format!("PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {total}\r\n\r\n");
+    c.write_all(head.as_bytes())
+        .await
+        .expect("the head is sent");
+    let mut sent = 0;
+    while sent < total {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let n = chunk.min(total - sent);
+        if c.write_all(&vec![b'x'; n]).await.is_err() {
+            break;
+        }
+        sent += n;
+    }
+    RawResp::parse(&read_until(&mut c, b"\r\n\r\n").await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_body_is_dropped_once_it_falls_behind_the_minimum_rate() {
+    let s = TestServer::with_config(DavConfig {
+        body_idle_timeout_secs: 1,
+        body_min_rate: 100,
+        ..Default::default()
+    })
+    .await;
+    s.put("/f", "old").await;
+    // 10 bytes every 300 ms is never silent for the idle time-out, but averages 33 bytes/s:
+    // behind 1 s + 1 s per 100 bytes after about 1.5 s.
+    let started = Instant::now();
+    let r = paced_put(&s, "/f", 10_000, 10).await;
+    assert_eq!(r.status, 408);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(&s.get("/f").await.body[..], b"old");
+    assert!(std::fs::read_dir(s.state_dir().join("tmp"))
+        .unwrap()
+        .next()
+        .is_none());
+    // The same pauses carrying 1,000 bytes each (3,333 bytes/s) keep up, and the upload lands.
+    let r = paced_put(&s, "/f", 5_000, 1_000).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(s.get("/f").await.body.len(), 5_000);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_heads_and_too_many_headers_are_refused() {
     let s = TestServer::with_config(DavConfig {

@@ -133,16 +133,35 @@ where
     }
 
     /// Waits for the next frame of a request body, giving up (408) when the client sends
-    /// nothing for `body_idle_timeout_secs`.
+    /// nothing for `body_idle_timeout_secs`, or when the body as a whole falls behind
+    /// `body_min_rate` (see [`BodyClock`]).
     pub(crate) async fn next_frame<B: ReqBody>(
         &self,
         body: &mut B,
+        clock: &mut BodyClock,
     ) -> DavResult<Option<http_body::Frame<Bytes>>> {
         let idle = std::time::Duration::from_secs(self.config.body_idle_timeout_secs);
-        match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => Err(DavError::RequestTimeout),
+        let mut wait = idle;
+        if let Some(rate) = std::num::NonZeroU64::new(self.config.body_min_rate) {
+            let allowed = idle + std::time::Duration::from_secs(clock.received / rate);
+            let left = allowed.saturating_sub(clock.started.elapsed());
+            if left.is_zero() {
+                return Err(DavError::RequestTimeout("the request body came too slowly"));
+            }
+            wait = wait.min(left);
+        }
+        match tokio::time::timeout(wait, body.frame()).await {
+            Err(_) if wait < idle => {
+                Err(DavError::RequestTimeout("the request body came too slowly"))
+            }
+            Err(_) => Err(DavError::RequestTimeout("the request body stalled")),
             Ok(None) => Ok(None),
-            Ok(Some(Ok(frame))) => Ok(Some(frame)),
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    clock.received += data.len() as u64;
+                }
+                Ok(Some(frame))
+            }
             Ok(Some(Err(e))) => Err(DavError::BadRequest(format!(
                 "the request body broke off: {e}"
             ))),
@@ -382,7 +401,8 @@ where
             return Err(DavError::TooLarge);
         }
         let mut buf = BytesMut::new();
-        while let Some(frame) = self.next_frame(&mut body).await? {
+        let mut clock = BodyClock::start();
+        while let Some(frame) = self.next_frame(&mut body, &mut clock).await? {
             if let Ok(data) = frame.into_data() {
                 if buf.len() + data.len() > limit {
                     return Err(DavError::TooLarge);
@@ -558,6 +578,25 @@ impl<T> ReqBody for T where
         + Unpin
         + 'static
 {
+}
+
+/// How far one request body has come: it may take `body_idle_timeout_secs`, plus a second
+/// for every `body_min_rate` bytes received (as Apache's mod_reqtimeout `MinRate`). Without
+/// it a client that sends a byte just within the idle time-out keeps its request, and
+/// whatever the request holds (a batch's memory slot, a connection), for ever.
+pub(crate) struct BodyClock {
+    started: std::time::Instant,
+    received: u64,
+}
+
+impl BodyClock {
+    /// Starts when the body is first read, after the request's other checks.
+    pub(crate) fn start() -> Self {
+        BodyClock {
+            started: std::time::Instant::now(),
+            received: 0,
+        }
+    }
 }
 
 /// What a request is about to change, for the lock check.

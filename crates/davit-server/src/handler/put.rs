@@ -78,7 +78,8 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         // the body is first polled, so every refusal above goes out without it.
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, self.storage.upload(path).await?);
         let mut written: u64 = 0;
-        while let Some(frame) = self.next_frame(&mut body).await? {
+        let mut clock = super::BodyClock::start();
+        while let Some(frame) = self.next_frame(&mut body, &mut clock).await? {
             if let Ok(data) = frame.into_data() {
                 written += data.len() as u64;
                 if limit.is_some_and(|l| written > l) {
