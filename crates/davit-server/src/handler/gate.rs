@@ -9,12 +9,24 @@
 //! a new lock is granted under the same mutex only when no registered write overlaps it; a
 //! LOCK that meets one waits for it to finish. Writes to unrelated paths never wait for each
 //! other, and a slow upload delays only a LOCK of what it writes.
+//!
+//! A LOCK that waits would starve under a steady stream of overlapping writes, each starting
+//! before the last ends. So a waiting LOCK is recorded as pending, and a new write it would
+//! protect waits behind it (and then meets the lock, like any write that came after it). That
+//! precedence is bounded ([`LOCK_PRECEDENCE`]) so a LOCK stuck behind a long upload holds up
+//! other writes only briefly; after it, the LOCK waits as before. Writes of a request that
+//! already holds tickets (an atomic batch) never wait behind a LOCK, since that LOCK may be
+//! waiting for them.
 
 use super::Change;
 use davit_proto::href::DavPath;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::time::{Duration, Instant};
+
+/// How long a waiting LOCK holds back new writes it would protect.
+pub(crate) const LOCK_PRECEDENCE: Duration = Duration::from_secs(10);
 
 /// Shared by every clone of one `Dav`.
 #[derive(Debug, Default)]
@@ -26,7 +38,28 @@ pub(crate) struct WriteGate {
     active: Mutex<Vec<(u64, DavPath, bool)>>,
     /// Signalled whenever a write ends.
     finished: tokio::sync::Notify,
+    /// LOCKs waiting for writes: id, root, depth infinity, and until when new writes they
+    /// would protect wait behind them.
+    pending: Mutex<Vec<(u64, DavPath, bool, Instant)>>,
+    /// Signalled whenever a LOCK stops waiting (granted, or its request gone).
+    lock_settled: tokio::sync::Notify,
     next_id: AtomicU64,
+}
+
+/// A LOCK's place among the pending; dropping it (the LOCK granted, or its request
+/// cancelled) lets the writes behind it go.
+struct PendingLock<'a> {
+    gate: &'a WriteGate,
+    id: u64,
+}
+
+impl Drop for PendingLock<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut pending) = self.gate.pending.lock() {
+            pending.retain(|(id, ..)| *id != self.id);
+        }
+        self.gate.lock_settled.notify_waiters();
+    }
 }
 
 tokio::task_local! {
@@ -61,16 +94,46 @@ impl WriteGate {
         if changes.is_empty() {
             return check.await;
         }
-        let _serial = self.serial.lock().await;
+        let holds_tickets = TICKETS
+            .try_with(|t| !t.borrow().is_empty())
+            .unwrap_or(false);
+        let _serial = loop {
+            let serial = self.serial.lock().await;
+            if holds_tickets {
+                break serial;
+            }
+            // Enabled before looking, so that a LOCK settling right after the look still
+            // wakes this write.
+            let settled = self.lock_settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            let now = Instant::now();
+            let behind = self.pending.lock().ok().and_then(|pending| {
+                pending
+                    .iter()
+                    .filter(|(_, root, infinite, until)| {
+                        *until > now
+                            && changes
+                                .iter()
+                                .any(|c| overlaps(root, *infinite, c.path(), c.is_tree()))
+                    })
+                    .map(|(.., until)| *until)
+                    .min()
+            });
+            let Some(until) = behind else {
+                break serial;
+            };
+            drop(serial);
+            tokio::select! {
+                () = settled => {}
+                () = tokio::time::sleep_until(until) => {}
+            }
+        };
         let passed = check.await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut active) = self.active.lock() {
             for change in changes {
-                let (path, tree) = match change {
-                    Change::Resource(p) => ((*p).clone(), false),
-                    Change::Tree(p) => ((*p).clone(), true),
-                };
-                active.push((id, path, tree));
+                active.push((id, change.path().clone(), change.is_tree()));
             }
         }
         let ticket = Ticket {
@@ -93,6 +156,8 @@ impl WriteGate {
         let own: Vec<u64> = TICKETS
             .try_with(|t| t.borrow().iter().map(|t| t.id).collect())
             .unwrap_or_default();
+        // Held while this LOCK waits; dropped when it returns (or is cancelled).
+        let mut place = None;
         loop {
             let serial = self.serial.lock().await;
             // Enabled before looking, so that a write ending right after the look still wakes
@@ -109,6 +174,14 @@ impl WriteGate {
                 let granted = grant.await;
                 drop(serial);
                 return granted;
+            }
+            if place.is_none() {
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                let until = Instant::now() + LOCK_PRECEDENCE;
+                if let Ok(mut pending) = self.pending.lock() {
+                    pending.push((id, root.clone(), infinite, until));
+                }
+                place = Some(PendingLock { gate: self, id });
             }
             drop(serial);
             finished.await;
@@ -221,5 +294,139 @@ mod tests {
         })
         .await;
         assert_eq!(registered(&gate), 0);
+    }
+
+    /// Registers a write of `path` in its own request scope and keeps it in progress until
+    /// `end` fires; `log` records when its lock check ran.
+    fn hold_write(
+        gate: &Arc<WriteGate>,
+        path: &str,
+        log: Arc<Mutex<Vec<String>>>,
+    ) -> (
+        tokio::task::JoinHandle<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let gate = gate.clone();
+        let path = p(path);
+        let task = tokio::spawn(WriteGate::scope(async move {
+            let name = format!("write {path}");
+            gate.check_and_register(&[Change::Resource(&path)], async {
+                log.lock().unwrap().push(name);
+                Ok::<_, ()>(())
+            })
+            .await
+            .unwrap();
+            let _ = rx.await;
+        }));
+        (task, tx)
+    }
+
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn spawn_lock(
+        gate: &Arc<WriteGate>,
+        root: &str,
+        log: &Arc<Mutex<Vec<String>>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let gate = gate.clone();
+        let root = p(root);
+        let log = log.clone();
+        tokio::spawn(async move {
+            gate.grant(&root, true, async {
+                log.lock().unwrap().push("lock".into())
+            })
+            .await
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_lock_goes_before_new_writes_it_would_protect() {
+        let gate = Arc::new(WriteGate::default());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (first, end_first) = hold_write(&gate, "/a/f", log.clone());
+        settle().await;
+        let lock = spawn_lock(&gate, "/a", &log);
+        settle().await;
+        // A new write below the waiting LOCK waits; one elsewhere does not.
+        let (second, end_second) = hold_write(&gate, "/a/g", log.clone());
+        let (elsewhere, end_elsewhere) = hold_write(&gate, "/b/g", log.clone());
+        settle().await;
+        assert_eq!(*log.lock().unwrap(), ["write /a/f", "write /b/g"]);
+        // Once the write in progress ends, the LOCK goes first, then the new write.
+        end_first.send(()).unwrap();
+        first.await.unwrap();
+        lock.await.unwrap();
+        settle().await;
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["write /a/f", "write /b/g", "lock", "write /a/g"]
+        );
+        for end in [end_second, end_elsewhere] {
+            end.send(()).unwrap();
+        }
+        second.await.unwrap();
+        elsewhere.await.unwrap();
+        assert!(gate.pending.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_holds_back_new_writes_only_for_a_while() {
+        let gate = Arc::new(WriteGate::default());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (_first, _end_first) = hold_write(&gate, "/a/f", log.clone());
+        settle().await;
+        let lock = spawn_lock(&gate, "/a", &log);
+        settle().await;
+        let (_second, _end_second) = hold_write(&gate, "/a/g", log.clone());
+        settle().await;
+        assert_eq!(log.lock().unwrap().len(), 1);
+        // A LOCK stuck behind a long write stops holding the others back.
+        tokio::time::sleep(LOCK_PRECEDENCE + Duration::from_millis(1)).await;
+        settle().await;
+        assert_eq!(*log.lock().unwrap(), ["write /a/f", "write /a/g"]);
+        assert!(!lock.is_finished());
+        // A LOCK whose request is gone leaves nothing pending.
+        lock.abort();
+        let _ = lock.await;
+        assert!(gate.pending.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_holding_tickets_never_waits_behind_a_lock() {
+        let gate = Arc::new(WriteGate::default());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let batch = {
+            let gate = gate.clone();
+            tokio::spawn(WriteGate::scope(async move {
+                let (f, g) = (p("/a/f"), p("/a/g"));
+                gate.check_and_register(&[Change::Resource(&f)], async { Ok::<_, ()>(()) })
+                    .await
+                    .unwrap();
+                started_tx.send(()).unwrap();
+                go_rx.await.unwrap();
+                // The LOCK waits for this batch, so its next write must not wait for the LOCK.
+                gate.check_and_register(&[Change::Resource(&g)], async { Ok::<_, ()>(()) })
+                    .await
+                    .unwrap();
+            }))
+        };
+        started_rx.await.unwrap();
+        let lock = spawn_lock(&gate, "/a", &log);
+        settle().await;
+        assert_eq!(gate.pending.lock().unwrap().len(), 1);
+        go_tx.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(1), batch)
+            .await
+            .expect("the batch went on while the LOCK waited")
+            .unwrap();
+        lock.await.unwrap();
+        assert_eq!(*log.lock().unwrap(), ["lock"]);
     }
 }

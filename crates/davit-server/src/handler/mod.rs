@@ -608,6 +608,18 @@ pub(crate) enum Change<'a> {
     Tree(&'a DavPath),
 }
 
+impl Change<'_> {
+    pub(crate) fn path(&self) -> &DavPath {
+        match self {
+            Change::Resource(p) | Change::Tree(p) => p,
+        }
+    }
+
+    pub(crate) fn is_tree(&self) -> bool {
+        matches!(self, Change::Tree(_))
+    }
+}
+
 /// The parsed If header, if any (400 when malformed).
 pub(crate) fn parse_if(parts: &Parts) -> DavResult<Option<IfHeader>> {
     match header_str(parts, "if")? {

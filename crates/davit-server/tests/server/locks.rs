@@ -1316,6 +1316,69 @@ async fn racing_exclusive_locks_one_winner() {
     }
 }
 
+/// Uploads into `/d/` one after another until `stop`, each body taking 400 ms to arrive, so
+/// that with two of these staggered some upload is always in progress.
+async fn slow_uploads(s: Arc<TestServer>, who: u32, stop: Arc<std::sync::atomic::AtomicBool>) {
+    use tokio::io::AsyncWriteExt;
+    let mut n = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        n += 1;
+        let mut c = s.connect().await;
+        let head = format!(
+            "PUT /d/{who}-{n} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhalf."
+        );
+        let _ = c.write_all(head.as_bytes()).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let _ = c.write_all(b"half.").await;
+        let r = RawResp::parse(&read_to_close(&mut c).await);
+        if r.status == 423 {
+            // Locked out, as it should be once the LOCK is granted: keep the pace.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A LOCK waits for uploads in progress below it; uploads that start meanwhile wait behind the
+/// LOCK, so a steady stream of them does not keep it waiting for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_is_not_starved_by_a_stream_of_uploads() {
+    let s = Arc::new(TestServer::start().await);
+    assert_eq!(s.mkcol("/d").await.status, 201);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let a = tokio::spawn(slow_uploads(s.clone(), 1, stop.clone()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let b = tokio::spawn(slow_uploads(s.clone(), 2, stop.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let lock = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.lock(
+                "/d",
+                Some("infinity"),
+                None,
+                &lockinfo("exclusive", None),
+                &[],
+            )
+            .await
+        })
+    };
+    // The uploads go on for 4 s; the LOCK must not need them to stop.
+    let r = tokio::time::timeout(Duration::from_secs(4), lock).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let r = r
+        .expect("the LOCK was granted while uploads went on")
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    a.await.unwrap();
+    b.await.unwrap();
+}
+
 /// RFC 4918 §7.6: a lock on the destination URL stays when a COPY or MOVE (with its token)
 /// replaces what was there, and covers the resource that arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
