@@ -23,6 +23,8 @@
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../scripts/peer-configs.sh
+source "$BENCH_DIR/../scripts/peer-configs.sh"
 REPO="$(cd "$BENCH_DIR/.." && pwd)"
 export BENCH_LUA_DIR="$BENCH_DIR/lua"
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -252,80 +254,11 @@ start_server() {
       # Access log off (as for every server here); warnings still go to the log.
       cmd=(env RUST_LOG="info,davit::access=off" "$DAVIT_BIN" serve "$root" --listen "127.0.0.1:$port") ;;
     nginx)
-      mkdir -p "$cfg/tmp" "$cfg/logs"
-      cat >"$cfg/nginx.conf" <<EOF
-load_module /usr/lib/nginx/modules/ngx_http_dav_ext_module.so;
-user root root;
-worker_processes auto;
-pid $cfg/nginx.pid;
-error_log $cfg/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    sendfile on;
-    access_log off;
-    client_body_temp_path $cfg/tmp/body;
-    proxy_temp_path $cfg/tmp/proxy;
-    fastcgi_temp_path $cfg/tmp/fastcgi;
-    uwsgi_temp_path $cfg/tmp/uwsgi;
-    scgi_temp_path $cfg/tmp/scgi;
-    dav_ext_lock_zone zone=davlock:10m;
-    server {
-        listen 127.0.0.1:$port;
-        server_name 127.0.0.1;
-        root $root;
-        client_max_body_size 0;
-        location / {
-            dav_methods PUT DELETE MKCOL COPY MOVE;
-            dav_ext_methods PROPFIND OPTIONS LOCK UNLOCK;
-            dav_ext_lock zone=davlock;
-            create_full_put_path on;
-            dav_access user:rw group:rw all:r;
-        }
-    }
-}
-EOF
+      write_nginx_conf "$cfg" "$port" "$root"
       cmd=(/usr/sbin/nginx -p "$cfg/" -e "$cfg/logs/error.log" -c "$cfg/nginx.conf" -g "daemon off;") ;;
     apache)
-      mkdir -p "$cfg/run" "$cfg/lock" "$cfg/logs"
+      write_apache_conf "$cfg" "$port" "$root"
       chown www-data:www-data "$cfg/lock"
-      cat >"$cfg/httpd.conf" <<EOF
-ServerRoot "$cfg"
-ServerName 127.0.0.1
-Listen 127.0.0.1:$port
-PidFile "$cfg/run/httpd.pid"
-DefaultRuntimeDir "$cfg/run"
-Mutex file:$cfg/run default
-ErrorLog "$cfg/logs/error.log"
-LogLevel warn
-User www-data
-Group www-data
-LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
-LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
-LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so
-LoadModule dav_module /usr/lib/apache2/modules/mod_dav.so
-LoadModule dav_fs_module /usr/lib/apache2/modules/mod_dav_fs.so
-LoadModule dav_lock_module /usr/lib/apache2/modules/mod_dav_lock.so
-TypesConfig /etc/mime.types
-KeepAlive On
-MaxKeepAliveRequests 0
-Timeout 60
-EnableSendfile On
-DavLockDB "$cfg/lock/DavLock"
-DocumentRoot "$root"
-<Directory />
-    AllowOverride None
-    Require all denied
-</Directory>
-<Directory "$root">
-    Dav On
-    DavDepthInfinity On
-    Options None
-    AllowOverride None
-    Require all granted
-</Directory>
-EOF
       cmd=(/usr/sbin/apache2 -f "$cfg/httpd.conf" -DFOREGROUND) ;;
     rclone)
       : >"$cfg/rclone.conf"

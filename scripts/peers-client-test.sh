@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/peers-client-test.sh — the davit client against real WebDAV servers: Apache mod_dav
-# (mod_dav_fs) and nginx (dav + dav-ext), each with its own minimal config in a temp dir, on
+# (mod_dav_fs) and nginx (dav + dav-ext), configured by scripts/peer-configs.sh in a temp dir, on
 # loopback ephemeral ports.
 #
 # As root on Debian (installs apache2, nginx, libnginx-mod-http-dav-ext when missing):
@@ -15,6 +15,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=peer-configs.sh
+source "$ROOT/scripts/peer-configs.sh"
 
 as_root() {
   if [[ $(id -u) == 0 ]]; then "$@"
@@ -70,37 +72,7 @@ start_apache() {
   mkdir -p "$A/run" "$A/lock" "$A/logs" "$A/docs"
   # Apache will not run its children as root: the docroot and lock DB belong to www-data.
   chown -R www-data:www-data "$A/docs" "$A/lock"
-  cat >"$A/httpd.conf" <<EOF
-ServerRoot "$A"
-ServerName 127.0.0.1
-Listen 127.0.0.1:$port
-PidFile "$A/run/httpd.pid"
-DefaultRuntimeDir "$A/run"
-Mutex file:$A/run default
-ErrorLog "$A/logs/error.log"
-LogLevel warn
-User www-data
-Group www-data
-LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
-LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
-LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so
-LoadModule dav_module /usr/lib/apache2/modules/mod_dav.so
-LoadModule dav_fs_module /usr/lib/apache2/modules/mod_dav_fs.so
-TypesConfig /etc/mime.types
-DavLockDB "$A/lock/DavLock"
-DocumentRoot "$A/docs"
-<Directory />
-    AllowOverride None
-    Require all denied
-</Directory>
-<Directory "$A/docs">
-    Dav On
-    DavDepthInfinity On
-    Options None
-    AllowOverride None
-    Require all granted
-</Directory>
-EOF
+  write_apache_conf "$A" "$port" "$A/docs"
   /usr/sbin/apache2 -f "$A/httpd.conf" -DFOREGROUND >"$A/logs/stdout.log" 2>&1 &
   PIDS+=($!)
   wait_port "$port" || { echo "apache did not start:" >&2; cat "$A/logs/"* >&2; return 1; }
@@ -111,37 +83,7 @@ EOF
 start_nginx() {
   local N="$WORK/nginx" port; port=$(free_port)
   mkdir -p "$N/run" "$N/logs" "$N/tmp" "$N/docs"
-  cat >"$N/nginx.conf" <<EOF
-load_module /usr/lib/nginx/modules/ngx_http_dav_ext_module.so;
-user root root;
-worker_processes 1;
-pid $N/run/nginx.pid;
-error_log $N/logs/error.log warn;
-events { worker_connections 256; }
-http {
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log $N/logs/access.log;
-    client_body_temp_path $N/tmp/body;
-    proxy_temp_path $N/tmp/proxy;
-    fastcgi_temp_path $N/tmp/fastcgi;
-    uwsgi_temp_path $N/tmp/uwsgi;
-    scgi_temp_path $N/tmp/scgi;
-    dav_ext_lock_zone zone=davlock:1m;
-    server {
-        listen 127.0.0.1:$port;
-        root $N/docs;
-        client_max_body_size 0;
-        location / {
-            dav_methods PUT DELETE MKCOL COPY MOVE;
-            dav_ext_methods PROPFIND OPTIONS LOCK UNLOCK;
-            dav_ext_lock zone=davlock;
-            create_full_put_path on;
-            dav_access user:rw group:rw all:r;
-        }
-    }
-}
-EOF
+  write_nginx_conf "$N" "$port" "$N/docs"
   /usr/sbin/nginx -p "$N/" -e "$N/logs/error.log" -c "$N/nginx.conf" -g "daemon off;" \
     >"$N/logs/stdout.log" 2>&1 &
   PIDS+=($!)
