@@ -23,7 +23,7 @@
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=../scripts/peer-configs.sh
+# shellcheck source-path=SCRIPTDIR/../scripts
 source "$BENCH_DIR/../scripts/peer-configs.sh"
 REPO="$(cd "$BENCH_DIR/.." && pwd)"
 export BENCH_LUA_DIR="$BENCH_DIR/lua"

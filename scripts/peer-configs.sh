@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # scripts/peer-configs.sh — sourced, not run: the Apache mod_dav and nginx (dav + dav-ext)
 # configurations that bench/run.sh and scripts/peers-client-test.sh start those servers with,
 # in one place so both measure and test the same setup.

@@ -15,7 +15,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-# shellcheck source=peer-configs.sh
+# shellcheck source-path=SCRIPTDIR
 source "$ROOT/scripts/peer-configs.sh"
 
 as_root() {
