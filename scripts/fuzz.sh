@@ -13,6 +13,9 @@
 # TARGET...     only these targets (default: all of `cargo fuzz list`).
 # FUZZ_TIMEOUT  seconds one input may take before it counts as a hang (default 10). Raise it when
 #               the fuzzer may be paused (SIGSTOP), since libFuzzer measures wall-clock time.
+# FUZZ_WHERE=1  with --until-quiet: after each round, also list the functions (and source lines)
+#               its new edges are in (libFuzzer -print_pcs, symbolized by llvm-symbolizer), to
+#               tell edges in davit's code from ones in quick-xml's or the standard library's.
 #
 # Only a stable toolchain is needed. cargo-fuzz passes nightly-only flags (-Zsanitizer=address,
 # -Cpasses=sancov-module, -Zbuild-std is off by default); RUSTC_BOOTSTRAP=1 makes stable rustc
@@ -55,26 +58,32 @@ fi
 cargo fuzz build
 [ "$build_only" = 1 ] && exit 0
 
-# The libFuzzer dictionary of a target (dicts/): the tokens its grammar branches on, so
-# mutations reach deep branches without guessing multi-byte keywords byte by byte.
-dict_for() {
+# The libFuzzer dictionaries of a target (dicts/): the tokens its grammar branches on, so
+# mutations reach deep branches without guessing multi-byte keywords byte by byte. libFuzzer
+# takes one -dict, so run_once joins them.
+dicts_for() {
     case "$1" in
         batch_json) echo dicts/json.dict ;;
-        conditional) echo dicts/conditional.dict ;;
+        conditional) echo dicts/conditional.dict dicts/dates.dict ;;
         fragment_scan) echo dicts/http1.dict ;;
-        xml_document|element_roundtrip|propfind|propertyupdate|lockinfo|batch_xml|multistatus_reader)
+        multistatus_reader) echo dicts/xml.dict dicts/dates.dict ;;
+        xml_document|element_roundtrip|propfind|propertyupdate|lockinfo|batch_xml)
             echo dicts/xml.dict ;;
     esac
 }
 
 # One libFuzzer run of $1 for $seconds; its log goes to $2. Fails if the target failed.
 run_once() {
-    local t="$1" log="$2" seeds=() extra=() dict
+    local t="$1" log="$2" seeds=() extra=() dicts
     mkdir -p "corpus/$t"
     # seeds/<target>/ holds the hand-written inputs; they are read but never modified.
     [ -d "seeds/$t" ] && seeds=("seeds/$t")
-    dict="$(dict_for "$t")"
-    [ -n "$dict" ] && extra=("-dict=$dict")
+    read -ra dicts <<<"$(dicts_for "$t")"
+    if [ ${#dicts[@]} -gt 0 ]; then
+        cat "${dicts[@]}" >"$dict"
+        extra=("-dict=$dict")
+    fi
+    [ "${FUZZ_WHERE:-0}" = 1 ] && extra+=(-print_pcs=1)
     cargo fuzz run "$t" "corpus/$t" "${seeds[@]}" -- "${extra[@]}" \
         -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=2048 -print_final_stats=1 \
         2>&1 | tee "$log" >&2
@@ -84,11 +93,18 @@ run_once() {
 cov_at_start() { grep -m1 -E '^#[0-9]+[[:space:]]+INITED' "$1" | sed -nE 's/.* cov: ([0-9]+).*/\1/p'; }
 cov_at_end() { grep -E '^#[0-9]+[[:space:]]' "$1" | tail -n 1 | sed -nE 's/.* cov: ([0-9]+).*/\1/p'; }
 execs_at_end() { sed -nE 's/^stat::number_of_executed_units: *([0-9]+).*/\1/p' "$1" | tail -n 1; }
+# "N function file:line" for each place the round's new edges are in (FUZZ_WHERE=1).
+new_edges_where() {
+    sed -nE 's/.*NEW_PC: 0x[0-9a-f]+ in (.*)/\1/p' "$1" |
+        sed -E 's#/[^ ]*/\.cargo/registry/src/[^/]+/##; s#/rustc/[0-9a-f]+/##; s#'"$root"'/##' |
+        sort | uniq -c | sort -rn
+}
 
 failed=()
 summary=()
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+dict="$(mktemp)"
+trap 'rm -f "$log" "$dict"' EXIT
 for t in "${targets[@]}"; do
     echo "=== $t: ${seconds}s" >&2
     if [ "$until_quiet" = 0 ]; then
@@ -102,6 +118,9 @@ for t in "${targets[@]}"; do
             line="$t round $round: cov $start -> $end in $(execs_at_end "$log") executions"
             echo "fuzz.sh: $line" >&2
             summary+=("$line")
+            if [ "${FUZZ_WHERE:-0}" = 1 ]; then
+                while read -r where; do summary+=("  new edge in: $where"); done < <(new_edges_where "$log")
+            fi
             if [ -n "$start" ] && [ "$start" = "$end" ]; then quiet=1; break; fi
         done
         [ "$quiet" = 1 ] || summary+=("$t: still finding edges after $round rounds")
