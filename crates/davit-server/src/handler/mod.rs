@@ -140,20 +140,19 @@ where
         body: &mut B,
         clock: &mut BodyClock,
     ) -> DavResult<Option<http_body::Frame<Bytes>>> {
+        const TOO_SLOW: &str = "the request body came too slowly";
         let idle = std::time::Duration::from_secs(self.config.body_idle_timeout_secs);
         let mut wait = idle;
         if let Some(rate) = std::num::NonZeroU64::new(self.config.body_min_rate) {
             let allowed = idle + std::time::Duration::from_secs(clock.received / rate);
             let left = allowed.saturating_sub(clock.started.elapsed());
             if left.is_zero() {
-                return Err(DavError::RequestTimeout("the request body came too slowly"));
+                return Err(DavError::RequestTimeout(TOO_SLOW));
             }
             wait = wait.min(left);
         }
         match tokio::time::timeout(wait, body.frame()).await {
-            Err(_) if wait < idle => {
-                Err(DavError::RequestTimeout("the request body came too slowly"))
-            }
+            Err(_) if wait < idle => Err(DavError::RequestTimeout(TOO_SLOW)),
             Err(_) => Err(DavError::RequestTimeout("the request body stalled")),
             Ok(None) => Ok(None),
             Ok(Some(Ok(frame))) => {
