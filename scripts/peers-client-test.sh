@@ -128,7 +128,7 @@ run_suite() { # SERVER URL
   check "get -c (resume)" bash -c "head -c 100000 '$L/tree/big.bin' >'$L/big.part' && '$DAVIT_BIN' get -c '$U/tree/big.bin' '$L/big.part' && cmp '$L/tree/big.bin' '$L/big.part'"
   check "get tree" bash -c "'$DAVIT_BIN' get '$U/tree' '$L/tree.back' && diff -r '$L/tree' '$L/tree.back'"
   check "cp tree" d cp "$U/tree/" "$U/tree2/"
-  check "cp result" bash -c "'$DAVIT_BIN' get '$U/tree2/sub%20dir/b%20c.txt' '$L/bc' && cmp '$L/bc' '$L/tree/sub dir/b c.txt'"
+  check "cp result" bash -c "'$DAVIT_BIN' get '$U/tree2/sub dir/b c.txt' '$L/bc' && cmp '$L/bc' '$L/tree/sub dir/b c.txt'"
   check "mv file" d mv "$U/hello.txt" "$U/x/moved.txt"
   check "mv result" bash -c "'$DAVIT_BIN' stat '$U/x/moved.txt' >/dev/null && ! '$DAVIT_BIN' stat '$U/hello.txt' 2>/dev/null"
   check "rm refuses a collection without -r" bash -c "! '$DAVIT_BIN' rm '$U/tree2/' 2>/dev/null"
@@ -145,6 +145,28 @@ run_suite() { # SERVER URL
   fi
   check "lock + unlock" bash -c "t=\$('$DAVIT_BIN' lock --timeout 60 '$U/x/moved.txt') && [[ -n \$t ]] && '$DAVIT_BIN' unlock '$U/x/moved.txt' \"\$t\""
   check "missing resource: exit 1" bash -c "'$DAVIT_BIN' stat '$U/nope' 2>/dev/null; [[ \$? == 1 ]]"
+
+  # Names are literal: '#', '?' and '%' are part of them (regressions: they were cut or sent raw).
+  printf 'one\n' >"$L/one.txt"
+  check "mkdir for names" d mkdir "$U/n/"
+  check "put for names" d put "$L/one.txt" "$U/n/"
+  check "mv to 'take #2.txt'" d mv "$U/n/one.txt" "take #2.txt"
+  check "cp to 'q?x=1.txt'" d cp "$U/n/take #2.txt" "q?x=1.txt"
+  check "mkdir -p 'p%q/50% off'" d mkdir -p "$U/n/p%q/50% off/"
+  check "names listed whole" bash -c "[[ \"\$('$DAVIT_BIN' ls '$U/n/' | sort | tr '\\n' '|')\" == 'p%q/|q?x=1.txt|take #2.txt|' ]]"
+  check "get 'take #2.txt'" bash -c "'$DAVIT_BIN' get '$U/n/take #2.txt' '$L/take2' && cmp '$L/one.txt' '$L/take2'"
+
+  # get -c is safe: a resource changed since the partial download comes whole.
+  head -c 200000 /dev/urandom >"$L/v1.bin"
+  head -c 150000 /dev/urandom >"$L/v2.bin"
+  check "put v1" d put "$L/v1.bin" "$U/n/v.bin"
+  check "get v1" d get "$U/n/v.bin" "$L/v.part"
+  truncate -s 5000 "$L/v.part"
+  check "put v2" d put "$L/v2.bin" "$U/n/v.bin"
+  check "get -c after a change gives v2" bash -c "'$DAVIT_BIN' get -c '$U/n/v.bin' '$L/v.part' && cmp '$L/v2.bin' '$L/v.part'"
+  check "get -c of a complete file: exit 0" bash -c "'$DAVIT_BIN' get -c '$U/n/v.bin' '$L/v.part' && cmp '$L/v2.bin' '$L/v.part'"
+  truncate -s 7000 "$L/v.part"
+  check "get -c of an unchanged partial file" bash -c "'$DAVIT_BIN' get -c '$U/n/v.bin' '$L/v.part' && cmp '$L/v2.bin' '$L/v.part'"
 }
 
 URL=""

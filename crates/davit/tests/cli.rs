@@ -381,3 +381,84 @@ fn lock_token_lets_the_holder_write() {
         Some(2)
     );
 }
+
+/// Regression: `davit mv URL/t/one.txt "take #2.txt"` created `take ` (the `#` began a
+/// fragment) and exited 0.
+#[test]
+fn mv_to_a_name_with_a_hash_keeps_the_whole_name() {
+    let (u, root, _state, _rt) = server();
+    write(&root.path().join("t/one.txt"), "one\n");
+    ok(&["mv", &format!("{u}/t/one.txt"), "take #2.txt"]);
+    let names: Vec<String> = std::fs::read_dir(root.path().join("t"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, vec!["take #2.txt".to_owned()]);
+    // And the URL argument of the next command names it literally too.
+    let local = tempfile::tempdir().unwrap();
+    let dest = local.path().join("got");
+    ok(&["get", &format!("{u}/t/take #2.txt"), dest.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(dest).unwrap(), "one\n");
+}
+
+/// Regression: `davit cp URL/hi.txt "q?x=1.txt"` created `q` (the `?` began a query).
+#[test]
+fn cp_to_a_name_with_a_question_mark_keeps_the_whole_name() {
+    let (u, root, _state, _rt) = server();
+    write(&root.path().join("hi.txt"), "hi\n");
+    ok(&["cp", &format!("{u}/hi.txt"), "q?x=1.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("q?x=1.txt")).unwrap(),
+        "hi\n"
+    );
+    assert!(!root.path().join("q").exists());
+}
+
+/// Regression: a literal `%` was sent raw, which Apache, nginx and rclone refuse with 400.
+#[test]
+fn mkdir_p_with_a_percent_sign_creates_that_name() {
+    let (u, root, _state, _rt) = server();
+    ok(&["mkdir", "-p", &format!("{u}/p%q/50% off/")]);
+    assert!(root.path().join("p%q/50% off").is_dir());
+    // An already-encoded URL, said so.
+    let o = Command::new(env!("CARGO_BIN_EXE_davit"))
+        .args(["mkdir", &format!("{u}/enc%20oded/")])
+        .env("DAVIT_ENCODED_URLS", "1")
+        .env("NETRC", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(root.path().join("enc oded").is_dir());
+}
+
+/// Regression: `get -c` after the remote file changed produced bytes that matched neither
+/// version, and exited 0.
+#[test]
+fn get_continue_after_the_remote_changed_downloads_the_new_version() {
+    let (u, root, _state, _rt) = server();
+    let v1: String = (0..50_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let v2: String = (0..60_000)
+        .map(|i| char::from(b'A' + (i % 26) as u8))
+        .collect();
+    write(&root.path().join("f.txt"), &v1);
+    let local = tempfile::tempdir().unwrap();
+    let dest = local.path().join("f.txt");
+    let d = dest.to_str().unwrap();
+    ok(&["get", &format!("{u}/f.txt"), d]);
+    // Interrupted after 1,000 bytes; then the file changes on the server.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&dest)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write(&root.path().join("f.txt"), &v2);
+    ok(&["get", "-c", &format!("{u}/f.txt"), d]);
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), v2);
+    // A complete file resumed is success, and stays as it is.
+    ok(&["get", "-c", &format!("{u}/f.txt"), d]);
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), v2);
+}

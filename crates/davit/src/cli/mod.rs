@@ -43,13 +43,81 @@ pub struct Locks {
     lock_tokens: Vec<String>,
 }
 
-/// A URL argument: absolute http(s) URL.
+/// Set (to anything but `0`) to pass URL arguments already percent-encoded, used as they are.
+pub const ENCODED_URLS_ENV: &str = "DAVIT_ENCODED_URLS";
+
+fn encoded_urls() -> bool {
+    std::env::var_os(ENCODED_URLS_ENV).is_some_and(|v| v != "0")
+}
+
+/// A URL argument: `http(s)://host[:port]/path`, whose path is taken literally: every
+/// character after the host is part of the names, `#`, `?` and `%` included, and is
+/// percent-encoded when sent (`.` and `..` segments are resolved). With
+/// `DAVIT_ENCODED_URLS=1` the argument is an already percent-encoded URL instead.
 pub fn parse_url(s: &str) -> Result<Url, String> {
-    let url = Url::parse(s).map_err(|e| format!("{e} (expected http://host[:port]/path)"))?;
-    match url.scheme() {
-        "http" | "https" => Ok(url),
-        other => Err(format!("unsupported scheme {other:?}")),
+    const EXPECTED: &str = "expected http://host[:port]/path";
+    if encoded_urls() {
+        let url = Url::parse(s).map_err(|e| format!("{e} ({EXPECTED})"))?;
+        return match url.scheme() {
+            "http" | "https" => Ok(url),
+            other => Err(format!("unsupported scheme {other:?}")),
+        };
     }
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return Err(format!("not a URL ({EXPECTED})"));
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("unsupported scheme {scheme:?}"));
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    if authority.contains(['?', '#']) {
+        return Err(format!(
+            "the host part {authority:?} holds '?' or '#' ({EXPECTED})"
+        ));
+    }
+    let mut url =
+        Url::parse(&format!("{scheme}://{authority}/")).map_err(|e| format!("{e} ({EXPECTED})"))?;
+    push_literal(&mut url, path, false)?;
+    Ok(url)
+}
+
+/// Replaces the path of `url` with the literal `path` (starting with `/`), or with `relative`
+/// appends `path`'s names after removing the URL's last name; each name is percent-encoded,
+/// `.` and `..` are resolved.
+fn push_literal(url: &mut Url, path: &str, relative: bool) -> Result<(), String> {
+    let mut segs = url
+        .path_segments_mut()
+        .map_err(|()| "not a hierarchical URL".to_owned())?;
+    let path = if relative {
+        segs.pop_if_empty().pop();
+        path
+    } else {
+        segs.clear();
+        path.strip_prefix('/').unwrap_or(path)
+    };
+    let names: Vec<&str> = path.split('/').collect();
+    let last = names.len() - 1;
+    for (i, name) in names.into_iter().enumerate() {
+        match name {
+            "." | ".." => {
+                if name == ".." {
+                    segs.pop_if_empty().pop();
+                }
+                // `dir/..` still names a collection.
+                if i == last {
+                    segs.push("");
+                }
+            }
+            _ => {
+                segs.push(name);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The client subcommands.
@@ -432,14 +500,24 @@ fn parse_name(s: &str) -> anyhow::Result<QName> {
     Ok(q)
 }
 
-/// Destination of cp/mv: an absolute URL, or a reference resolved against the source.
+/// Destination of cp/mv: a URL (see [`parse_url`]), a literal absolute path on the source's
+/// server (`/x/y`), or literal names relative to the source's parent collection (`c.txt`,
+/// `../z/`).
 fn destination(src: &Url, dest: &str) -> anyhow::Result<Url> {
-    let url = match Url::parse(dest) {
-        Ok(u) => u,
-        Err(_) => src
+    let lower = dest.get(..8).unwrap_or(dest).to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return parse_url(dest).map_err(|e| anyhow::anyhow!("destination {dest:?}: {e}"));
+    }
+    if encoded_urls() {
+        return src
             .join(dest)
-            .with_context(|| format!("destination {dest:?}"))?,
-    };
+            .with_context(|| format!("destination {dest:?}"));
+    }
+    let mut url = src.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    push_literal(&mut url, dest, !dest.starts_with('/'))
+        .map_err(|e| anyhow::anyhow!("destination {dest:?}: {e}"))?;
     Ok(url)
 }
 
@@ -992,6 +1070,32 @@ mod tests {
         assert_eq!(
             destination(&src, "http://h/z").unwrap().as_str(),
             "http://h/z"
+        );
+    }
+
+    #[test]
+    fn path_arguments_are_literal_names() {
+        let u = |s: &str| parse_url(s).unwrap().as_str().to_owned();
+        assert_eq!(u("http://h/t/take #2.txt"), "http://h/t/take%20%232.txt");
+        assert_eq!(u("http://h/q?x=1.txt"), "http://h/q%3Fx=1.txt");
+        assert_eq!(u("http://h/p%q/"), "http://h/p%25q/");
+        assert_eq!(u("http://h/a%20b"), "http://h/a%2520b");
+        assert_eq!(u("http://h:8080"), "http://h:8080/");
+        assert_eq!(u("HTTP://h/a/./b/../c/"), "http://h/a/c/");
+        assert_eq!(u("http://h/a/.."), "http://h/");
+        assert!(parse_url("http://h?x/").is_err());
+        assert!(parse_url("ftp://h/").is_err());
+        assert!(parse_url("h/x").is_err());
+        let src = parse_url("http://h/t/one.txt").unwrap();
+        let d = |s: &str| destination(&src, s).unwrap().as_str().to_owned();
+        assert_eq!(d("take #2.txt"), "http://h/t/take%20%232.txt");
+        assert_eq!(d("q?x=1.txt"), "http://h/t/q%3Fx=1.txt");
+        assert_eq!(d("../up/50%.txt"), "http://h/up/50%25.txt");
+        assert_eq!(d("/abs/#1"), "http://h/abs/%231");
+        let dir = parse_url("http://h/t/dir/").unwrap();
+        assert_eq!(
+            destination(&dir, "new dir/").unwrap().as_str(),
+            "http://h/t/new%20dir/"
         );
     }
 }
