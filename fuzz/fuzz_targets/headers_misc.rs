@@ -1,10 +1,10 @@
-//! Depth, Overwrite, Timeout, Lock-Token and Basic credentials: never panic on any string, and
-//! what parses writes back to a value that parses the same.
+//! Depth, Overwrite, Timeout, Lock-Token, Prefer and Basic credentials: never panic on any
+//! string, and what parses writes back to a value that parses the same.
 #![no_main]
 
 use base64::Engine;
 use davit_proto::headers::{
-    parse_basic_credentials, parse_lock_token, parse_overwrite, parse_timeout, Depth,
+    parse_basic_credentials, parse_lock_token, parse_overwrite, parse_timeout, Depth, Prefer,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -16,6 +16,16 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(Depth::parse(d.as_str()), Ok(d));
     }
     let _ = parse_overwrite(value);
+    // Never an error; what it found is found again when written back.
+    let p = Prefer::parse([value], Some(value));
+    let mut written = Vec::new();
+    if p.minimal {
+        written.push("return=minimal");
+    }
+    if p.depth_noroot {
+        written.push("depth-noroot");
+    }
+    assert_eq!(Prefer::parse([written.join(", ").as_str()], None), p);
     if let Ok(list) = parse_timeout(value) {
         assert!(!list.is_empty());
         let written: Vec<String> = list.iter().map(|t| t.to_header_value()).collect();

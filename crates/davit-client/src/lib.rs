@@ -27,14 +27,18 @@ mod batch;
 mod error;
 mod multistatus;
 mod ops;
+pub mod partial;
+mod sync;
 
 pub use batch::{BatchStream, OpResult};
 pub use davit_proto::headers::Depth;
+pub use davit_proto::xml::SyncLevel;
 pub use davit_proto::xml::{Element, LiveProps, PropStat, QName, Response};
 pub use error::{Error, Result};
 pub use multistatus::{Failure, Outcome, PropOutcome, PropfindStream, Resource};
 pub use ops::{Download, Lock, LockRequest, PatchValue, PropPatch, PropRequest, ServerInfo};
 pub use reqwest::Url;
+pub use sync::{SyncChange, SyncResult, SyncStream};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -237,11 +237,23 @@ pub(crate) fn spawn_reader<T: Send + 'static>(
 }
 
 /// A blocking [`Read`] over an async response body, for the blocking parse thread.
-struct BodyReader {
+pub(crate) struct BodyReader {
     response: reqwest::Response,
     handle: tokio::runtime::Handle,
     chunk: Bytes,
     done: bool,
+}
+
+impl BodyReader {
+    /// A reader of `response`'s body for a blocking thread of the runtime `handle`.
+    pub(crate) fn new(response: reqwest::Response, handle: tokio::runtime::Handle) -> Self {
+        BodyReader {
+            response,
+            handle,
+            chunk: Bytes::new(),
+            done: false,
+        }
+    }
 }
 
 impl Read for BodyReader {

@@ -109,6 +109,9 @@ pub struct Download {
     pub total: Option<u64>,
     /// The entity tag, when the server sent one.
     pub etag: Option<String>,
+    /// What identifies this version of the resource for a later `If-Range`: its strong entity
+    /// tag, else its Last-Modified date.
+    pub validator: Option<String>,
     response: Option<reqwest::Response>,
 }
 
@@ -130,7 +133,7 @@ impl Download {
 }
 
 impl Client {
-    fn request(&self, method: &str, url: &Url) -> Result<RequestBuilder> {
+    pub(crate) fn request(&self, method: &str, url: &Url) -> Result<RequestBuilder> {
         let method = Method::from_bytes(method.as_bytes())
             .map_err(|_| Error::Protocol(format!("invalid method {method}")))?;
         let mut rb = self.http.request(method, url.clone());
@@ -271,13 +274,18 @@ impl Client {
         let status = response.status().as_u16();
         if status == 416 && offset > 0 {
             // Nothing left past `offset`: the local copy is already whole.
-            let total = content_range_total(response.headers());
+            // Some servers (Apache) leave out `Content-Range: bytes */SIZE`: ask for the size.
+            let total = match content_range_total(response.headers()) {
+                Some(n) => Some(n),
+                None => self.head_length(url).await?,
+            };
             if total == Some(offset) {
                 return Ok(Download {
                     status,
                     offset,
                     total,
                     etag: None,
+                    validator: if_range.map(str::to_owned),
                     response: None,
                 });
             }
@@ -287,6 +295,10 @@ impl Client {
         }
         let headers = response.headers();
         let etag = header_str(headers, "etag");
+        let validator = etag
+            .clone()
+            .filter(|t| !t.starts_with("W/"))
+            .or_else(|| header_str(headers, "last-modified"));
         let (offset, total) = if status == 206 {
             let start = headers
                 .get("content-range")
@@ -304,13 +316,28 @@ impl Client {
             offset,
             total,
             etag,
+            validator,
             response: Some(response),
         })
     }
 
+    /// The Content-Length a HEAD reports, if any.
+    async fn head_length(&self, url: &Url) -> Result<Option<u64>> {
+        let response = self.request("HEAD", url)?.send().await?;
+        if !response.status().is_success() {
+            return Ok(None);
+        }
+        Ok(header_str(response.headers(), "content-length").and_then(|v| v.trim().parse().ok()))
+    }
+
     /// Downloads `url` into the file `dest`. With `resume`, an existing partial file is
-    /// continued with a Range request (and rewritten from the start if the server answers
-    /// 200). `progress` gets the bytes written. Returns the file's final size.
+    /// continued with a Range request, but only when it is known to hold the start of the
+    /// same version: the version's validator (ETag or Last-Modified) is recorded on the file
+    /// (see [`crate::partial`]) and sent as `If-Range`, so a resource that changed meanwhile
+    /// comes whole (200) and the file is rewritten from the start, and a whole file of the
+    /// current version is left as it is (416). A partial file without a record is downloaded
+    /// whole. `progress` gets the bytes
+    /// written. Returns the file's final size and the resource's size when the server said it.
     pub async fn get_to_file(
         &self,
         url: &Url,
@@ -318,16 +345,25 @@ impl Client {
         resume: bool,
         progress: Option<Progress>,
     ) -> Result<(u64, Option<u64>)> {
-        let have = if resume {
-            tokio::fs::metadata(dest)
-                .await
-                .map(|m| m.len())
-                .unwrap_or(0)
+        let (have, recorded) = if resume {
+            match tokio::fs::metadata(dest).await {
+                Ok(m) if m.is_file() && m.len() > 0 => match crate::partial::validator(dest) {
+                    Some(v) => (m.len(), Some(v)),
+                    None => (0, None),
+                },
+                _ => (0, None),
+            }
         } else {
-            0
+            (0, None)
         };
-        let mut dl = self.get(url, have, None).await?;
+        let mut dl = self.get(url, have, recorded.as_deref()).await?;
         let mut file = if dl.offset > 0 {
+            if dl.offset != have {
+                return Err(Error::Protocol(format!(
+                    "asked for the bytes from {have} on, the server sent them from {}",
+                    dl.offset
+                )));
+            }
             tokio::fs::OpenOptions::new()
                 .append(true)
                 .open(dest)
@@ -335,6 +371,14 @@ impl Client {
         } else {
             tokio::fs::File::create(dest).await?
         };
+        // Recorded before the body is written, so an interruption leaves a file that a later
+        // resume can trust.
+        if dl.response.is_some() {
+            match &dl.validator {
+                Some(v) => crate::partial::record(&file, v),
+                None => crate::partial::forget(&file),
+            }
+        }
         let mut size = dl.offset;
         if let Some(p) = &progress {
             p(size);
@@ -347,6 +391,12 @@ impl Client {
             }
         }
         file.flush().await?;
+        if dl.total.is_some_and(|t| t != size) {
+            return Err(Error::Protocol(format!(
+                "the download ended after {size} of {} bytes",
+                dl.total.unwrap_or_default()
+            )));
+        }
         Ok((size, dl.total))
     }
 
@@ -618,6 +668,19 @@ fn push_prop(out: &mut String, name: &QName, content: Option<&PatchValue>) {
             out.push_str(&tag);
             out.push('>');
         }
+    }
+}
+
+/// The request of `props`, as davit-proto's typed `PropFind` (for REPORT bodies).
+pub(crate) fn propfind_of(props: &PropRequest) -> davit_proto::xml::PropFind {
+    use davit_proto::xml::PropFind;
+    match props {
+        PropRequest::AllProp => PropFind::AllProp {
+            include: Vec::new(),
+        },
+        PropRequest::PropName => PropFind::PropName,
+        PropRequest::Common => PropFind::Prop(COMMON.iter().map(|l| QName::dav(l)).collect()),
+        PropRequest::Named(names) => PropFind::Prop(names.clone()),
     }
 }
 

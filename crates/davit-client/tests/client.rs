@@ -302,3 +302,59 @@ fn reads_apache_and_nginx_bodies() {
         .unwrap();
     assert_eq!(nall.len(), 1);
 }
+
+/// Regression: `get -c` after the remote file changed appended the new version's tail to the
+/// old version's head, giving bytes that matched neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumed_download_after_the_remote_changed_gets_the_new_version_whole() {
+    let s = start_davit().await;
+    let c = Client::builder().build().unwrap();
+    let f = url(&s.url, "/v.bin");
+    let v1: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let v2: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
+    let put = |body: Vec<u8>| {
+        let c = &c;
+        let f = &f;
+        async move {
+            let n = body.len() as u64;
+            c.put(f, std::io::Cursor::new(body), Some(n), None)
+                .await
+                .unwrap()
+        }
+    };
+    put(v1.clone()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("v.bin");
+    c.get_to_file(&f, &local, false, None).await.unwrap();
+    // An interrupted download of v1: its first 1,000 bytes, with v1's validator recorded.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&local)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    // The temporary directory is on a filesystem with user extended attributes (ext4 here).
+    assert!(davit_client::partial::validator(&local).is_some());
+    // Unchanged: resumed from byte 1,000, the result is v1.
+    c.get_to_file(&f, &local, true, None).await.unwrap();
+    assert_eq!(std::fs::read(&local).unwrap(), v1);
+    // Changed meanwhile: the resume gets v2 whole.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&local)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    put(v2.clone()).await;
+    let (size, _) = c.get_to_file(&f, &local, true, None).await.unwrap();
+    assert_eq!(size, v2.len() as u64);
+    assert_eq!(std::fs::read(&local).unwrap(), v2);
+    // Whole and unchanged: a resume leaves it as it is.
+    let before = std::fs::metadata(&local).unwrap().modified().unwrap();
+    c.get_to_file(&f, &local, true, None).await.unwrap();
+    assert_eq!(
+        std::fs::metadata(&local).unwrap().modified().unwrap(),
+        before
+    );
+    assert_eq!(std::fs::read(&local).unwrap(), v2);
+}

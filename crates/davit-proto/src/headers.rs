@@ -1,5 +1,5 @@
 //! Grammars of the WebDAV request headers (RFC 4918 §10): `Depth`, `Overwrite`, `Timeout`,
-//! `Lock-Token` and `If`.
+//! `Lock-Token` and `If`; and `Prefer` (RFC 7240, RFC 8144).
 //!
 //! Every parser here reads untrusted input, so each one returns an error instead of
 //! panicking and bounds the work it does.
@@ -19,6 +19,48 @@ pub struct HeaderError {
 impl HeaderError {
     const fn new(header: &'static str, reason: &'static str) -> Self {
         Self { header, reason }
+    }
+}
+
+/// What a client asked for in `Prefer` (RFC 7240, with the WebDAV uses of RFC 8144), or in
+/// the older `Brief: t`. Preferences davit does not act on are ignored, and a malformed value
+/// never makes a request fail (RFC 7240 §2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prefer {
+    /// `return=minimal` (or `Brief: t`): leave out what the client can do without.
+    pub minimal: bool,
+    /// `depth-noroot`: a Depth 1 or infinity request leaves out the Request-URI itself.
+    pub depth_noroot: bool,
+}
+
+impl Prefer {
+    /// Reads every `Prefer` value (the header may be repeated) and `Brief`.
+    pub fn parse<'a>(prefer: impl IntoIterator<Item = &'a str>, brief: Option<&str>) -> Prefer {
+        let mut p = Prefer {
+            minimal: brief.is_some_and(|b| b.trim().eq_ignore_ascii_case("t")),
+            depth_noroot: false,
+        };
+        for value in prefer {
+            // Preferences are separated by commas; each may carry `;`-parameters, which none
+            // of the ones used here has.
+            for pref in value.split(',') {
+                let token = pref.split(';').next().unwrap_or("").trim();
+                let (name, val) = match token.split_once('=') {
+                    Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+                    None => (token, None),
+                };
+                if name.eq_ignore_ascii_case("return") {
+                    match val {
+                        Some(v) if v.eq_ignore_ascii_case("minimal") => p.minimal = true,
+                        Some(v) if v.eq_ignore_ascii_case("representation") => p.minimal = false,
+                        _ => {}
+                    }
+                } else if name.eq_ignore_ascii_case("depth-noroot") && val.is_none() {
+                    p.depth_noroot = true;
+                }
+            }
+        }
+        p
     }
 }
 
@@ -731,5 +773,26 @@ mod tests {
             panic!("parse failed");
         };
         assert_eq!(h.state_tokens().collect::<Vec<_>>(), vec!["urn:a", "urn:b"]);
+    }
+
+    #[test]
+    fn prefer_reads_what_it_knows_and_ignores_the_rest() {
+        let p = |v: &[&str], brief: Option<&str>| Prefer::parse(v.iter().copied(), brief);
+        assert_eq!(
+            p(&["return=minimal, depth-noroot"], None),
+            Prefer {
+                minimal: true,
+                depth_noroot: true
+            }
+        );
+        assert!(p(&["RETURN = \"minimal\"; x=1"], None).minimal);
+        assert_eq!(
+            p(&["foo=bar", "return=weird", "depth-noroot=1"], None),
+            Prefer::default()
+        );
+        assert!(p(&[], Some("t")).minimal);
+        assert!(!p(&[], Some("f")).minimal);
+        assert!(!p(&["return=minimal", "return=representation"], None).minimal);
+        assert_eq!(p(&[",,;=,\u{0}"], None), Prefer::default());
     }
 }

@@ -8,6 +8,7 @@
 mod lock;
 mod ms_reader;
 mod request;
+mod sync;
 mod tree;
 mod write;
 
@@ -17,6 +18,7 @@ pub use request::{
     parse_propertyupdate, parse_propfind, patch_ops_from, propertyupdate_xml, propfind_from,
     PatchOp, PropFind,
 };
+pub use sync::{parse_report, Report, SyncCollection, SyncLevel};
 pub use tree::{parse_document, Attribute, Element, Limits, Node, QName, XmlError};
 pub use write::{error_body, escape_attr, escape_text, MultistatusWriter, XML_CONTENT_TYPE};
 

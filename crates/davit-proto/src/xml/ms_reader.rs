@@ -161,6 +161,7 @@ pub struct MultistatusReader<R> {
     limits: ReaderLimits,
     state: State,
     description: Option<String>,
+    sync_token: Option<String>,
 }
 
 impl<R: BufRead> MultistatusReader<R> {
@@ -180,6 +181,7 @@ impl<R: BufRead> MultistatusReader<R> {
             limits,
             state: State::Prolog,
             description: None,
+            sync_token: None,
         }
     }
 
@@ -188,6 +190,12 @@ impl<R: BufRead> MultistatusReader<R> {
     /// `None`).
     pub fn description(&self) -> Option<&str> {
         self.description.as_deref()
+    }
+
+    /// The `sync-token` of a sync-collection answer (RFC 6578), once it has been read (it
+    /// comes after the responses).
+    pub fn sync_token(&self) -> Option<&str> {
+        self.sync_token.as_deref()
     }
 
     /// The next response, `Ok(None)` at the end of the document. After an error the reader
@@ -273,6 +281,8 @@ impl<R: BufRead> MultistatusReader<R> {
         }
         if el.name.is_dav("responsedescription") {
             self.description = Some(el.text());
+        } else if el.name.is_dav("sync-token") {
+            self.sync_token = Some(el.text().trim().to_owned());
         }
         Ok(None)
     }
@@ -460,6 +470,18 @@ mod tests {
 
     fn read_all(body: &[u8]) -> Result<Vec<Response>, XmlError> {
         MultistatusReader::new(body).collect()
+    }
+
+    #[test]
+    fn the_sync_token_after_the_responses_is_kept() {
+        let mut w = MultistatusWriter::new();
+        w.status_response("/c/gone", 404, None, None);
+        let body = w.finish_with_sync_token("urn:davit:sync:ab:7");
+        let mut r = MultistatusReader::new(body.as_bytes());
+        assert_eq!(r.next_response().unwrap().unwrap().status, Some(404));
+        assert_eq!(r.sync_token(), None, "not read yet");
+        assert!(r.next_response().unwrap().is_none());
+        assert_eq!(r.sync_token(), Some("urn:davit:sync:ab:7"));
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub fn patch_ops_from(root: &Element) -> Result<Vec<PatchOp>, XmlError> {
     Ok(ops)
 }
 
-fn push_name(out: &mut String, name: &QName) {
+pub(super) fn push_name(out: &mut String, name: &QName) {
     // Each name declares its own namespace, so any name can be written anywhere.
     if name.ns.is_empty() {
         out.push('<');

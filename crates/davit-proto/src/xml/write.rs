@@ -158,6 +158,15 @@ impl MultistatusWriter {
         self.buf
     }
 
+    /// Closes a sync-collection answer (RFC 6578 §6.4): the `sync-token` after the responses,
+    /// then the end of the document.
+    pub fn finish_with_sync_token(mut self, token: &str) -> String {
+        self.buf.push_str("<D:sync-token>");
+        escape_text(token, &mut self.buf);
+        self.buf.push_str("</D:sync-token>\n");
+        self.finish()
+    }
+
     /// A whole-resource response: href, status, and optionally an error condition and a
     /// description.
     pub fn status_response(
