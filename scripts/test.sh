@@ -11,8 +11,9 @@
 # 4. cargo test --workspace
 # 5. scripts/litmus.sh        (release build of davit + litmus basic copymove props locks http)
 # 6. scripts/peers-client-test.sh (the davit client against Apache mod_dav and nginx dav-ext)
-# 7. bench/run.sh --smoke      (the benchmark harness still runs)
-# 8. scripts/deny.sh           (cargo-deny: licences, bans, sources; advisories when reachable)
+# 7. scripts/tutorial-batch-test.sh (the 207 tutorials' batch examples: curl, PHP, Python requests)
+# 8. bench/run.sh --smoke      (the benchmark harness still runs)
+# 9. scripts/deny.sh           (cargo-deny: licences, bans, sources; advisories when reachable)
 #
 # Stops at the first failing step. The last line of output is always the summary
 #     N passed, M failed
@@ -27,7 +28,7 @@ cd "$ROOT"
 PASSED=0
 FAILED=0
 STEP_NO=0
-STEPS=8
+STEPS=9
 LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/davit-test.XXXXXX")"
 trap 'rm -rf -- "$LOGDIR"' EXIT
 
@@ -170,7 +171,23 @@ PASSED=$((PASSED + p_pass))
 FAILED=$((FAILED + p_fail))
 step_ok
 
-# ---------------------------------------------------------------- 7. benchmark smoke run
+# ---------------------------------------------------------------- 7. tutorial batches
+step "scripts/tutorial-batch-test.sh (the batch examples of 207 tutorials with curl, PHP and Python)"
+rc=0
+DAVIT_BIN="$ROOT/target/release/davit" bash "$ROOT/scripts/tutorial-batch-test.sh" 2>&1 |
+  tee "$LOGDIR/tutorial.log" || rc=$?
+t_line="$(strip_ansi <"$LOGDIR/tutorial.log" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1 || true)"
+b_pass=0 b_fail=0
+if [[ $t_line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+  b_pass=${BASH_REMATCH[1]}
+  b_fail=${BASH_REMATCH[2]}
+fi
+PASSED=$((PASSED + b_pass))
+[[ $rc == 0 ]] || step_failed "$b_fail"
+FAILED=$((FAILED + b_fail))
+step_ok
+
+# ---------------------------------------------------------------- 8. benchmark smoke run
 step "bench/run.sh --smoke (the harness still works; numbers are not checked)"
 if [[ -x "$ROOT/bench/run.sh" ]]; then
   bash "$ROOT/bench/run.sh" --smoke || step_failed
@@ -179,7 +196,7 @@ else
 fi
 step_ok
 
-# ---------------------------------------------------------------- 8. dependency policy
+# ---------------------------------------------------------------- 9. dependency policy
 step "scripts/deny.sh (cargo-deny: licences, bans, sources; advisories when reachable)"
 bash "$ROOT/scripts/deny.sh" || step_failed
 step_ok

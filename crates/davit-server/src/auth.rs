@@ -71,6 +71,9 @@ pub struct UserConfig {
     pub password_hash: String,
     /// Confines the user to this subtree (`{user}` is replaced by the name).
     pub root: Option<String>,
+    /// A quota (RFC 4331) on the user's `root`, in bytes.
+    #[serde(default)]
+    pub quota_bytes: Option<u64>,
 }
 
 /// One `[[auth.rule]]`.
@@ -111,6 +114,7 @@ pub enum AuthFailure {
 struct User {
     hash: String,
     root: Option<DavPath>,
+    quota_bytes: Option<u64>,
 }
 
 struct Rule {
@@ -176,6 +180,12 @@ impl Auth {
         for u in &cfg.users {
             PasswordHash::new(&u.password_hash)
                 .map_err(|e| AuthConfigError(format!("user {}: bad password_hash: {e}", u.name)))?;
+            if u.quota_bytes.is_some() && u.root.is_none() {
+                return Err(AuthConfigError(format!(
+                    "user {}: quota_bytes needs a root to apply to",
+                    u.name
+                )));
+            }
             let root = match &u.root {
                 Some(r) => Some(parse_path(&expand(r, &u.name)).ok_or_else(|| {
                     AuthConfigError(format!("user {}: root {r:?} is not a path", u.name))
@@ -188,6 +198,7 @@ impl Auth {
                     User {
                         hash: u.password_hash.clone(),
                         root,
+                        quota_bytes: u.quota_bytes,
                     },
                 )
                 .is_some()
@@ -365,6 +376,14 @@ impl Auth {
         parse_path(&expand(&rule.path, name))
     }
 
+    /// The quotas users' `quota_bytes` put on their roots.
+    pub fn quota_limits(&self) -> Vec<(DavPath, u64)> {
+        self.users
+            .values()
+            .filter_map(|u| Some((u.root.clone()?, u.quota_bytes?)))
+            .collect()
+    }
+
     fn user_root(&self, who: &Principal) -> Option<&DavPath> {
         match who {
             Principal::User(n) => self.users.get(n).and_then(|u| u.root.as_ref()),
@@ -444,11 +463,13 @@ mod tests {
                     name: "alice".into(),
                     password_hash: hash_password("wonder").unwrap(),
                     root: None,
+                    quota_bytes: None,
                 },
                 UserConfig {
                     name: "bob".into(),
                     password_hash: hash_password("builder").unwrap(),
                     root: Some("/home/{user}".into()),
+                    quota_bytes: None,
                 },
             ],
             rules: vec![

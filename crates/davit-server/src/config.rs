@@ -31,6 +31,9 @@ pub struct DavConfig {
     pub batch_max_ops: usize,
     /// Largest batch document accepted, in bytes (more: 413).
     pub batch_max_body: usize,
+    /// A path that accepts POSTed batches relative to the root while nothing is mapped there
+    /// (the address the batch examples of 207 tutorials post to); empty turns it off.
+    pub batch_endpoint: String,
     /// Most connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
     /// Seconds a client may take to send a request's headers (slowloris defence).
@@ -47,6 +50,14 @@ pub struct DavConfig {
     pub max_header_bytes: usize,
     /// Most header fields in one request.
     pub max_headers: usize,
+    /// Byte limits on subtrees (`[[dav.quota]]`, RFC 4331); writes past one get 507.
+    pub quota: Vec<crate::quota::QuotaConfig>,
+    /// Seconds a quota root's measured usage is trusted before it is measured again (changes
+    /// made by other programs in the served directory count from then on).
+    pub quota_rescan_secs: u64,
+    /// Most removals the sync-collection history (RFC 6578) keeps; beyond, the oldest are
+    /// forgotten and tokens from before them answer 403 `DAV:valid-sync-token`.
+    pub sync_max_tombstones: u64,
 }
 
 impl Default for DavConfig {
@@ -62,6 +73,7 @@ impl Default for DavConfig {
             lock_timeout_max: Some(7 * 24 * 3600),
             batch_max_ops: 10_000,
             batch_max_body: 64 * 1024 * 1024,
+            batch_endpoint: "/batch-operation".into(),
             max_connections: 1024,
             header_timeout_secs: 30,
             body_idle_timeout_secs: 60,
@@ -69,11 +81,40 @@ impl Default for DavConfig {
             send_timeout_secs: 60,
             max_header_bytes: 64 * 1024,
             max_headers: 100,
+            quota: Vec::new(),
+            quota_rescan_secs: 60,
+            sync_max_tombstones: 100_000,
         }
     }
 }
 
 impl DavConfig {
+    /// The batch endpoint's path, if there is one, or why it is not a path.
+    pub fn batch_endpoint_path(&self) -> Result<Option<davit_proto::href::DavPath>, String> {
+        if self.batch_endpoint.is_empty() {
+            return Ok(None);
+        }
+        match davit_proto::href::DavPath::parse(&self.batch_endpoint) {
+            Ok(p) if !p.is_root() => Ok(Some(p)),
+            _ => Err(format!(
+                "dav.batch_endpoint: {:?} is not a path below the root",
+                self.batch_endpoint
+            )),
+        }
+    }
+
+    /// The `[[dav.quota]]` limits with their paths parsed, or what is wrong with one.
+    pub fn quota_limits(&self) -> Result<Vec<(davit_proto::href::DavPath, u64)>, String> {
+        self.quota
+            .iter()
+            .map(|q| {
+                davit_proto::href::DavPath::parse(&q.path)
+                    .map(|p| (p, q.bytes))
+                    .map_err(|_| format!("dav.quota: path {:?} is not a path", q.path))
+            })
+            .collect()
+    }
+
     /// The XML parser limits.
     pub fn xml_limits(&self) -> Limits {
         Limits {

@@ -123,6 +123,10 @@ impl DavError {
             DavError::Condition {
                 condition, hrefs, ..
             } => (XML_CONTENT_TYPE, error_body(condition, hrefs)),
+            // RFC 4331 §6 names the condition of a full disk.
+            DavError::Io(e) if e.kind() == io::ErrorKind::StorageFull => {
+                (XML_CONTENT_TYPE, error_body("sufficient-disk-space", &[]))
+            }
             DavError::Io(e) => ("text/plain; charset=utf-8", format!("{}\n", io_reason(e))),
             other => ("text/plain; charset=utf-8", format!("{other}\n")),
         };
@@ -200,5 +204,28 @@ pub type DavResult<T> = Result<T, DavError>;
 impl From<crate::props::StoreError> for DavError {
     fn from(e: crate::props::StoreError) -> Self {
         DavError::Store(e.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DavError;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_full_disk_is_507_with_sufficient_disk_space() {
+        let r = DavError::Io(std::io::ErrorKind::StorageFull.into()).into_response();
+        assert_eq!(r.status(), http::StatusCode::INSUFFICIENT_STORAGE);
+        let body = r
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let root = davit_proto::xml::parse_document(&body, &Default::default())
+            .unwrap_or_else(|e| panic!("not XML ({e})"));
+        assert!(root.name.is_dav("error"));
+        let names: Vec<_> = root.elements().map(|e| e.name.local.clone()).collect();
+        assert_eq!(names, vec!["sufficient-disk-space".to_owned()]);
     }
 }

@@ -241,6 +241,14 @@ impl<S: Storage + Clone> Storage for JournaledStorage<S> {
         self.inner.count_tree(path, max).await
     }
 
+    async fn tree_size(&self, path: &DavPath) -> io::Result<u64> {
+        self.inner.tree_size(path).await
+    }
+
+    async fn space_available(&self) -> io::Result<Option<u64>> {
+        self.inner.space_available().await
+    }
+
     async fn upload(&self, path: &DavPath) -> io::Result<JournaledUpload<S>> {
         Ok(JournaledUpload {
             inner: self.inner.upload(path).await?,

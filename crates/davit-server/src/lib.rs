@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod changes;
 pub mod config;
 pub mod error;
 mod fragment_guard;
@@ -14,6 +15,7 @@ mod journal;
 pub mod live;
 pub mod locks;
 pub mod props;
+pub mod quota;
 mod send_timeout;
 pub mod server;
 mod sqlite;

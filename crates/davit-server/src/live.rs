@@ -47,6 +47,10 @@ pub struct Target<'a> {
     pub stored_type: Option<&'a str>,
     /// The time of the response (read once per listing batch, not per property).
     pub now: SystemTime,
+    /// Its quota figures (computed only when a quota property is asked for by name).
+    pub quota: Option<crate::quota::QuotaInfo>,
+    /// The sync-collection token of now (RFC 6578 §4; read only when asked for by name).
+    pub sync_token: Option<&'a str>,
 }
 
 /// Where a PUT's `Content-Type` is kept when it differs from what the file name suggests:
@@ -119,7 +123,46 @@ pub static LIVE: &[LiveProp] = &[
             }))
         },
     },
+    // RFC 4331: costly to compute, so only returned when asked for by name.
+    LiveProp {
+        name: "quota-available-bytes",
+        in_allprop: false,
+        value: |t| t.quota.map(|q| LiveValue::Number(q.available)),
+    },
+    LiveProp {
+        name: "quota-used-bytes",
+        in_allprop: false,
+        value: |t| t.quota.map(|q| LiveValue::Number(q.used)),
+    },
+    // RFC 6578 §4: the token a sync-collection of this collection would return now.
+    LiveProp {
+        name: "sync-token",
+        in_allprop: false,
+        value: |t| {
+            t.sync_token
+                .filter(|_| t.meta.is_dir())
+                .map(|s| LiveValue::Text(Cow::Borrowed(s)))
+        },
+    },
+    // RFC 3253 §3.1.5: collections offer sync-collection (RFC 6578 §3.1), files no report.
+    LiveProp {
+        name: "supported-report-set",
+        in_allprop: false,
+        value: |t| {
+            Some(LiveValue::Xml(Cow::Borrowed(
+                if t.meta.is_dir() && t.sync_token.is_some() {
+                    SUPPORTED_REPORTS
+                } else {
+                    ""
+                },
+            )))
+        },
+    },
 ];
+
+/// The value of `DAV:supported-report-set` on a collection.
+const SUPPORTED_REPORTS: &str =
+    "<D:supported-report><D:report><D:sync-collection/></D:report></D:supported-report>";
 
 /// The `activelock` elements of every lock covering the target.
 fn lockdiscovery(t: &Target<'_>) -> String {
@@ -144,10 +187,8 @@ fn lockdiscovery(t: &Target<'_>) -> String {
 }
 
 /// `DAV:` names that clients may never set, beyond the computed ones above: properties that
-/// belong to features (quota, sync, principals) whose values the server owns.
+/// belong to features (sync, principals) whose values the server owns.
 const PROTECTED_EXTRA: &[&str] = &[
-    "quota-available-bytes",
-    "quota-used-bytes",
     "sync-token",
     "current-user-principal",
     "supported-report-set",

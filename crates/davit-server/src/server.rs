@@ -41,6 +41,12 @@ impl Server {
         let state = state_dir
             .map(Path::to_path_buf)
             .unwrap_or_else(|| default_state_dir(root));
+        config
+            .quota_limits()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        config
+            .batch_endpoint_path()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let storage = FsStorage::new(root, &state)?;
         // Two files: an atomic batch holds the property store's write lock for its whole run,
         // and lock changes must not wait for it.
@@ -48,7 +54,14 @@ impl Server {
             .map_err(|e| io::Error::other(e.0))?;
         let locks = EmbeddedLockStore::open(&state.join("locks.sqlite3"))
             .map_err(|e| io::Error::other(e.0))?;
-        Ok(Dav::new(storage, props, locks, config).with_journal(state.join("journal")))
+        let changes = crate::changes::SqliteChangeLog::open(
+            &state.join("changes.sqlite3"),
+            config.sync_max_tombstones,
+        )
+        .map_err(|e| io::Error::other(e.0))?;
+        Ok(Dav::new(storage, props, locks, config)
+            .with_journal(state.join("journal"))
+            .with_change_log(std::sync::Arc::new(changes)))
     }
 }
 

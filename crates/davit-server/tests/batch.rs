@@ -1650,10 +1650,15 @@ async fn malformed_documents_answer_400_as_a_whole() {
 }
 
 #[tokio::test]
-async fn unknown_content_type_is_415() {
+async fn a_content_type_that_says_something_else_is_415() {
     let srv = TestServer::start().await;
     let body = xml_batch(None, &[put("a.txt", b"a")]);
-    for ctype in [Some("text/plain"), Some("application/octet-stream"), None] {
+    // Without a type, or form-encoded, the document is recognised by its content (below).
+    for ctype in [
+        Some("text/plain"),
+        Some("application/octet-stream"),
+        Some("image/png"),
+    ] {
         let r = post_raw(&srv, "/", ctype, body.clone(), &[]).await;
         assert_eq!(r.status, 415, "{ctype:?}: {}", r.text());
     }
@@ -2015,4 +2020,140 @@ async fn batches_in_memory_are_bounded_and_the_next_one_waits() {
         .expect("the second batch ran once the first was done")
         .unwrap();
     assert!(second.starts_with("HTTP/1.1 207"), "{second}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The batch examples of 207 tutorials: `curl -d @batch-data.xml URL/batch-operation` (sent as
+// application/x-www-form-urlencoded), PHP's CURLOPT_POSTFIELDS (the same), Python's
+// `requests.post(url, data=f)` (no Content-Type at all).
+
+const TUTORIAL_XML: &str = r#"<?xml version="1.0"?>
+<b:batch xmlns:b="urn:davit:batch"><b:mkcol href="docs/"/><b:put href="docs/a.txt">alpha</b:put><b:delete href="missing.txt"/></b:batch>"#;
+
+/// The status of each response, in order.
+fn statuses(r: &Resp) -> Vec<Option<u16>> {
+    r.ms().responses.iter().map(|x| x.status).collect()
+}
+
+/// Regression: a batch POSTed the way the tutorials do got 415 (form-encoded or no
+/// Content-Type) or 404 (the dedicated path).
+#[tokio::test]
+async fn tutorial_batches_without_a_batch_content_type_get_207_at_the_batch_endpoint() {
+    for ctype in [Some("application/x-www-form-urlencoded"), None] {
+        let s = TestServer::start().await;
+        let mut req = s.req("POST", "/batch-operation").body(TUTORIAL_XML);
+        if let Some(t) = ctype {
+            req = req.header("Content-Type", t);
+        }
+        let r = req.send().await;
+        assert_eq!(
+            statuses(&r),
+            vec![Some(201), Some(201), Some(404)],
+            "{ctype:?}"
+        );
+        assert_eq!(s.disk("docs/a.txt").as_deref(), Some("alpha"));
+        assert!(!s.root().join("batch-operation").exists());
+    }
+}
+
+#[tokio::test]
+async fn a_json_batch_without_content_type_is_recognised_by_its_operations() {
+    let s = TestServer::start().await;
+    let doc = r#"{"operations":[{"op":"put","href":"j.txt","content":"json"}]}"#;
+    let r = s.req("POST", "/batch-operation").body(doc).send().await;
+    assert_eq!(statuses(&r), vec![Some(201)]);
+    assert_eq!(s.disk("j.txt").as_deref(), Some("json"));
+    // Posted to a collection, without a type, relative to that collection.
+    assert_eq!(s.mkcol("/c/").await.status, 201);
+    let r = s
+        .req("POST", "/c/")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(doc)
+        .send()
+        .await;
+    assert_eq!(statuses(&r), vec![Some(201)]);
+    assert_eq!(s.disk("c/j.txt").as_deref(), Some("json"));
+}
+
+#[tokio::test]
+async fn a_body_that_is_no_batch_without_a_batch_content_type_gets_415() {
+    let s = TestServer::start().await;
+    for body in [
+        "name=value&x=1",
+        r#"<a xmlns="urn:other"/>"#,
+        r#"{"ops":[]}"#,
+        "",
+    ] {
+        let r = s
+            .req("POST", "/batch-operation")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await;
+        assert_eq!(r.status, 415, "{body:?}: {}", r.text());
+    }
+    let r = s
+        .req("POST", "/batch-operation")
+        .header("Content-Type", "image/png")
+        .body(TUTORIAL_XML)
+        .send()
+        .await;
+    assert_eq!(r.status, 415);
+    assert!(s.snapshot().is_empty(), "{:?}", s.snapshot());
+}
+
+#[tokio::test]
+async fn a_resource_at_the_batch_endpoint_path_wins() {
+    let s = TestServer::start().await;
+    assert_eq!(s.put("/batch-operation", "a file").await.status, 201);
+    let r = s
+        .req("POST", "/batch-operation")
+        .body(TUTORIAL_XML)
+        .send()
+        .await;
+    assert_eq!(r.status, 405);
+    assert_eq!(s.delete("/batch-operation").await.status, 204);
+    assert_eq!(s.mkcol("/batch-operation/").await.status, 201);
+    let r = s
+        .req("POST", "/batch-operation")
+        .body(TUTORIAL_XML)
+        .send()
+        .await;
+    assert_eq!(statuses(&r), vec![Some(201), Some(201), Some(404)]);
+    assert_eq!(
+        s.disk("batch-operation/docs/a.txt").as_deref(),
+        Some("alpha")
+    );
+}
+
+#[tokio::test]
+async fn the_batch_endpoint_can_be_moved_or_turned_off() {
+    let moved = DavConfig {
+        batch_endpoint: "/api/batch".into(),
+        ..DavConfig::default()
+    };
+    let s = TestServer::with_config(moved).await;
+    assert_eq!(
+        s.req("POST", "/batch-operation")
+            .body(TUTORIAL_XML)
+            .send()
+            .await
+            .status,
+        404
+    );
+    let r = s.req("POST", "/api/batch").body(TUTORIAL_XML).send().await;
+    assert_eq!(statuses(&r), vec![Some(201), Some(201), Some(404)]);
+    let off = DavConfig {
+        batch_endpoint: String::new(),
+        ..DavConfig::default()
+    };
+    let s = TestServer::with_config(off).await;
+    assert_eq!(
+        s.req("POST", "/batch-operation")
+            .body(TUTORIAL_XML)
+            .send()
+            .await
+            .status,
+        404
+    );
 }

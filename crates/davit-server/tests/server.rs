@@ -22,9 +22,15 @@ mod mkcol;
 mod options;
 #[path = "server/paths.rs"]
 mod paths;
+#[path = "server/prefer.rs"]
+mod prefer;
 #[path = "server/propfind.rs"]
 mod propfind;
 #[path = "server/proppatch.rs"]
 mod proppatch;
 #[path = "server/put.rs"]
 mod put;
+#[path = "server/quota.rs"]
+mod quota;
+#[path = "server/sync.rs"]
+mod sync;

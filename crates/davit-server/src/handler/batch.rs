@@ -172,19 +172,56 @@ fn resolve(base: &str, href: &str) -> String {
     }
 }
 
+const NOT_A_BATCH: &str =
+    "a batch is an XML document in urn:davit:batch or a JSON object with \"operations\"";
+
+/// How a batch document is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchFormat {
+    Xml,
+    Json,
+}
+
+impl BatchFormat {
+    /// The format of a document sent without a usable Content-Type: XML that declares the
+    /// batch namespace, or a JSON object that names `operations`; anything else is not a batch.
+    fn sniff(body: &[u8]) -> Option<BatchFormat> {
+        let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+        let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
+        let has = |needle: &[u8]| memchr::memmem::find(body, needle).is_some();
+        match body[start] {
+            b'<' if has(davit_proto::batch::BATCH_NS.as_bytes()) => Some(BatchFormat::Xml),
+            b'{' if has(b"\"operations\"") => Some(BatchFormat::Json),
+            _ => None,
+        }
+    }
+}
+
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
+    /// True when `path` is the configured batch endpoint.
+    fn is_batch_endpoint(&self, path: &DavPath) -> bool {
+        self.config
+            .batch_endpoint_path()
+            .ok()
+            .flatten()
+            .is_some_and(|p| &p == path)
+    }
+
     pub(crate) async fn post<B: ReqBody>(
         &self,
         parts: &Parts,
         target: &Target,
         body: B,
     ) -> DavResult<Response<Body>> {
-        let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
-        if !meta.is_dir() {
-            return Err(DavError::MethodNotAllowed(ALLOW_FILE));
-        }
+        // A mapped resource wins; the batch endpoint path stands for the root otherwise.
+        let base_path = match self.meta(target).await? {
+            Some(meta) if meta.is_dir() => target.path.clone(),
+            Some(_) => return Err(DavError::MethodNotAllowed(ALLOW_FILE)),
+            None if self.is_batch_endpoint(&target.path) => DavPath::root(),
+            None => return Err(DavError::NotFound),
+        };
         let ctype = super::header_str(parts, "content-type")?.unwrap_or("");
         let mime = ctype
             .split(';')
@@ -192,14 +229,13 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             .unwrap_or("")
             .trim()
             .to_ascii_lowercase();
-        let json_in = match mime.as_str() {
-            "application/json" => true,
-            "application/xml" | "text/xml" => false,
-            _ => {
-                return Err(DavError::UnsupportedMediaType(
-                    "a batch is application/xml or application/json",
-                ))
-            }
+        let declared = match mime.as_str() {
+            "application/json" => Some(BatchFormat::Json),
+            "application/xml" | "text/xml" => Some(BatchFormat::Xml),
+            // What `curl -d`, PHP's CURLOPT_POSTFIELDS and Python's `requests` send with a
+            // file's contents: the document itself says what it is.
+            "" | "application/x-www-form-urlencoded" => None,
+            _ => return Err(DavError::UnsupportedMediaType(NOT_A_BATCH)),
         };
         // Held until the batch is done: its document and operations stay in memory that long.
         let slot = self
@@ -211,11 +247,14 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let body = self
             .read_limited(parts, body, self.config.batch_max_body)
             .await?;
+        let format = match declared {
+            Some(f) => f,
+            None => BatchFormat::sniff(&body).ok_or(DavError::UnsupportedMediaType(NOT_A_BATCH))?,
+        };
         let max = self.config.batch_max_ops;
-        let batch = if json_in {
-            parse_batch_json(&body, max)
-        } else {
-            parse_batch_xml(&body, &self.config.xml_limits(), max)
+        let batch = match format {
+            BatchFormat::Json => parse_batch_json(&body, max),
+            BatchFormat::Xml => parse_batch_xml(&body, &self.config.xml_limits(), max),
         }
         .map_err(|e| match e {
             BatchError::TooMany(_) | BatchError::TooManyValues(_) => DavError::TooLarge,
@@ -225,7 +264,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         })?;
         let json_out =
             super::header_str(parts, "accept")?.is_some_and(|a| a.contains("application/json"));
-        let base = target.path.href(true);
+        let base = base_path.href(true);
 
         if batch.mode == BatchMode::Atomic {
             // Its own task: a client that hangs up must not cancel a batch half-way (it
@@ -510,6 +549,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             connection_slots: self.connection_slots.clone(),
             write_gate: self.write_gate.clone(),
             batch_slots: self.batch_slots.clone(),
+            quotas: self.quotas.clone(),
+            // Writes of a batch rolled back later are found by the next sync's walk.
+            changes: self.changes.clone(),
         };
         let mut outcomes = Vec::with_capacity(batch.ops.len());
         let mut failed = None;
@@ -541,6 +583,8 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             drop_stashes(&self.storage, &entries).await;
         } else {
             roll_back(&self.storage, &entries).await;
+            // What the undone operations added or removed is not worth computing.
+            self.quotas.changed_everywhere();
         }
         journal.remove()?;
         self.props.forget_batch(journal.id()).await?;

@@ -5,6 +5,7 @@
 
 use super::{header_str, host_of, multistatus, status_only, Change, Dav, Target};
 use crate::body::Body;
+use crate::changes::{Noted, Observed};
 use crate::error::{DavError, DavResult};
 use crate::journal::{drop_stashes, roll_back, Journal, JournaledStorage, Undo};
 use crate::locks::Lock;
@@ -113,6 +114,11 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         } else {
             CopyDepth::Infinity
         };
+        // Under a quota, what the destination gains is reserved before anything is copied,
+        // so a COPY or MOVE that would not fit changes nothing (RFC 4331 §6).
+        let quota = self
+            .reserve_for_copy_move(src, &dest, &meta, is_move, existed, copy_depth)
+            .await?;
         let failures = match &self.journal_dir {
             Some(dir) => {
                 let mut release = dest_member_locks;
@@ -133,17 +139,73 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 .await?
             }
         };
+        drop(quota);
+        self.quotas.changed(&dest);
+        if is_move {
+            self.quotas.changed(src);
+        }
         if !failures.is_empty() {
             return Ok(multistatus(self.failure_report(failures).await));
         }
         if existed {
             self.storage.touch(&dest).await?;
         }
+        let mut notes = Vec::new();
+        if is_move {
+            notes.push(Noted::Gone(src.clone()));
+        }
+        if existed {
+            notes.push(Noted::Gone(dest.clone()));
+        }
+        if let Some(meta) = self.meta_at(&dest).await? {
+            notes.push(Noted::Present(Observed::from_meta(dest.clone(), &meta)));
+        }
+        self.note_changes(notes).await;
         Ok(status_only(if existed {
             StatusCode::NO_CONTENT
         } else {
             StatusCode::CREATED
         }))
+    }
+
+    /// Reserves, in every quota root the destination lies in (for a MOVE: that does not hold
+    /// the source already), the bytes the destination gains: the source's content less what
+    /// it replaces.
+    async fn reserve_for_copy_move(
+        &self,
+        src: &DavPath,
+        dest: &DavPath,
+        meta: &crate::storage::Meta,
+        is_move: bool,
+        existed: bool,
+        depth: CopyDepth,
+    ) -> DavResult<crate::quota::Reservation> {
+        let mut quota = if is_move {
+            self.quotas.begin_move(src, dest)
+        } else {
+            self.quotas.begin(dest)
+        };
+        if quota.is_unlimited() {
+            return Ok(quota);
+        }
+        let added = match (meta.is_dir(), depth) {
+            (false, _) => meta.len,
+            (true, CopyDepth::Zero) => 0,
+            (true, CopyDepth::Infinity) => self.storage.tree_size(src).await?,
+        };
+        let replaced = if existed {
+            match self.storage.tree_size(dest).await {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::NotFound => 0,
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            0
+        };
+        quota
+            .grow(&self.quotas, &self.storage, added.saturating_sub(replaced))
+            .await?;
+        Ok(quota)
     }
 
     /// COPY or MOVE as one all-or-nothing step, journaled like an atomic batch: what the

@@ -3,6 +3,7 @@
 
 use super::{multistatus, status_only, Change, Dav, Target};
 use crate::body::Body;
+use crate::changes::Noted;
 use crate::error::{io_status, DavError, DavResult};
 use crate::locks::LockStore;
 use crate::props::PropStore;
@@ -39,7 +40,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         // Only locks that exist now go with the tree; one granted meanwhile (on a resource
         // created again after the delete) stays.
         let doomed = self.locks.under(&target.path).await?;
-        let failures = self.storage.delete_tree(&target.path).await?;
+        let failures = self.storage.delete_tree(&target.path).await;
+        self.quotas.changed(&target.path);
+        let failures = failures?;
         let keep: Vec<_> = failures
             .iter()
             .flat_map(|(p, _)| {
@@ -49,6 +52,8 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             .collect();
         self.props.delete(&target.path, keep).await?;
         if failures.is_empty() {
+            self.note_changes(vec![Noted::Gone(target.path.clone())])
+                .await;
             for lock in doomed {
                 self.locks.release(&lock.token).await?;
             }

@@ -2,6 +2,7 @@
 
 use super::{has_body, status_only, Change, Dav, ReqBody, Target, ALLOW_DIR, ALLOW_FILE};
 use crate::body::Body;
+use crate::changes::{Noted, Observed};
 use crate::error::{DavError, DavResult};
 use crate::locks::LockStore;
 use crate::props::PropStore;
@@ -54,6 +55,13 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 e.into()
             }
         })?;
+        if let Some(meta) = self.meta_at(path).await? {
+            self.note_changes(vec![Noted::Present(Observed::from_meta(
+                path.clone(),
+                &meta,
+            ))])
+            .await;
+        }
         Ok(status_only(StatusCode::CREATED))
     }
 }

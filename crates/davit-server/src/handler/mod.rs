@@ -13,6 +13,7 @@ mod options;
 mod propfind;
 mod proppatch;
 mod put;
+mod report;
 
 use crate::auth::{Access, Auth, AuthFailure, Principal};
 use crate::body::{self, Body};
@@ -34,9 +35,9 @@ use std::sync::Arc;
 
 /// The methods davit answers, as sent in `Allow` for each kind of target.
 pub(crate) const ALLOW_FILE: &str =
-    "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK";
+    "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK, REPORT";
 pub(crate) const ALLOW_DIR: &str =
-    "OPTIONS, GET, HEAD, POST, DELETE, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK";
+    "OPTIONS, GET, HEAD, POST, DELETE, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK, REPORT";
 pub(crate) const ALLOW_UNMAPPED: &str = "OPTIONS, PUT, MKCOL, LOCK";
 
 /// A WebDAV server over a content store, a dead-property store and a lock store.
@@ -58,6 +59,21 @@ pub struct Dav<S, P, L> {
     write_gate: Arc<gate::WriteGate>,
     /// A permit per batch whose document is in memory (see `BATCH_MEMORY`).
     batch_slots: Arc<tokio::sync::Semaphore>,
+    /// Byte limits on subtrees and their measured usage.
+    pub(crate) quotas: Arc<crate::quota::Quotas>,
+    /// The history behind sync-collection REPORTs; without one the report is not offered.
+    changes: Option<Arc<dyn crate::changes::ChangeLog>>,
+}
+
+/// The quotas of the configuration (paths that do not parse were refused at start-up) and of
+/// users' roots.
+fn quotas_of(config: &DavConfig, users: Vec<(DavPath, u64)>) -> crate::quota::Quotas {
+    let mut limits = config.quota_limits().unwrap_or_default();
+    limits.extend(users);
+    crate::quota::Quotas::new(
+        limits,
+        std::time::Duration::from_secs(config.quota_rescan_secs),
+    )
 }
 
 /// What the documents of the batches in progress may take together, in the largest size
@@ -78,6 +94,8 @@ impl<S: Clone, P: Clone, L: Clone> Clone for Dav<S, P, L> {
             connection_slots: self.connection_slots.clone(),
             write_gate: self.write_gate.clone(),
             batch_slots: self.batch_slots.clone(),
+            quotas: self.quotas.clone(),
+            changes: self.changes.clone(),
         }
     }
 }
@@ -102,7 +120,9 @@ where
         let batch_slots = Arc::new(tokio::sync::Semaphore::new(
             (BATCH_MEMORY / config.batch_max_body.max(1)).clamp(1, 4096),
         ));
+        let quotas = Arc::new(quotas_of(&config, Vec::new()));
         Dav {
+            quotas,
             batch_slots,
             connection_slots,
             storage,
@@ -113,11 +133,19 @@ where
             batch_lock: Arc::new(tokio::sync::Mutex::new(())),
             auth: None,
             write_gate: Arc::default(),
+            changes: None,
         }
+    }
+
+    /// Offers RFC 6578 sync-collection REPORTs, with `log` as the history of changes.
+    pub fn with_change_log(mut self, log: Arc<dyn crate::changes::ChangeLog>) -> Self {
+        self.changes = Some(log);
+        self
     }
 
     /// Requires authentication and applies the access rules of `auth`.
     pub fn with_auth(mut self, auth: Auth) -> Self {
+        self.quotas = Arc::new(quotas_of(&self.config, auth.quota_limits()));
         self.auth = Some(Arc::new(auth));
         self
     }
@@ -355,6 +383,7 @@ where
             "PROPPATCH" => self.proppatch(parts, target, body).await,
             "LOCK" => self.lock(parts, target, body).await,
             "UNLOCK" => self.unlock(parts, target).await,
+            "REPORT" => self.report(parts, target, body).await,
             _ => Err(DavError::NotImplemented),
         }
     }
@@ -543,7 +572,42 @@ where
                 locks.push(l);
             }
         }
+        // Sync tokens (RFC 6578 §5) are state tokens of a collection: each is looked up for
+        // the resource its list names.
+        let mut sync_states: Vec<(Option<&str>, &str, bool)> = Vec::new();
+        for list in &header.lists {
+            let resource = list.resource.as_deref();
+            for c in &list.conditions {
+                let ConditionKind::StateToken(token) = &c.kind else {
+                    continue;
+                };
+                if !crate::changes::is_sync_token(token)
+                    || sync_states
+                        .iter()
+                        .any(|(r, t, _)| *r == resource && *t == token)
+                {
+                    continue;
+                }
+                let path = match resource {
+                    None => Some(&target.path),
+                    Some(tag) => tagged
+                        .iter()
+                        .find(|(t, _, _)| *t == tag)
+                        .and_then(|(_, p, _)| p.as_ref()),
+                };
+                let holds = match path {
+                    Some(p) => self.sync_state_holds(p, token).await?,
+                    None => false,
+                };
+                sync_states.push((resource, token, holds));
+            }
+        }
         let own_etag = meta.filter(|m| !m.is_dir()).map(|m| m.etag.clone());
+        // Clients that hold a lock send its token with every request (webdavclient3 checks
+        // the parent collection that way before an upload). A request that changes nothing
+        // needs no lock, so there a token counts as held wherever it names a live lock;
+        // entity tags are checked as for any request.
+        let reads_only = changes_nothing(&parts.method);
         Ok(header.evaluate(|resource, cond| {
             let (path, etag) = match resource {
                 None => (Some(&target.path), own_etag.as_deref()),
@@ -553,6 +617,14 @@ where
                 },
             };
             match cond {
+                ConditionKind::StateToken(token) if crate::changes::is_sync_token(token) => {
+                    sync_states
+                        .iter()
+                        .any(|(r, t, holds)| *r == resource && *t == token && *holds)
+                }
+                ConditionKind::StateToken(token) if reads_only => {
+                    locks.iter().any(|l| &l.token == token)
+                }
                 ConditionKind::StateToken(token) => {
                     path.is_some_and(|p| locks.iter().any(|l| &l.token == token && l.covers(p)))
                 }
@@ -560,6 +632,51 @@ where
             }
         }))
     }
+}
+
+/// The request's `Prefer` (and `Brief`) preferences.
+pub(crate) fn prefer_of(parts: &Parts) -> davit_proto::headers::Prefer {
+    davit_proto::headers::Prefer::parse(
+        parts
+            .headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+        parts.headers.get("brief").and_then(|v| v.to_str().ok()),
+    )
+}
+
+/// Says which preferences shaped a response (RFC 7240 §3), and that its content depends on
+/// them.
+pub(crate) fn preferences_applied(
+    mut resp: Response<Body>,
+    minimal: bool,
+    depth_noroot: bool,
+) -> Response<Body> {
+    let applied = match (minimal, depth_noroot) {
+        (true, true) => Some("return=minimal, depth-noroot"),
+        (true, false) => Some("return=minimal"),
+        (false, true) => Some("depth-noroot"),
+        (false, false) => None,
+    };
+    let h = resp.headers_mut();
+    if let Some(a) = applied {
+        h.insert("preference-applied", http::HeaderValue::from_static(a));
+    }
+    h.insert(
+        header::VARY,
+        http::HeaderValue::from_static("Prefer, Brief"),
+    );
+    resp
+}
+
+/// Methods that never change a resource (their If header still has to hold, but lock tokens
+/// in it need not cover the resource).
+fn changes_nothing(method: &Method) -> bool {
+    matches!(
+        method.as_str(),
+        "GET" | "HEAD" | "OPTIONS" | "PROPFIND" | "REPORT"
+    )
 }
 
 /// A request body the handlers accept: hyper's `Incoming`, or the bytes of a batch operation.

@@ -37,6 +37,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         self.check_preconditions(parts, target, Some(&meta), &[])
             .await?;
         let depth = if meta.is_dir() { depth } else { Depth::Zero };
+        let prefer = super::prefer_of(parts);
+        let minimal = prefer.minimal;
+        let noroot = prefer.depth_noroot && depth != Depth::Zero;
         if depth == Depth::Infinity {
             // Refused outright, or when the tree is larger than the configured bound. The
             // count is taken before answering because a 207 cannot turn into a 403 later.
@@ -53,7 +56,8 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
 
         if depth == Depth::Zero {
             // One resource: write it here, without a task and a channel.
-            return self.propfind_one(target, meta, &request).await;
+            let resp = self.propfind_one(target, meta, &request, minimal).await?;
+            return Ok(super::preferences_applied(resp, minimal, false));
         }
         let (tx, body) = body::channel(4);
         let lister = Lister {
@@ -64,12 +68,15 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             listed: 0,
             limit: self.config.depth_infinity_limit,
             who: super::principal(parts),
+            minimal,
+            noroot,
         };
         tokio::spawn(lister.run(target.path.clone(), meta, depth));
-        response(StatusCode::MULTI_STATUS)
+        let resp = response(StatusCode::MULTI_STATUS)
             .header(header::CONTENT_TYPE, XML_CONTENT_TYPE)
             .body(body)
-            .map_err(super::get::internal)
+            .map_err(super::get::internal)?;
+        Ok(super::preferences_applied(resp, minimal, noroot))
     }
 }
 
@@ -79,6 +86,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         target: &Target,
         meta: Meta,
         request: &PropFind,
+        minimal: bool,
     ) -> DavResult<Response<Body>> {
         let path = &target.path;
         let dead = if needs_dead(request) {
@@ -95,6 +103,16 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         } else {
             Vec::new()
         };
+        let quota = if needs_quota(request) {
+            self.quota_info(path).await
+        } else {
+            None
+        };
+        let sync_token = if needs_sync(request) {
+            self.current_sync_token().await
+        } else {
+            None
+        };
         let mut w = MultistatusWriter::new();
         let t = live::Target {
             path,
@@ -102,9 +120,101 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             locks: &locks,
             stored_type: live::stored_type(&dead),
             now: std::time::SystemTime::now(),
+            quota,
+            sync_token: sync_token.as_deref(),
         };
-        write_response(&mut w, request, &t, &dead);
+        write_response(&mut w, request, &t, &dead, minimal);
         Ok(super::multistatus(w.finish()))
+    }
+}
+
+impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
+    /// The quota figures of a resource, or none (the properties then answer 404) when its
+    /// storage cannot be measured.
+    async fn quota_info(&self, path: &DavPath) -> Option<crate::quota::QuotaInfo> {
+        match self.quotas.info(&self.storage, path).await {
+            Ok(q) => Some(q),
+            Err(e) => {
+                tracing::warn!(path = %path, error = %e, "cannot compute quota figures");
+                None
+            }
+        }
+    }
+}
+
+impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
+    /// Writes a `response` per resource for `request` (as PROPFIND would), looking up dead
+    /// properties for the whole batch at once (a sync-collection REPORT's changed members).
+    pub(crate) async fn write_resources(
+        &self,
+        w: &mut MultistatusWriter,
+        request: &PropFind,
+        resources: Vec<(DavPath, Meta)>,
+        minimal: bool,
+    ) -> DavResult<()> {
+        if resources.is_empty() {
+            return Ok(());
+        }
+        let dead = if needs_dead(request) {
+            let paths = resources.iter().map(|(p, _)| p.clone()).collect();
+            self.props.get_many(paths).await?
+        } else {
+            Vec::new()
+        };
+        let sync_token = if needs_sync(request) {
+            self.current_sync_token().await
+        } else {
+            None
+        };
+        let now = std::time::SystemTime::now();
+        for (i, (path, meta)) in resources.iter().enumerate() {
+            let none = Vec::new();
+            let dead = dead.get(i).unwrap_or(&none);
+            let locks = if needs_locks(request) {
+                self.locks.covering(path).await?
+            } else {
+                Vec::new()
+            };
+            let quota = if needs_quota(request) {
+                self.quota_info(path).await
+            } else {
+                None
+            };
+            let target = live::Target {
+                path,
+                meta,
+                locks: &locks,
+                stored_type: live::stored_type(dead),
+                now,
+                quota,
+                sync_token: sync_token.as_deref(),
+            };
+            write_response(w, request, &target, dead, minimal);
+        }
+        Ok(())
+    }
+}
+
+/// The sync token is read only for a PROPFIND that names it or the report set.
+fn needs_sync(request: &PropFind) -> bool {
+    match request {
+        PropFind::Prop(names) => names
+            .iter()
+            .any(|n| n.is_dav("sync-token") || n.is_dav("supported-report-set")),
+        PropFind::AllProp { include } => include
+            .iter()
+            .any(|n| n.is_dav("sync-token") || n.is_dav("supported-report-set")),
+        PropFind::PropName => true,
+    }
+}
+
+/// Quota figures are computed only for a PROPFIND that names them (RFC 4331 §2).
+fn needs_quota(request: &PropFind) -> bool {
+    match request {
+        PropFind::Prop(names) => names
+            .iter()
+            .any(|n| n.is_dav("quota-available-bytes") || n.is_dav("quota-used-bytes")),
+        PropFind::AllProp { .. } | PropFind::PropName => false,
     }
 }
 
@@ -141,6 +251,10 @@ struct Lister<S, P, L> {
     limit: u64,
     /// Members this principal may not see are left out, and not descended into.
     who: crate::auth::Principal,
+    /// `Prefer: return=minimal`: no 404 propstats.
+    minimal: bool,
+    /// `Prefer: depth-noroot`: the Request-URI itself is not listed.
+    noroot: bool,
 }
 
 /// The client went away; stop walking.
@@ -157,7 +271,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
 
     async fn walk(&mut self, root: DavPath, meta: Meta, depth: Depth) -> Result<(), Gone> {
         let is_dir = meta.is_dir();
-        self.write_batch(vec![(root.clone(), meta)]).await?;
+        if !self.noroot {
+            self.write_batch(vec![(root.clone(), meta)]).await?;
+        }
         if depth == Depth::Zero || !is_dir {
             return Ok(());
         }
@@ -224,6 +340,12 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
             Vec::new()
         };
         let needs_locks = needs_locks(&self.request);
+        let needs_quota = needs_quota(&self.request);
+        let sync_token = if needs_sync(&self.request) {
+            self.dav.current_sync_token().await
+        } else {
+            None
+        };
         let now = std::time::SystemTime::now();
         for (i, (path, meta)) in resources.iter().enumerate() {
             let none = Vec::new();
@@ -239,14 +361,21 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
             } else {
                 Vec::new()
             };
+            let quota = if needs_quota {
+                self.dav.quota_info(path).await
+            } else {
+                None
+            };
             let target = live::Target {
                 path,
                 meta,
                 locks: &locks,
                 stored_type: live::stored_type(dead),
                 now,
+                quota,
+                sync_token: sync_token.as_deref(),
             };
-            write_response(&mut self.w, &self.request, &target, dead);
+            write_response(&mut self.w, &self.request, &target, dead, self.minimal);
             if self.w.pending() >= CHUNK {
                 let chunk = self.w.take();
                 self.tx
@@ -276,6 +405,7 @@ fn write_response(
     request: &PropFind,
     target: &live::Target<'_>,
     dead: &[DeadProp],
+    minimal: bool,
 ) {
     w.start_response_at(target.path, target.meta.is_dir());
     match request {
@@ -298,7 +428,7 @@ fn write_response(
                 .iter()
                 .filter(|n| live::find(n).is_none() && !visible(dead).any(|d| &d.name == *n))
                 .collect();
-            if !missing.is_empty() {
+            if !missing.is_empty() && !minimal {
                 w.start_propstat();
                 for n in missing {
                     w.prop_empty(n);
@@ -339,13 +469,15 @@ fn write_response(
                 }
             }
             let all_missing = missing.len() == seen.len() && !seen.is_empty();
-            if all_missing {
+            if all_missing && !minimal {
                 // Nothing found: skip the empty 200 group and report only the 404s.
                 w.cancel_propstat();
             } else {
+                // With return=minimal, a resource that has none of the properties keeps an
+                // empty 200 propstat (RFC 8144 §2.1).
                 w.end_propstat(200, None);
             }
-            if !missing.is_empty() {
+            if !missing.is_empty() && !minimal {
                 w.start_propstat();
                 for n in missing {
                     w.prop_empty(n);

@@ -60,8 +60,18 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 })
                 .collect();
             self.props.patch(&target.path, ops).await?;
+            self.note_changes(vec![crate::changes::Noted::Touched(target.path.clone())])
+                .await;
         }
 
+        // RFC 8144 §2.2: a PROPPATCH that did everything it was asked answers 200, empty.
+        if !failed && super::prefer_of(parts).minimal {
+            return Ok(super::preferences_applied(
+                super::status_only(http::StatusCode::OK),
+                true,
+                false,
+            ));
+        }
         let mut w = MultistatusWriter::new();
         w.start_response(&target.path.href(meta.is_dir()));
         // One propstat per outcome, each property named once, in first-seen order.

@@ -3,6 +3,7 @@
 
 use super::{get::internal, response, Change, Dav, ReqBody, Target, ALLOW_DIR};
 use crate::body::{self, Body};
+use crate::changes::{Noted, Observed};
 use crate::error::{DavError, DavResult};
 use crate::live::{content_type_for, STORED_CONTENT_TYPE};
 use crate::locks::LockStore;
@@ -74,6 +75,17 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             None => None,
         };
 
+        // Under a quota, what the body adds is reserved before it is stored: all of it up
+        // front when its length is declared (so the 507 comes before the body), else as it
+        // arrives.
+        let old_len = existing.as_ref().map_or(0, |m| m.len);
+        let mut quota = self.quotas.begin(path);
+        if let (false, Some(n)) = (quota.is_unlimited(), declared) {
+            quota
+                .grow(&self.quotas, &self.storage, n.saturating_sub(old_len))
+                .await?;
+        }
+
         // Only now is the body read: with `Expect: 100-continue`, hyper sends the 100 when
         // the body is first polled, so every refusal above goes out without it.
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, self.storage.upload(path).await?);
@@ -84,6 +96,11 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 written += data.len() as u64;
                 if limit.is_some_and(|l| written > l) {
                     return Err(DavError::TooLarge);
+                }
+                if !quota.is_unlimited() && written > old_len.saturating_add(quota.amount()) {
+                    quota
+                        .grow(&self.quotas, &self.storage, written - old_len)
+                        .await?;
                 }
                 out.write_all(&data).await?;
             }
@@ -103,6 +120,13 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             self.props.delete(path, Vec::new()).await?;
         }
         let meta = upload.commit().await?;
+        self.note_changes(vec![Noted::Present(Observed::from_meta(
+            path.clone(),
+            &meta,
+        ))])
+        .await;
+        let delta = i64::try_from(i128::from(meta.len) - i128::from(old_len)).unwrap_or(0);
+        self.quotas.settle(quota, delta);
         self.remember_content_type(parts, path, existing.is_some())
             .await?;
 

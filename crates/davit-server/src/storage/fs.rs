@@ -322,6 +322,52 @@ impl Storage for FsStorage {
         .await
     }
 
+    async fn tree_size(&self, path: &DavPath) -> io::Result<u64> {
+        let inner = self.inner.clone();
+        let path = path.clone();
+        blocking(move || {
+            let top = inner.existing(&path)?;
+            let meta = std::fs::metadata(&top)?;
+            if !meta.is_dir() {
+                return Ok(meta.len());
+            }
+            let mut pending = vec![top];
+            let mut bytes = 0u64;
+            while let Some(dir) = pending.pop() {
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    continue;
+                };
+                let hidden = inner.hidden_member(&dir);
+                for entry in entries.flatten() {
+                    if hidden.is_some_and(|h| entry.file_name() == h) {
+                        continue;
+                    }
+                    // `DirEntry::metadata` does not follow symlinks: a link takes no space of
+                    // its own worth counting, and following it could count a tree twice.
+                    let Ok(m) = entry.metadata() else {
+                        continue;
+                    };
+                    if m.is_dir() {
+                        pending.push(entry.path());
+                    } else if m.is_file() {
+                        bytes = bytes.saturating_add(m.len());
+                    }
+                }
+            }
+            Ok(bytes)
+        })
+        .await
+    }
+
+    async fn space_available(&self) -> io::Result<Option<u64>> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let s = rustix::fs::statvfs(&inner.root).map_err(io::Error::from)?;
+            Ok(Some(s.f_bavail.saturating_mul(s.f_frsize)))
+        })
+        .await
+    }
+
     // On the calling worker thread too: creating the temporary file and writing the body
     // into the page cache take microseconds, while `tokio::fs::File` sends every write to the
     // blocking pool (a thread per concurrent upload, and a hand-off per chunk; measured:

@@ -119,6 +119,14 @@ pub trait Storage: Send + Sync + 'static {
     /// Counts the members of the tree below `path`, stopping once the count passes `max`
     /// (so the answer is `min(count, max + 1)`). Cheaper than listing: no metadata per member.
     fn count_tree(&self, path: &DavPath, max: u64) -> impl Future<Output = io::Result<u64>> + Send;
+    /// The bytes of content in the tree below `path` (the sum of its files' lengths; a file's
+    /// own length for a file). Symbolic links and other second bindings are not followed, so
+    /// nothing is counted twice through them and a loop cannot make it endless. Quotas (RFC 4331)
+    /// call it, rarely: its result is cached by the caller.
+    fn tree_size(&self, path: &DavPath) -> impl Future<Output = io::Result<u64>> + Send;
+    /// Bytes the backend can still store, if it knows (on a filesystem, what `statvfs` says an
+    /// unprivileged user may still write).
+    fn space_available(&self) -> impl Future<Output = io::Result<Option<u64>>> + Send;
     /// Starts an upload that will replace or create `path` on commit.
     fn upload(&self, path: &DavPath) -> impl Future<Output = io::Result<Self::Upload>> + Send;
     /// Creates one collection; its parent must exist.

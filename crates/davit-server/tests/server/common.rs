@@ -365,6 +365,7 @@ pub fn user_config(name: &str, root: Option<&str>) -> UserConfig {
         name: name.to_owned(),
         password_hash: hash,
         root: root.map(str::to_owned),
+        quota_bytes: None,
     }
 }
 

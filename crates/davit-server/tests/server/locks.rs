@@ -1756,3 +1756,69 @@ async fn an_anonymous_lock_is_usable_by_whoever_holds_the_token() {
         .await;
     assert_eq!(r.status, 204);
 }
+
+/// Regression: webdavclient3 sends its lock's `If: (<token>)` with every request of its lock
+/// context; a PROPFIND or HEAD of the (unlocked) parent collection got 412, so the upload that
+/// follows was never made.
+#[tokio::test]
+async fn a_read_with_the_if_header_of_a_lock_elsewhere_is_served() {
+    let s = TestServer::start().await;
+    assert_eq!(s.mkcol("/dir/").await.status, 201);
+    assert_eq!(s.put("/dir/f.txt", "old").await.status, 201);
+    let token = s.lock_ok("/dir/f.txt", "exclusive", Some("0")).await;
+    let iff = if_tok(&token);
+    // The client's upload flow: look at the parent, then at the file, then write it.
+    let r = s
+        .req("PROPFIND", "/dir/")
+        .header("Depth", "1")
+        .header("If", &iff)
+        .send()
+        .await;
+    assert_eq!(r.ms().responses.len(), 2);
+    assert_eq!(
+        s.req("HEAD", "/dir/")
+            .header("If", &iff)
+            .send()
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        s.req("GET", "/dir/f.txt")
+            .header("If", &iff)
+            .send()
+            .await
+            .status,
+        200
+    );
+    let r = s
+        .req("PUT", "/dir/f.txt")
+        .header("If", &iff)
+        .body("new")
+        .send()
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(s.disk("dir/f.txt").as_deref(), Some("new"));
+    // A write keeps RFC 4918's evaluation: the lock does not cover /dir/other.txt, so the
+    // untagged list is false.
+    let r = s
+        .req("PUT", "/dir/other.txt")
+        .header("If", &iff)
+        .body("x")
+        .send()
+        .await;
+    assert_eq!(r.status, 412);
+    // A read with a token that names no lock still fails, and so does a stale entity tag.
+    let r = s
+        .req("GET", "/dir/f.txt")
+        .header("If", "(<urn:uuid:00000000-0000-0000-0000-000000000000>)")
+        .send()
+        .await;
+    assert_eq!(r.status, 412);
+    let r = s
+        .req("GET", "/dir/f.txt")
+        .header("If", "([\"stale\"])")
+        .send()
+        .await;
+    assert_eq!(r.status, 412);
+}
