@@ -52,6 +52,10 @@ pub enum DavError {
     /// 507.
     #[error("insufficient storage")]
     InsufficientStorage,
+    /// 508 (RFC 5842 §7.2): a Depth: infinity request met a binding loop and the client did
+    /// not say it understands 208; the href is where the loop closes.
+    #[error("binding loop at {0}: send `DAV: bind` to have it reported as 208 Already Reported")]
+    LoopDetected(String),
     /// A failed RFC 4918 precondition or postcondition: status plus the `DAV:error` element.
     #[error("{condition}")]
     Condition {
@@ -97,6 +101,7 @@ impl DavError {
             DavError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             DavError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             DavError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+            DavError::LoopDetected(_) => StatusCode::LOOP_DETECTED,
             DavError::Condition { status, .. } => *status,
             DavError::Io(e) => io_status(e),
             DavError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,

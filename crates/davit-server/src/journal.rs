@@ -306,6 +306,23 @@ impl<S: Storage + Clone> Storage for JournaledStorage<S> {
     async fn drop_stash(&self, id: &str) -> io::Result<()> {
         self.inner.drop_stash(id).await
     }
+
+    fn resource_id(&self, identity: &crate::storage::Identity) -> uuid::Uuid {
+        self.inner.resource_id(identity)
+    }
+
+    async fn binding_index(&self) -> io::Result<crate::storage::BindingIndex> {
+        self.inner.binding_index().await
+    }
+
+    async fn bind(
+        &self,
+        from: &DavPath,
+        to: &DavPath,
+    ) -> io::Result<Result<(), crate::storage::BindRefusal>> {
+        self.journal.record(Undo::Created(to.clone()))?;
+        self.inner.bind(from, to).await
+    }
 }
 
 /// An upload inside an atomic batch: on commit, the file it replaces is stashed first.

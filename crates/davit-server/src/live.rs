@@ -51,6 +51,10 @@ pub struct Target<'a> {
     pub quota: Option<crate::quota::QuotaInfo>,
     /// The sync-collection token of now (RFC 6578 §4; read only when asked for by name).
     pub sync_token: Option<&'a str>,
+    /// Its `DAV:resource-id` (computed only when asked for).
+    pub resource_id: Option<uuid::Uuid>,
+    /// The bindings of multiply bound resources (looked up only for `DAV:parent-set`).
+    pub bindings: Option<&'a crate::storage::BindingIndex>,
 }
 
 /// Where a PUT's `Content-Type` is kept when it differs from what the file name suggests:
@@ -158,7 +162,60 @@ pub static LIVE: &[LiveProp] = &[
             )))
         },
     },
+    // RFC 5842 §3.1: the same through every binding, new for a COPY, never reused.
+    LiveProp {
+        name: "resource-id",
+        in_allprop: false,
+        value: |t| {
+            t.resource_id.map(|id| {
+                let mut x = String::with_capacity(70);
+                x.push_str("<D:href>urn:uuid:");
+                x.push_str(
+                    id.hyphenated()
+                        .encode_lower(&mut uuid::Uuid::encode_buffer()),
+                );
+                x.push_str("</D:href>");
+                LiveValue::Xml(Cow::Owned(x))
+            })
+        },
+    },
+    // RFC 5842 §3.2: every (parent collection, segment) the resource is bound at.
+    LiveProp {
+        name: "parent-set",
+        in_allprop: false,
+        value: |t| {
+            t.bindings
+                .map(|index| LiveValue::Xml(Cow::Owned(parent_set(t, index))))
+        },
+    },
 ];
+
+/// The `DAV:parent` elements of a resource: all its bindings where it has several, else the
+/// one it was reached through (none for the root).
+fn parent_set(t: &Target<'_>, index: &crate::storage::BindingIndex) -> String {
+    use davit_proto::xml::escape_text;
+    let mut out = String::new();
+    let mut write = |parent: &DavPath, segment: &str| {
+        out.push_str("<D:parent><D:href>");
+        escape_text(&parent.href(true), &mut out);
+        out.push_str("</D:href><D:segment>");
+        escape_text(segment, &mut out);
+        out.push_str("</D:segment></D:parent>");
+    };
+    match index.bound.get(&t.meta.identity) {
+        Some(bindings) => {
+            for b in bindings {
+                write(&b.parent, &b.segment);
+            }
+        }
+        None => {
+            if let (Some(parent), Some(name)) = (t.path.parent(), t.path.name()) {
+                write(&parent, name);
+            }
+        }
+    }
+    out
+}
 
 /// The value of `DAV:supported-report-set` on a collection.
 const SUPPORTED_REPORTS: &str =
@@ -190,6 +247,8 @@ fn lockdiscovery(t: &Target<'_>) -> String {
 /// belong to features (sync, principals) whose values the server owns.
 const PROTECTED_EXTRA: &[&str] = &[
     "sync-token",
+    "resource-id",
+    "parent-set",
     "current-user-principal",
     "supported-report-set",
 ];

@@ -6,6 +6,8 @@ mod common;
 
 #[path = "server/bad_input.rs"]
 mod bad_input;
+#[path = "server/bind.rs"]
+mod bind;
 #[path = "server/clients.rs"]
 mod clients;
 #[path = "server/copymove.rs"]

@@ -5,6 +5,7 @@
 //! the default namespace. DTDs and entity declarations are refused outright: a request body
 //! never needs them, and refusing them removes the whole class of entity-expansion bombs.
 
+mod bind;
 mod lock;
 mod ms_reader;
 mod request;
@@ -12,6 +13,7 @@ mod sync;
 mod tree;
 mod write;
 
+pub use bind::{parse_bind, BindMethod, BindRequest};
 pub use lock::{parse_lockinfo, write_activelock, ActiveLock, LockInfo, LockScope, SUPPORTED_LOCK};
 pub use ms_reader::{LiveProps, MultistatusReader, PropStat, ReaderLimits, Response};
 pub use request::{

@@ -3,6 +3,7 @@
 //! and turned into responses in one place.
 
 mod batch;
+mod bind;
 mod copymove;
 mod delete;
 mod gate;
@@ -26,6 +27,7 @@ use bytes::{Bytes, BytesMut};
 use davit_proto::conditional::{self, Outcome, Preconditions, Validators};
 use davit_proto::headers::{ConditionKind, IfHeader};
 use davit_proto::href::{self, DavPath};
+use davit_proto::xml::BindMethod;
 use davit_proto::xml::XML_CONTENT_TYPE;
 use http::request::Parts;
 use http::{header, HeaderMap, Method, Request, Response, StatusCode};
@@ -36,8 +38,8 @@ use std::sync::Arc;
 /// The methods davit answers, as sent in `Allow` for each kind of target.
 pub(crate) const ALLOW_FILE: &str =
     "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK, REPORT";
-pub(crate) const ALLOW_DIR: &str =
-    "OPTIONS, GET, HEAD, POST, DELETE, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK, REPORT";
+pub(crate) const ALLOW_DIR: &str = "OPTIONS, GET, HEAD, POST, DELETE, PROPFIND, PROPPATCH, \
+     COPY, MOVE, LOCK, UNLOCK, REPORT, BIND, UNBIND, REBIND";
 pub(crate) const ALLOW_UNMAPPED: &str = "OPTIONS, PUT, MKCOL, LOCK";
 
 /// A WebDAV server over a content store, a dead-property store and a lock store.
@@ -384,6 +386,18 @@ where
             "LOCK" => self.lock(parts, target, body).await,
             "UNLOCK" => self.unlock(parts, target).await,
             "REPORT" => self.report(parts, target, body).await,
+            "BIND" => {
+                self.bind_method(parts, target, body, BindMethod::Bind)
+                    .await
+            }
+            "UNBIND" => {
+                self.bind_method(parts, target, body, BindMethod::Unbind)
+                    .await
+            }
+            "REBIND" => {
+                self.bind_method(parts, target, body, BindMethod::Rebind)
+                    .await
+            }
             _ => Err(DavError::NotImplemented),
         }
     }
@@ -804,6 +818,19 @@ pub(crate) fn host_of(parts: &Parts) -> Option<String> {
 }
 
 /// A header's value as text; `None` when absent, 400 when not ASCII.
+/// Whether the request's `DAV` header lists `token` (RFC 4918 §10.1: comma-separated
+/// compliance classes, in any number of header lines; `bind` says the client understands
+/// 208 Already Reported, RFC 5842 §8.2).
+pub(crate) fn dav_header_lists(parts: &Parts, token: &str) -> bool {
+    parts
+        .headers
+        .get_all("dav")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
 pub(crate) fn header_str<'a>(parts: &'a Parts, name: &str) -> DavResult<Option<&'a str>> {
     match parts.headers.get(name) {
         None => Ok(None),

@@ -60,6 +60,15 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             return Ok(super::preferences_applied(resp, minimal, false));
         }
         let (tx, body) = body::channel(4);
+        let knows_bind = super::dav_header_lists(parts, "bind");
+        // Without `DAV: bind`, a loop fails the whole request with 508 (RFC 5842 §7.2): the
+        // answer's status waits for the first chunk, so a loop found before it can still be.
+        let (first, started) = if depth == Depth::Infinity && !knows_bind {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let lister = Lister {
             dav: self.clone(),
             request,
@@ -70,8 +79,16 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             who: super::principal(parts),
             minimal,
             noroot,
+            bindings: None,
+            knows_bind,
+            first,
         };
         tokio::spawn(lister.run(target.path.clone(), meta, depth));
+        if let Some(started) = started {
+            if let Ok(Start::Loop(href)) = started.await {
+                return Err(DavError::LoopDetected(href));
+            }
+        }
         let resp = response(StatusCode::MULTI_STATUS)
             .header(header::CONTENT_TYPE, XML_CONTENT_TYPE)
             .body(body)
@@ -113,6 +130,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         } else {
             None
         };
+        let bindings = self.binding_index_if(request).await;
         let mut w = MultistatusWriter::new();
         let t = live::Target {
             path,
@@ -122,6 +140,8 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             now: std::time::SystemTime::now(),
             quota,
             sync_token: sync_token.as_deref(),
+            resource_id: needs_ids(request).then(|| self.storage.resource_id(&meta.identity)),
+            bindings: bindings.as_ref(),
         };
         write_response(&mut w, request, &t, &dead, minimal);
         Ok(super::multistatus(w.finish()))
@@ -166,6 +186,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         } else {
             None
         };
+        let bindings = self.binding_index_if(request).await;
         let now = std::time::SystemTime::now();
         for (i, (path, meta)) in resources.iter().enumerate() {
             let none = Vec::new();
@@ -188,10 +209,49 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 now,
                 quota,
                 sync_token: sync_token.as_deref(),
+                resource_id: needs_ids(request).then(|| self.storage.resource_id(&meta.identity)),
+                bindings: bindings.as_ref(),
             };
             write_response(w, request, &target, dead, minimal);
         }
         Ok(())
+    }
+}
+
+/// Whether any of the names is asked for (or all of them are, for propname).
+fn names_any(request: &PropFind, wanted: &[&str]) -> bool {
+    let any = |names: &[QName]| names.iter().any(|n| wanted.iter().any(|w| n.is_dav(w)));
+    match request {
+        PropFind::Prop(names) => any(names),
+        PropFind::AllProp { include } => any(include),
+        PropFind::PropName => true,
+    }
+}
+
+/// Resource ids are derived only for a PROPFIND that names them.
+fn needs_ids(request: &PropFind) -> bool {
+    names_any(request, &["resource-id"])
+}
+
+/// The binding index (a scan of the whole tree) is built only for `DAV:parent-set`.
+fn needs_bindings(request: &PropFind) -> bool {
+    names_any(request, &["parent-set"])
+}
+
+impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
+    /// The binding index when the request needs it; when it cannot be built, `parent-set`
+    /// answers 404.
+    async fn binding_index_if(&self, request: &PropFind) -> Option<crate::storage::BindingIndex> {
+        if !needs_bindings(request) {
+            return None;
+        }
+        match self.storage.binding_index().await {
+            Ok(index) => Some(index),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot scan the bindings for parent-set");
+                None
+            }
+        }
     }
 }
 
@@ -255,35 +315,85 @@ struct Lister<S, P, L> {
     minimal: bool,
     /// `Prefer: depth-noroot`: the Request-URI itself is not listed.
     noroot: bool,
+    /// The binding index, once built (only for `DAV:parent-set`).
+    bindings: Option<crate::storage::BindingIndex>,
+    /// The request's `DAV` header lists `bind`: collections reached again answer 208.
+    knows_bind: bool,
+    /// Told whether the answer starts (or fails with 508) before the first bytes go out.
+    first: Option<tokio::sync::oneshot::Sender<Start>>,
+}
+
+/// How a PROPFIND that may still fail as a whole begins.
+enum Start {
+    /// The 207 is on its way.
+    Streaming,
+    /// A loop was found before anything was sent (its href).
+    Loop(String),
+}
+
+/// Why the walk stopped early.
+enum Stop {
+    /// The client went away.
+    Gone,
+    /// A loop, reported as the whole answer's 508.
+    Loop,
 }
 
 /// The client went away; stop walking.
 struct Gone;
 
+impl From<Gone> for Stop {
+    fn from(_: Gone) -> Stop {
+        Stop::Gone
+    }
+}
+
+/// A collection waiting to be listed, with the identities of the collections above it (and
+/// its own), to tell a loop from a second binding elsewhere.
+struct Pending {
+    path: DavPath,
+    ancestors: Vec<crate::storage::Identity>,
+}
+
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P, L> {
     async fn run(mut self, root: DavPath, meta: Meta, depth: Depth) {
         let done = self.walk(root, meta, depth).await;
         if done.is_ok() {
+            self.started();
             let rest = std::mem::take(&mut self.w).finish();
             let _ = self.tx.send(Ok(Bytes::from(rest))).await;
         }
     }
 
-    async fn walk(&mut self, root: DavPath, meta: Meta, depth: Depth) -> Result<(), Gone> {
+    /// The answer is a 207 from here on.
+    fn started(&mut self) {
+        if let Some(first) = self.first.take() {
+            let _ = first.send(Start::Streaming);
+        }
+    }
+
+    async fn walk(&mut self, root: DavPath, meta: Meta, depth: Depth) -> Result<(), Stop> {
         let is_dir = meta.is_dir();
+        let root_id = meta.identity;
         if !self.noroot {
             self.write_batch(vec![(root.clone(), meta)]).await?;
         }
         if depth == Depth::Zero || !is_dir {
             return Ok(());
         }
-        let mut pending = vec![root.clone()];
+        // Collections already listed (Depth: infinity): a second binding of one is a 208 for
+        // a client that knows bindings, a loop when it is one of its own ancestors.
+        let mut reported = std::collections::HashSet::from([root_id]);
+        let mut pending = vec![Pending {
+            path: root.clone(),
+            ancestors: vec![root_id],
+        }];
         while let Some(dir) = pending.pop() {
-            let mut list = match self.dav.storage.list(&dir).await {
+            let mut list = match self.dav.storage.list(&dir.path).await {
                 Ok(l) => l,
                 Err(e) => {
                     // Its own response is already out; its members just cannot be listed.
-                    tracing::warn!(path = %dir, error = %e, "cannot list collection");
+                    tracing::warn!(path = %dir.path, error = %e, "cannot list collection");
                     continue;
                 }
             };
@@ -291,20 +401,47 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
                 let batch = match batch {
                     Ok(b) => b,
                     Err(e) => {
-                        tracing::warn!(path = %dir, error = %e, "listing failed midway");
+                        tracing::warn!(path = %dir.path, error = %e, "listing failed midway");
                         break;
                     }
                 };
                 let mut resources = Vec::with_capacity(batch.len());
                 for entry in batch {
-                    let Ok(child) = dir.join(&entry.name) else {
+                    let Ok(child) = dir.path.join(&entry.name) else {
                         continue;
                     };
                     if !self.dav.visible(&self.who, &child) {
                         continue;
                     }
                     if depth == Depth::Infinity && entry.meta.is_dir() {
-                        pending.push(child.clone());
+                        let id = entry.meta.identity;
+                        let is_loop = dir.ancestors.contains(&id);
+                        if self.knows_bind && !reported.insert(id) {
+                            self.write_batch(std::mem::take(&mut resources)).await?;
+                            self.w.status_response(&child.href(true), 208, None, None);
+                            continue;
+                        }
+                        if is_loop {
+                            self.write_batch(std::mem::take(&mut resources)).await?;
+                            if let Some(first) = self.first.take() {
+                                let _ = first.send(Start::Loop(child.href(true)));
+                                return Err(Stop::Loop);
+                            }
+                            // The 207 is already under way: the loop gets its own 508.
+                            self.w.status_response(
+                                &child.href(true),
+                                508,
+                                None,
+                                Some("a binding of one of its own ancestors; not listed"),
+                            );
+                            continue;
+                        }
+                        let mut ancestors = dir.ancestors.clone();
+                        ancestors.push(id);
+                        pending.push(Pending {
+                            path: child.clone(),
+                            ancestors,
+                        });
                     }
                     resources.push((child, entry.meta));
                 }
@@ -326,6 +463,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
     }
 
     async fn write_batch(&mut self, resources: Vec<(DavPath, Meta)>) -> Result<(), Gone> {
+        if resources.is_empty() {
+            return Ok(());
+        }
         let dead = if needs_dead(&self.request) {
             let paths = resources.iter().map(|(p, _)| p.clone()).collect();
             match self.dav.props.get_many(paths).await {
@@ -346,6 +486,10 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
         } else {
             None
         };
+        if self.bindings.is_none() && needs_bindings(&self.request) {
+            self.bindings = self.dav.binding_index_if(&self.request).await;
+        }
+        let ids = needs_ids(&self.request);
         let now = std::time::SystemTime::now();
         for (i, (path, meta)) in resources.iter().enumerate() {
             let none = Vec::new();
@@ -374,9 +518,12 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
                 now,
                 quota,
                 sync_token: sync_token.as_deref(),
+                resource_id: ids.then(|| self.dav.storage.resource_id(&meta.identity)),
+                bindings: self.bindings.as_ref(),
             };
             write_response(&mut self.w, &self.request, &target, dead, self.minimal);
             if self.w.pending() >= CHUNK {
+                self.started();
                 let chunk = self.w.take();
                 self.tx
                     .send(Ok(Bytes::from(chunk)))

@@ -8,9 +8,13 @@
 //! upload leaves nothing behind.
 
 use super::beneath::{Beneath, Purpose};
-use super::{CopyDepth, Entry, Failure, Kind, Meta, Storage, Upload};
+use super::{
+    BindRefusal, Binding, BindingIndex, CopyDepth, Entry, Failure, Identity, Kind, Meta, Storage,
+    Upload,
+};
 use davit_proto::href::DavPath;
 use futures_util::Stream;
+use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -40,6 +44,12 @@ struct Inner {
     tmp: PathBuf,
     stash: PathBuf,
     beneath: Beneath,
+    /// The state directory's name, device and inode: it is left out of listings of its parent
+    /// however that parent is reached (through a symlink too).
+    state_entry: Option<(std::ffi::OsString, u64, u64)>,
+    /// Mixed into every resource id, so that two stores never share ids (kept in the state
+    /// directory: ids survive restarts).
+    id_key: [u8; 16],
 }
 
 impl FsStorage {
@@ -70,6 +80,14 @@ impl FsStorage {
             .and_then(|r| r.to_str())
             .map(str::to_owned);
         let beneath = Beneath::new(&root)?;
+        let state_entry = match (state_relative.as_ref(), state.file_name()) {
+            (Some(_), Some(name)) => {
+                let md = std::fs::metadata(&state)?;
+                Some((name.to_owned(), md.dev(), md.ino()))
+            }
+            _ => None,
+        };
+        let id_key = id_key(&state)?;
         Ok(FsStorage {
             inner: Arc::new(Inner {
                 root,
@@ -78,6 +96,8 @@ impl FsStorage {
                 tmp,
                 stash,
                 beneath,
+                state_entry,
+                id_key,
             }),
         })
     }
@@ -145,6 +165,14 @@ impl Inner {
         }
     }
 
+    /// Whether a directory entry is the state directory (compared by name first: one
+    /// comparison per member, the metadata only on a match).
+    fn is_state_entry(&self, entry: &std::fs::DirEntry, md: &std::fs::Metadata) -> bool {
+        self.state_entry.as_ref().is_some_and(|(name, dev, ino)| {
+            entry.file_name() == *name && md.dev() == *dev && md.ino() == *ino
+        })
+    }
+
     /// Whether `path`, taken literally (no symlinks followed), is the state directory or in it.
     fn hidden(&self, path: &DavPath) -> bool {
         self.is_state(&relative(path))
@@ -192,6 +220,46 @@ fn open_for_reading(full: &Path) -> io::Result<std::fs::File> {
     options.open(full)
 }
 
+/// The store's resource-id key, made once and kept in `state/store-key`.
+fn id_key(state: &Path) -> io::Result<[u8; 16]> {
+    let file = state.join("store-key");
+    let parse = |text: &str| {
+        uuid::Uuid::parse_str(text.trim())
+            .ok()
+            .map(|u| *u.as_bytes())
+    };
+    match std::fs::read_to_string(&file) {
+        Ok(text) => parse(&text).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} is not a UUID", file.display()),
+            )
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let key = uuid::Uuid::new_v4();
+            let tmp = state.join("store-key.tmp");
+            std::fs::write(&tmp, format!("{key}\n"))?;
+            std::fs::rename(&tmp, &file)?;
+            Ok(*key.as_bytes())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A resource's identity on a filesystem: device and inode (the same through hard links and
+/// symlinks), and the birth time, so that an inode reused after a delete is a new resource.
+fn identity_of(md: &std::fs::Metadata) -> Identity {
+    let born = md
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    Identity {
+        node: (u128::from(md.dev()) << 64) | u128::from(md.ino()),
+        born,
+    }
+}
+
 fn meta_from(md: &std::fs::Metadata) -> Meta {
     let modified = md.modified().unwrap_or(UNIX_EPOCH);
     let nanos = modified
@@ -205,6 +273,7 @@ fn meta_from(md: &std::fs::Metadata) -> Meta {
         created: md.created().ok(),
         // Inode, size and nanosecond mtime: a new body at the same URL always gets a new tag.
         etag: etag(md.ino(), md.len(), nanos),
+        identity: identity_of(md),
     }
 }
 
@@ -282,11 +351,9 @@ impl Storage for FsStorage {
     async fn list(&self, path: &DavPath) -> io::Result<FsList> {
         let full = self.inner.existing(path)?;
         let dir = std::fs::read_dir(&full)?;
-        let hidden = self.inner.hidden_member(&full).map(ToOwned::to_owned);
         Ok(FsList {
             inner: self.inner.clone(),
             dir: Some(dir),
-            hidden,
             yield_next: false,
         })
     }
@@ -382,10 +449,12 @@ impl Storage for FsStorage {
             .write(true)
             .create_new(true)
             .open(&temp)?;
+        let shared = shared_file(&self.inner, &dest);
         Ok(FsUpload {
             file: Some(file),
             temp,
             dest,
+            shared,
             committed: false,
         })
     }
@@ -422,9 +491,15 @@ impl Storage for FsStorage {
         blocking(move || {
             let src = inner.existing(&from)?;
             let dst = inner.creatable(&to)?;
-            let mut failures = Vec::new();
-            copy_rec(&inner, &src, &dst, &to, depth, &mut failures)?;
-            Ok(failures)
+            let mut copy = TreeCopy {
+                inner: &inner,
+                depth,
+                failures: Vec::new(),
+                copied: HashMap::new(),
+                made: std::collections::HashSet::new(),
+            };
+            copy.copy(&src, &dst, &to)?;
+            Ok(copy.failures)
         })
         .await
     }
@@ -442,8 +517,11 @@ impl Storage for FsStorage {
             // The source itself is renamed, not what a symlink points to.
             let src = inner.join(&from);
             inner.existing(&from.parent().unwrap_or_else(DavPath::root))?;
-            std::fs::symlink_metadata(&src)?;
+            let md = std::fs::symlink_metadata(&src)?;
             let dst = inner.creatable(&to)?;
+            if md.is_symlink() {
+                return rename_link(&inner, &src, &dst);
+            }
             std::fs::rename(src, dst)
         })
         .await
@@ -496,6 +574,54 @@ impl Storage for FsStorage {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(e),
             }
+        })
+        .await
+    }
+
+    fn resource_id(&self, identity: &Identity) -> uuid::Uuid {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(self.inner.id_key);
+        h.update(identity.node.to_be_bytes());
+        h.update(identity.born.to_be_bytes());
+        let digest = h.finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    }
+
+    async fn binding_index(&self) -> io::Result<BindingIndex> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(scan_bindings(&inner, BINDING_SCAN_LIMIT))).await
+    }
+
+    async fn bind(&self, from: &DavPath, to: &DavPath) -> io::Result<Result<(), BindRefusal>> {
+        let inner = self.inner.clone();
+        let (from, to) = (from.clone(), to.clone());
+        blocking(move || {
+            let target = std::fs::canonicalize(inner.existing(&from)?)?;
+            if !inner.allowed(&target) {
+                return Err(io::ErrorKind::NotFound.into());
+            }
+            let dst = inner.creatable(&to)?;
+            let md = std::fs::metadata(&target)?;
+            if md.is_file() {
+                // A second name of the same inode: the same content, ETag and resource id.
+                return match std::fs::hard_link(&target, &dst) {
+                    Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+                        Ok(Err(BindRefusal::NotAllowed))
+                    }
+                    other => other.map(Ok),
+                };
+            }
+            if !md.is_dir() {
+                return Ok(Err(BindRefusal::NotAllowed));
+            }
+            // Directories cannot be hard-linked: a relative symlink binds the collection and
+            // keeps working when the whole root moves.
+            let parent = std::fs::canonicalize(dst.parent().ok_or(io::ErrorKind::InvalidInput)?)?;
+            std::os::unix::fs::symlink(relative_link(&parent, &target), &dst)?;
+            Ok(Ok(()))
         })
         .await
     }
@@ -574,7 +700,6 @@ fn touch_now(full: &Path) -> io::Result<()> {
 fn read_members(
     inner: &Inner,
     dir: &mut std::fs::ReadDir,
-    hidden: Option<&std::ffi::OsStr>,
     max: usize,
 ) -> Option<io::Result<Vec<Entry>>> {
     let mut batch = Vec::with_capacity(max);
@@ -596,12 +721,11 @@ fn read_members(
                     _ => continue,
                 }
             }
-            Ok(_) => {
-                if hidden.is_some_and(|h| entry.file_name() == h) {
-                    continue;
-                }
-                entry.metadata()
-            }
+            Ok(_) => match entry.metadata() {
+                // The state directory, reached by its own parent or through a symlink to it.
+                Ok(md) if inner.is_state_entry(&entry, &md) => continue,
+                other => other,
+            },
             Err(e) => Err(e),
         };
         let Ok(md) = md else { continue };
@@ -676,53 +800,208 @@ fn remove_tree(full: &Path, path: &DavPath, failures: &mut Vec<Failure>) -> bool
     }
 }
 
-fn copy_rec(
-    inner: &Inner,
-    src: &Path,
-    dst: &Path,
-    to: &DavPath,
+/// A COPY of a tree in progress. A resource reached through several bindings (hard links,
+/// symlinks inside the root) is copied once and bound again at its other places in the copy
+/// (RFC 5842 §2.3), so a symlink loop makes a loop in the copy instead of an endless one; and
+/// what the copy itself made is never copied again (a source tree holding a binding of one of
+/// its ancestors reaches the destination).
+struct TreeCopy<'a> {
+    inner: &'a Inner,
     depth: CopyDepth,
-    failures: &mut Vec<Failure>,
-) -> io::Result<()> {
-    // Symlinks are copied as what they point to, and only when that stays inside the root.
-    let canonical = std::fs::canonicalize(src)?;
-    if !inner.allowed(&canonical) {
-        return Err(io::ErrorKind::NotFound.into());
+    failures: Vec<Failure>,
+    /// Source resource (device, inode) → where its copy is.
+    copied: HashMap<(u64, u64), PathBuf>,
+    /// The directories this copy created (device, inode).
+    made: std::collections::HashSet<(u64, u64)>,
+}
+
+impl TreeCopy<'_> {
+    fn copy(&mut self, src: &Path, dst: &Path, to: &DavPath) -> io::Result<()> {
+        // Symlinks are copied as what they point to, and only when that stays inside the root.
+        let canonical = std::fs::canonicalize(src)?;
+        if !self.inner.allowed(&canonical) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        let md = std::fs::metadata(src)?;
+        let key = (md.dev(), md.ino());
+        if md.is_file() {
+            if md.nlink() > 1 {
+                if let Some(first) = self.copied.get(&key) {
+                    return std::fs::hard_link(first, dst);
+                }
+                copy_file_new(src, dst, &md)?;
+                self.copied.insert(key, dst.to_owned());
+                return Ok(());
+            }
+            return copy_file_new(src, dst, &md);
+        }
+        if !md.is_dir() {
+            // A FIFO, socket or device: reading it could wait forever (see `open`).
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "not a regular file",
+            ));
+        }
+        if let Some(first) = self.copied.get(&key) {
+            let parent = std::fs::canonicalize(dst.parent().ok_or(io::ErrorKind::InvalidInput)?)?;
+            let first = std::fs::canonicalize(first)?;
+            return std::os::unix::fs::symlink(relative_link(&parent, &first), dst);
+        }
+        std::fs::create_dir(dst)?;
+        if let Ok(made) = std::fs::metadata(dst) {
+            self.made.insert((made.dev(), made.ino()));
+        }
+        self.copied.insert(key, dst.to_owned());
+        if self.depth == CopyDepth::Zero {
+            return Ok(());
+        }
+        for entry in std::fs::read_dir(src)? {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let Ok(child) = to.join(&name) else { continue };
+            if entry.path() == self.inner.state {
+                continue;
+            }
+            if let Ok(m) = std::fs::metadata(entry.path()) {
+                if m.is_dir() && self.made.contains(&(m.dev(), m.ino())) {
+                    continue;
+                }
+            }
+            if let Err(e) = self.copy(&entry.path(), &dst.join(&name), &child) {
+                self.failures.push((child, e));
+            }
+        }
+        Ok(())
     }
-    let md = std::fs::metadata(src)?;
-    if md.is_file() {
-        return copy_file_new(src, dst, &md);
+}
+
+/// The file a PUT to `dest` must write in place, if it is bound elsewhere too: a regular file
+/// with several hard links, or the target (inside the root) of a symlink at `dest`.
+fn shared_file(inner: &Inner, dest: &Path) -> Option<PathBuf> {
+    let md = std::fs::symlink_metadata(dest).ok()?;
+    if md.is_symlink() {
+        let target = std::fs::canonicalize(dest).ok()?;
+        let tmd = std::fs::metadata(&target).ok()?;
+        return (inner.allowed(&target) && tmd.is_file()).then_some(target);
     }
-    if !md.is_dir() {
-        // A FIFO, socket or device: reading it could wait forever (see `open`).
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "not a regular file",
-        ));
-    }
-    std::fs::create_dir(dst)?;
-    if depth == CopyDepth::Zero {
-        return Ok(());
-    }
-    for entry in std::fs::read_dir(src)? {
-        let entry = entry?;
-        let Ok(name) = entry.file_name().into_string() else {
+    (md.is_file() && md.nlink() > 1).then(|| dest.to_owned())
+}
+
+/// How many directory entries [`Storage::binding_index`] looks at before it gives up (the
+/// index is then partial).
+const BINDING_SCAN_LIMIT: u64 = 1_000_000;
+
+/// Walks the tree without following symlinks, collecting the bindings of every resource
+/// reached twice: files with several hard links, and the targets of symlinks that stay inside
+/// the root (with the symlink and the target's own place as bindings).
+fn scan_bindings(inner: &Inner, limit: u64) -> BindingIndex {
+    let mut bound: HashMap<Identity, Vec<Binding>> = HashMap::new();
+    let mut seen = 0u64;
+    let mut partial = false;
+    let mut pending = vec![(inner.root.clone(), DavPath::root())];
+    'walk: while let Some((dir, path)) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
-        let Ok(child) = to.join(&name) else { continue };
-        if entry.path() == inner.state {
-            continue;
+        for entry in entries.flatten() {
+            seen += 1;
+            if seen > limit {
+                partial = true;
+                break 'walk;
+            }
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let Ok(md) = entry.metadata() else { continue };
+            if inner.is_state_entry(&entry, &md) {
+                continue;
+            }
+            let here = Binding {
+                parent: path.clone(),
+                segment: name.clone(),
+            };
+            if md.is_dir() {
+                if let Ok(child) = path.join(&name) {
+                    pending.push((entry.path(), child));
+                }
+            } else if md.is_symlink() {
+                let Ok(target) = std::fs::canonicalize(entry.path()) else {
+                    continue;
+                };
+                if !inner.allowed(&target) {
+                    continue;
+                }
+                let Ok(tmd) = std::fs::metadata(&target) else {
+                    continue;
+                };
+                let list = bound.entry(identity_of(&tmd)).or_default();
+                list.push(here);
+                if let Some(own) = binding_of(inner, &target) {
+                    list.push(own);
+                }
+            } else if md.is_file() && md.nlink() > 1 {
+                bound.entry(identity_of(&md)).or_default().push(here);
+            }
         }
-        if let Err(e) = copy_rec(
-            inner,
-            &entry.path(),
-            &dst.join(&name),
-            &child,
-            depth,
-            failures,
-        ) {
-            failures.push((child, e));
-        }
+    }
+    bound.retain(|_, list| {
+        list.sort();
+        list.dedup();
+        list.len() > 1
+    });
+    BindingIndex { bound, partial }
+}
+
+/// The binding of a canonical path inside the root (`None` for the root itself).
+fn binding_of(inner: &Inner, canonical: &Path) -> Option<Binding> {
+    let relative = canonical.strip_prefix(&inner.root).ok()?;
+    let mut parent = DavPath::root();
+    let mut names = relative
+        .iter()
+        .map(|n| n.to_str())
+        .collect::<Option<Vec<_>>>()?;
+    let segment = names.pop()?.to_owned();
+    for n in names {
+        parent = parent.join(n).ok()?;
+    }
+    Some(Binding { parent, segment })
+}
+
+/// The relative symlink text that leads from directory `from` to `to` (both canonical).
+fn relative_link(from: &Path, to: &Path) -> PathBuf {
+    let common = from
+        .components()
+        .zip(to.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut link = PathBuf::new();
+    for _ in from.components().skip(common) {
+        link.push("..");
+    }
+    for c in to.components().skip(common) {
+        link.push(c);
+    }
+    if link.as_os_str().is_empty() {
+        link.push(".");
+    }
+    link
+}
+
+/// Moves a symlink, re-pointing it so that it still reaches what it reached before (a relative
+/// link would otherwise point elsewhere from its new directory).
+fn rename_link(inner: &Inner, src: &Path, dst: &Path) -> io::Result<()> {
+    let target = std::fs::canonicalize(src).ok().filter(|t| inner.allowed(t));
+    let (Some(target), Some(parent)) = (target, dst.parent()) else {
+        // Dangling, or leading outside the root: moved as it is.
+        return std::fs::rename(src, dst);
+    };
+    let parent = std::fs::canonicalize(parent)?;
+    std::os::unix::fs::symlink(relative_link(&parent, &target), dst)?;
+    if let Err(e) = std::fs::remove_file(src) {
+        let _ = std::fs::remove_file(dst);
+        return Err(e);
     }
     Ok(())
 }
@@ -785,7 +1064,6 @@ pub struct FsList {
     /// `None` once exhausted (or after an error).
     dir: Option<std::fs::ReadDir>,
     /// The member name to leave out (the state directory's).
-    hidden: Option<std::ffi::OsString>,
     /// Every other poll yields, so a long listing shares its thread.
     yield_next: bool,
 }
@@ -803,7 +1081,7 @@ impl Stream for FsList {
         let Some(dir) = this.dir.as_mut() else {
             return Poll::Ready(None);
         };
-        let batch = read_members(&this.inner, dir, this.hidden.as_deref(), LIST_BATCH);
+        let batch = read_members(&this.inner, dir, LIST_BATCH);
         match &batch {
             Some(Ok(_)) => this.yield_next = true,
             Some(Err(_)) | None => this.dir = None,
@@ -818,6 +1096,9 @@ pub struct FsUpload {
     file: Option<std::fs::File>,
     temp: PathBuf,
     dest: PathBuf,
+    /// The file to overwrite in place instead of renaming over `dest`: one with other
+    /// bindings (hard links, or a symlink at `dest`), which a rename would split from them.
+    shared: Option<PathBuf>,
     committed: bool,
 }
 
@@ -846,6 +1127,30 @@ impl AsyncWrite for FsUpload {
 
 impl Upload for FsUpload {
     async fn commit(mut self) -> io::Result<Meta> {
+        // Still there (an atomic batch stashes what it replaces first, and then the rename is
+        // what can be rolled back).
+        if let Some(shared) = self
+            .shared
+            .take()
+            .filter(|_| std::fs::symlink_metadata(&self.dest).is_ok())
+        {
+            drop(self.file.take());
+            let temp = self.temp.clone();
+            let md = blocking(move || {
+                let mut from = std::fs::File::open(&temp)?;
+                let mut to = std::fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(&shared)?;
+                std::io::copy(&mut from, &mut to)?;
+                to.sync_data()?;
+                to.metadata()
+            })
+            .await;
+            let _ = std::fs::remove_file(&self.temp);
+            self.committed = true;
+            return Ok(meta_from(&md?));
+        }
         // Described before the rename, from the open file: the rename keeps the inode, size
         // and modification time the ETag is made of, and this saves looking the path up again.
         let written = self.file.take().map(|f| f.metadata()).transpose()?;

@@ -37,6 +37,40 @@ pub struct Meta {
     pub created: Option<SystemTime>,
     /// Strong entity tag, quotes included; changes whenever the content does.
     pub etag: String,
+    /// Which resource this is, whichever binding reached it.
+    pub identity: Identity,
+}
+
+/// Who a resource is, whichever binding reaches it (RFC 5842): the same through every binding
+/// of one resource, different for any two resources, also for one deleted and one created
+/// later in its place. Cheap to compare; [`Storage::resource_id`] turns it into the
+/// `DAV:resource-id` URN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Identity {
+    /// The backend's own number for the resource (device and inode on a filesystem).
+    pub node: u128,
+    /// When the resource came to be, in nanoseconds (0 where unknown): two resources that held
+    /// the same node in turn differ here.
+    pub born: u64,
+}
+
+/// One binding of a resource: the collection that holds it and the name it has there.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Binding {
+    /// The parent collection.
+    pub parent: DavPath,
+    /// The member name.
+    pub segment: String,
+}
+
+/// Why a BIND was refused by the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindRefusal {
+    /// The backend cannot bind this kind of resource here (RFC 5842 `DAV:binding-allowed`).
+    NotAllowed,
+    /// The new binding would make a collection a member of itself or of its descendants and
+    /// the backend does not allow loops (`DAV:cycle-allowed`).
+    Cycle,
 }
 
 impl Meta {
@@ -157,6 +191,31 @@ pub trait Storage: Send + Sync + 'static {
     fn has_stash(&self, id: &str) -> impl Future<Output = io::Result<bool>> + Send;
     /// Forgets a stash for good (the batch committed).
     fn drop_stash(&self, id: &str) -> impl Future<Output = io::Result<()>> + Send;
+    /// The `DAV:resource-id` of a resource: a UUID derived from its identity, unique to this
+    /// store.
+    fn resource_id(&self, identity: &Identity) -> uuid::Uuid;
+    /// Every resource reachable through more than one binding, with all its bindings; a
+    /// resource not listed has exactly the binding it was reached through. Costly (the
+    /// directory backend scans the whole tree): called at most once per request, and only
+    /// when `DAV:parent-set` is asked for.
+    fn binding_index(&self) -> impl Future<Output = io::Result<BindingIndex>> + Send;
+    /// Makes `to` (unmapped, in an existing collection) a second binding of the resource at
+    /// `from`: afterwards both serve the same resource.
+    fn bind(
+        &self,
+        from: &DavPath,
+        to: &DavPath,
+    ) -> impl Future<Output = io::Result<Result<(), BindRefusal>>> + Send;
+}
+
+/// What [`Storage::binding_index`] found: the bindings of each resource that has several.
+#[derive(Debug, Default)]
+pub struct BindingIndex {
+    /// Per multiply bound resource, its bindings (sorted).
+    pub bound: std::collections::HashMap<Identity, Vec<Binding>>,
+    /// The scan stopped early (the tree is larger than the backend scans for one request):
+    /// resources not listed may still have other bindings.
+    pub partial: bool,
 }
 
 /// An upload in progress.
