@@ -17,8 +17,8 @@ pub use bind::{parse_bind, BindMethod, BindRequest};
 pub use lock::{parse_lockinfo, write_activelock, ActiveLock, LockInfo, LockScope, SUPPORTED_LOCK};
 pub use ms_reader::{LiveProps, MultistatusReader, PropStat, ReaderLimits, Response};
 pub use request::{
-    parse_propertyupdate, parse_propfind, patch_ops_from, propertyupdate_xml, propfind_from,
-    PatchOp, PropFind,
+    parse_mkcol, parse_propertyupdate, parse_propfind, patch_ops_from, propertyupdate_xml,
+    propfind_from, PatchOp, PropFind,
 };
 pub use sync::{parse_report, Report, SyncCollection, SyncLevel};
 pub use tree::{parse_document, Attribute, Element, Limits, Node, QName, XmlError};

@@ -89,6 +89,33 @@ pub fn parse_propertyupdate(body: &[u8], limits: &Limits) -> Result<Vec<PatchOp>
     patch_ops_from(&root)
 }
 
+/// The properties an extended MKCOL (RFC 5689 §5.1) sets on the new collection, in document
+/// order: the `prop` children of every `DAV:set` of a `DAV:mkcol` body; `None` for a
+/// well-formed document of another kind. A `remove` is refused, as is a body with nothing to
+/// set.
+pub fn parse_mkcol(body: &[u8], limits: &Limits) -> Result<Option<Vec<Element>>, XmlError> {
+    let root = parse_document(body, limits)?;
+    if !root.name.is_dav("mkcol") {
+        return Ok(None);
+    }
+    let mut props = Vec::new();
+    for child in root.elements() {
+        if child.name.is_dav("remove") {
+            return Err(XmlError::Invalid("mkcol takes only DAV:set"));
+        }
+        if !child.name.is_dav("set") {
+            continue;
+        }
+        for prop in child.elements().filter(|e| e.name.is_dav("prop")) {
+            props.extend(prop.elements().cloned());
+        }
+    }
+    if props.is_empty() {
+        return Err(XmlError::Invalid("mkcol holds no property to set"));
+    }
+    Ok(Some(props))
+}
+
 /// Reads `set` and `remove` instructions from the children of `root` (a
 /// `DAV:propertyupdate`, or a batch operation holding the same children).
 pub fn patch_ops_from(root: &Element) -> Result<Vec<PatchOp>, XmlError> {

@@ -120,6 +120,8 @@ pub struct MultistatusWriter {
     buf: String,
     /// Where the open `propstat` began, so an empty one can be taken back.
     propstat_at: usize,
+    /// The document element's local name in `DAV:`.
+    root: &'static str,
 }
 
 impl Default for MultistatusWriter {
@@ -131,12 +133,25 @@ impl Default for MultistatusWriter {
 impl MultistatusWriter {
     /// Starts a document (XML declaration and the opening `multistatus`).
     pub fn new() -> Self {
+        Self::with_root("multistatus")
+    }
+
+    /// Starts an RFC 5689 `mkcol-response` instead: `propstat` elements straight inside the
+    /// document element.
+    pub fn mkcol_response() -> Self {
+        Self::with_root("mkcol-response")
+    }
+
+    fn with_root(root: &'static str) -> Self {
         let mut buf = String::with_capacity(16 * 1024);
         buf.push_str(HEADER);
-        buf.push_str("<D:multistatus xmlns:D=\"DAV:\">\n");
+        buf.push_str("<D:");
+        buf.push_str(root);
+        buf.push_str(" xmlns:D=\"DAV:\">\n");
         MultistatusWriter {
             buf,
             propstat_at: 0,
+            root,
         }
     }
 
@@ -154,7 +169,9 @@ impl MultistatusWriter {
 
     /// Closes the document and returns the rest.
     pub fn finish(mut self) -> String {
-        self.buf.push_str("</D:multistatus>\n");
+        self.buf.push_str("</D:");
+        self.buf.push_str(self.root);
+        self.buf.push_str(">\n");
         self.buf
     }
 

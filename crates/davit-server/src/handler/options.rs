@@ -9,7 +9,7 @@ use crate::storage::Storage;
 use http::{header, Response, StatusCode};
 
 /// The compliance classes davit implements.
-pub(crate) const DAV_CLASSES: &str = "1, 2, 3, bind";
+pub(crate) const DAV_CLASSES: &str = "1, 2, 3, bind, extended-mkcol";
 
 fn answer(allow: &str) -> Response<Body> {
     response(StatusCode::OK)

@@ -277,7 +277,7 @@ async fn bind_unbind_and_rebind_preconditions() {
     let dav = r.header("dav").unwrap_or_default().to_owned();
     assert_eq!(
         dav.split(',').map(str::trim).collect::<Vec<_>>(),
-        ["1", "2", "3", "bind"]
+        ["1", "2", "3", "bind", "extended-mkcol"]
     );
 }
 
