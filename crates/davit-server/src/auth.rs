@@ -384,6 +384,11 @@ impl Auth {
             .collect()
     }
 
+    /// Whether `name` is a configured user.
+    pub fn has_user(&self, name: &str) -> bool {
+        self.users.contains_key(name)
+    }
+
     fn user_root(&self, who: &Principal) -> Option<&DavPath> {
         match who {
             Principal::User(n) => self.users.get(n).and_then(|u| u.root.as_ref()),

@@ -34,6 +34,9 @@ pub struct DavConfig {
     /// A path that accepts POSTed batches relative to the root while nothing is mapped there
     /// (the address the batch examples of 207 tutorials post to); empty turns it off.
     pub batch_endpoint: String,
+    /// Where the principal of each configured user is (RFC 5397 `current-user-principal`):
+    /// `<principals_path><user>/`, answered by davit itself while authentication is on.
+    pub principals_path: String,
     /// Most connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
     /// Seconds a client may take to send a request's headers (slowloris defence).
@@ -74,6 +77,7 @@ impl Default for DavConfig {
             batch_max_ops: 10_000,
             batch_max_body: 64 * 1024 * 1024,
             batch_endpoint: "/batch-operation".into(),
+            principals_path: "/principals/".into(),
             max_connections: 1024,
             header_timeout_secs: 30,
             body_idle_timeout_secs: 60,
@@ -99,6 +103,17 @@ impl DavConfig {
             _ => Err(format!(
                 "dav.batch_endpoint: {:?} is not a path below the root",
                 self.batch_endpoint
+            )),
+        }
+    }
+
+    /// The collection holding the users' principals, or why it is not one.
+    pub fn principals_collection(&self) -> Result<davit_proto::href::DavPath, String> {
+        match davit_proto::href::DavPath::parse(&self.principals_path) {
+            Ok(p) if !p.is_root() && self.principals_path.ends_with('/') => Ok(p),
+            _ => Err(format!(
+                "dav.principals_path: {:?} is not a collection path below the root (like \"/principals/\")",
+                self.principals_path
             )),
         }
     }

@@ -55,6 +55,51 @@ pub struct Target<'a> {
     pub resource_id: Option<uuid::Uuid>,
     /// The bindings of multiply bound resources (looked up only for `DAV:parent-set`).
     pub bindings: Option<&'a crate::storage::BindingIndex>,
+    /// Who is asking (only for `current-user-principal` and `current-user-privilege-set`).
+    pub viewer: Option<&'a Viewer<'a>>,
+}
+
+/// The principal a response is computed for (RFC 5397, RFC 3744 §5.4).
+pub struct Viewer<'a> {
+    /// The value of `DAV:current-user-principal` (an href, or `unauthenticated`).
+    pub principal_xml: String,
+    /// Who it is.
+    pub who: &'a crate::auth::Principal,
+    /// The access rules (`None`: authentication is off and everyone may do everything).
+    pub auth: Option<&'a crate::auth::Auth>,
+}
+
+impl Viewer<'_> {
+    /// What the viewer may do with `path`.
+    pub fn access(&self, path: &DavPath) -> crate::auth::Access {
+        match self.auth {
+            Some(a) => a.access(self.who, path),
+            None => crate::auth::Access::ReadWrite,
+        }
+    }
+}
+
+/// `DAV:current-user-privilege-set` for an access level: the RFC 3744 privileges it grants
+/// (bind and unbind are of collections).
+pub fn privilege_set(access: crate::auth::Access, collection: bool) -> String {
+    use crate::auth::Access;
+    let mut names: Vec<&str> = Vec::new();
+    if access >= Access::Read {
+        names.extend(["read", "read-current-user-privilege-set"]);
+    }
+    if access >= Access::ReadWrite {
+        names.extend(["write", "write-properties", "write-content", "unlock"]);
+        if collection {
+            names.extend(["bind", "unbind"]);
+        }
+    }
+    let mut out = String::new();
+    for n in names {
+        out.push_str("<D:privilege><D:");
+        out.push_str(n);
+        out.push_str("/></D:privilege>");
+    }
+    out
 }
 
 /// Where a PUT's `Content-Type` is kept when it differs from what the file name suggests:
@@ -179,6 +224,25 @@ pub static LIVE: &[LiveProp] = &[
             })
         },
     },
+    // RFC 5397: the principal of whoever asks.
+    LiveProp {
+        name: "current-user-principal",
+        in_allprop: false,
+        value: |t| {
+            t.viewer
+                .map(|v| LiveValue::Xml(Cow::Borrowed(v.principal_xml.as_str())))
+        },
+    },
+    // RFC 3744 §5.4: what whoever asks may do here, from the access rules.
+    LiveProp {
+        name: "current-user-privilege-set",
+        in_allprop: false,
+        value: |t| {
+            t.viewer.map(|v| {
+                LiveValue::Xml(Cow::Owned(privilege_set(v.access(t.path), t.meta.is_dir())))
+            })
+        },
+    },
     // RFC 5842 §3.2: every (parent collection, segment) the resource is bound at.
     LiveProp {
         name: "parent-set",
@@ -249,7 +313,7 @@ const PROTECTED_EXTRA: &[&str] = &[
     "sync-token",
     "resource-id",
     "parent-set",
-    "current-user-principal",
+    "principal-URL",
     "supported-report-set",
 ];
 

@@ -47,6 +47,9 @@ impl Server {
         config
             .batch_endpoint_path()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        config
+            .principals_collection()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let storage = FsStorage::new(root, &state)?;
         // Two files: an atomic batch holds the property store's write lock for its whole run,
         // and lock changes must not wait for it.

@@ -26,6 +26,8 @@ mod options;
 mod paths;
 #[path = "server/prefer.rs"]
 mod prefer;
+#[path = "server/principals.rs"]
+mod principals;
 #[path = "server/propfind.rs"]
 mod propfind;
 #[path = "server/proppatch.rs"]

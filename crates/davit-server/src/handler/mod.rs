@@ -11,6 +11,7 @@ mod get;
 mod lock;
 mod mkcol;
 mod options;
+mod principal;
 mod propfind;
 mod proppatch;
 mod put;
@@ -358,6 +359,9 @@ where
             return Ok(options::server_wide());
         }
         let target = parse_target(&parts)?;
+        if let Some(resource) = self.principal_resource(&target) {
+            return self.serve_principal(&parts, resource, body).await;
+        }
         // Nothing about a resource is looked at before the principal may read it, so a denied
         // request learns nothing of what exists.
         self.authorize(&parts, &target.path, Access::Read, false)?;

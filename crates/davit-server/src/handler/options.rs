@@ -11,7 +11,7 @@ use http::{header, Response, StatusCode};
 /// The compliance classes davit implements.
 pub(crate) const DAV_CLASSES: &str = "1, 2, 3, bind, extended-mkcol";
 
-fn answer(allow: &str) -> Response<Body> {
+pub(crate) fn answer(allow: &str) -> Response<Body> {
     response(StatusCode::OK)
         .header("DAV", DAV_CLASSES)
         .header(header::ALLOW, allow)

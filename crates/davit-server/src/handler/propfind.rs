@@ -56,7 +56,10 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
 
         if depth == Depth::Zero {
             // One resource: write it here, without a task and a channel.
-            let resp = self.propfind_one(target, meta, &request, minimal).await?;
+            let who = super::principal(parts);
+            let resp = self
+                .propfind_one(target, meta, &request, minimal, &who)
+                .await?;
             return Ok(super::preferences_applied(resp, minimal, false));
         }
         let (tx, body) = body::channel(4);
@@ -104,6 +107,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         meta: Meta,
         request: &PropFind,
         minimal: bool,
+        who: &crate::auth::Principal,
     ) -> DavResult<Response<Body>> {
         let path = &target.path;
         let dead = if needs_dead(request) {
@@ -131,6 +135,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             None
         };
         let bindings = self.binding_index_if(request).await;
+        let viewer = needs_viewer(request).then(|| self.viewer(who));
         let mut w = MultistatusWriter::new();
         let t = live::Target {
             path,
@@ -142,6 +147,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             sync_token: sync_token.as_deref(),
             resource_id: needs_ids(request).then(|| self.storage.resource_id(&meta.identity)),
             bindings: bindings.as_ref(),
+            viewer: viewer.as_ref(),
         };
         write_response(&mut w, request, &t, &dead, minimal);
         Ok(super::multistatus(w.finish()))
@@ -171,6 +177,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         request: &PropFind,
         resources: Vec<(DavPath, Meta)>,
         minimal: bool,
+        who: &crate::auth::Principal,
     ) -> DavResult<()> {
         if resources.is_empty() {
             return Ok(());
@@ -187,6 +194,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             None
         };
         let bindings = self.binding_index_if(request).await;
+        let viewer = needs_viewer(request).then(|| self.viewer(who));
         let now = std::time::SystemTime::now();
         for (i, (path, meta)) in resources.iter().enumerate() {
             let none = Vec::new();
@@ -211,6 +219,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 sync_token: sync_token.as_deref(),
                 resource_id: needs_ids(request).then(|| self.storage.resource_id(&meta.identity)),
                 bindings: bindings.as_ref(),
+                viewer: viewer.as_ref(),
             };
             write_response(w, request, &target, dead, minimal);
         }
@@ -231,6 +240,14 @@ fn names_any(request: &PropFind, wanted: &[&str]) -> bool {
 /// Resource ids are derived only for a PROPFIND that names them.
 fn needs_ids(request: &PropFind) -> bool {
     names_any(request, &["resource-id"])
+}
+
+/// Who asks matters only for the current-user properties.
+fn needs_viewer(request: &PropFind) -> bool {
+    names_any(
+        request,
+        &["current-user-principal", "current-user-privilege-set"],
+    )
 }
 
 /// The binding index (a scan of the whole tree) is built only for `DAV:parent-set`.
@@ -490,6 +507,10 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
             self.bindings = self.dav.binding_index_if(&self.request).await;
         }
         let ids = needs_ids(&self.request);
+        // Owned copies (only when wanted): the viewer borrows them while the writer below
+        // needs `self`.
+        let asker = needs_viewer(&self.request).then(|| (self.dav.clone(), self.who.clone()));
+        let viewer = asker.as_ref().map(|(dav, who)| dav.viewer(who));
         let now = std::time::SystemTime::now();
         for (i, (path, meta)) in resources.iter().enumerate() {
             let none = Vec::new();
@@ -520,6 +541,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
                 sync_token: sync_token.as_deref(),
                 resource_id: ids.then(|| self.dav.storage.resource_id(&meta.identity)),
                 bindings: self.bindings.as_ref(),
+                viewer: viewer.as_ref(),
             };
             write_response(&mut self.w, &self.request, &target, dead, self.minimal);
             if self.w.pending() >= CHUNK {

@@ -335,7 +335,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> SyncWriter<
         }
         if let Err(e) = self
             .dav
-            .write_resources(&mut self.w, &self.request, mapped, self.minimal)
+            .write_resources(&mut self.w, &self.request, mapped, self.minimal, &self.who)
             .await
         {
             return Err(self.fail(e).await);
