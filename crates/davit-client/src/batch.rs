@@ -121,7 +121,8 @@ impl Client {
         content_type: &str,
     ) -> Result<BatchStream> {
         let rb = self
-            .write_request("POST", collection, None)?
+            .write_request("POST", collection, None)
+            .await?
             .header(CONTENT_TYPE, content_type)
             .header(ACCEPT, "application/xml")
             .body(body.into());

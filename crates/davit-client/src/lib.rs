@@ -62,11 +62,14 @@ enum Conditions {
     /// No If header.
     #[default]
     None,
-    /// Lock tokens to submit, without angle brackets.
-    Tokens(Vec<String>),
+    /// Lock tokens to submit, without angle brackets, with the lock roots found for them.
+    Tokens(Vec<String>, LockRoots),
     /// A header value given as it is.
     Raw(String),
 }
+
+/// The lock root of each submitted token, looked up once (`None`: not found).
+type LockRoots = Arc<std::sync::Mutex<std::collections::HashMap<String, Option<Url>>>>;
 
 /// Builds a [`Client`].
 #[derive(Debug, Default)]
@@ -120,11 +123,14 @@ impl Client {
     /// POSTs — so that the holder of a lock can change the locked resources. Tokens are given
     /// without angle brackets (`urn:uuid:…`); none means no If header.
     ///
-    /// The If header has one list per token, `(<t1>) (<t2>)`, which holds when any of them
-    /// names a lock covering the Request-URI; COPY and MOVE tag the lists with both the source
-    /// and the destination (`<src> (<t1>) <dest> (<t1>)`), so a token for a locked
-    /// destination alone is enough. For anything else (a token for a locked member of a
-    /// collection being deleted, entity tags) use [`with_if`](Self::with_if).
+    /// Each token goes in a list tagged with its lock's root (`<http://host/L/> (<t1>)`),
+    /// which every server evaluates as RFC 4918 intends, also for a new member of a locked
+    /// collection (Apache mod_dav accepts nothing else there). The root is looked up once per
+    /// token, from the `lockdiscovery` of the resource written (or its nearest existing
+    /// ancestor): the `lockroot` the server reports, or else the topmost collection the lock
+    /// still shows on. A token whose root cannot be found goes in lists tagged with the
+    /// Request-URI (and a COPY's or MOVE's destination). For anything else (a token for a locked
+    /// member of a collection being deleted, entity tags) use [`with_if`](Self::with_if).
     ///
     /// ```no_run
     /// # async fn demo(client: davit_client::Client, url: davit_client::Url) -> davit_client::Result<()> {
@@ -143,7 +149,7 @@ impl Client {
         c.conditions = if tokens.is_empty() {
             Conditions::None
         } else {
-            Conditions::Tokens(tokens)
+            Conditions::Tokens(tokens, LockRoots::default())
         };
         c
     }
@@ -163,21 +169,175 @@ impl Client {
     }
 
     /// The If header for a write to `url` (and `dest`, for COPY and MOVE).
-    fn if_header(&self, url: &Url, dest: Option<&Url>) -> Option<String> {
+    async fn if_header(&self, url: &Url, dest: Option<&Url>) -> Option<String> {
         match &self.conditions {
             Conditions::None => None,
             Conditions::Raw(v) => Some(v.clone()),
-            Conditions::Tokens(tokens) => {
-                let lists = tokens
-                    .iter()
-                    .map(|t| format!("(<{t}>)"))
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                Some(match dest {
-                    None => lists,
-                    Some(d) => format!("<{url}> {lists} <{d}> {lists}"),
-                })
+            Conditions::Tokens(tokens, roots) => {
+                let mut lists: Vec<(Option<Url>, &str)> = Vec::with_capacity(tokens.len());
+                for t in tokens {
+                    let known = roots.lock().ok().and_then(|m| m.get(t).cloned());
+                    let root = match known {
+                        Some(r) => r,
+                        None => {
+                            let mut found = None;
+                            for start in std::iter::once(url).chain(dest) {
+                                found = self.lock_root(start, t).await;
+                                if found.is_some() {
+                                    break;
+                                }
+                            }
+                            if let Ok(mut m) = roots.lock() {
+                                m.insert(t.clone(), found.clone());
+                            }
+                            found
+                        }
+                    };
+                    lists.push((root, t));
+                }
+                Some(if_value(&lists, url, dest))
             }
         }
+    }
+
+    /// Where the lock with `token` that covers `url` is rooted, from `lockdiscovery`.
+    async fn lock_root(&self, url: &Url, token: &str) -> Option<Url> {
+        // The resource may not exist yet: its nearest existing ancestor shows the lock.
+        let mut at = url.clone();
+        let mut shown: Option<Url> = None;
+        loop {
+            match self.lock_seen(&at, token).await {
+                Seen::Root(root) => return Some(root),
+                Seen::Here => shown = Some(at.clone()),
+                Seen::NotHere if shown.is_some() => return shown,
+                Seen::NotHere => {}
+                Seen::Missing => {}
+            }
+            at = match parent_of(&at) {
+                Some(p) => p,
+                None => return shown,
+            };
+        }
+    }
+
+    /// What `lockdiscovery` of `url` says about the lock with `token`.
+    async fn lock_seen(&self, url: &Url, token: &str) -> Seen {
+        const BODY: &str = r#"<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/></D:prop></D:propfind>"#;
+        let Ok(rb) = self.request("PROPFIND", url) else {
+            return Seen::Missing;
+        };
+        let rb = rb
+            .header("Depth", "0")
+            .header(reqwest::header::CONTENT_TYPE, "application/xml")
+            .body(BODY);
+        let Ok(resp) = rb.send().await else {
+            return Seen::Missing;
+        };
+        if resp.status().as_u16() != 207 {
+            return Seen::Missing;
+        }
+        let Ok(body) = resp.bytes().await else {
+            return Seen::Missing;
+        };
+        match ops::lock_in(token, &body) {
+            None => Seen::NotHere,
+            Some(None) => Seen::Here,
+            Some(Some(root)) => match url.join(&root) {
+                Ok(r) => Seen::Root(r),
+                Err(_) => Seen::Here,
+            },
+        }
+    }
+}
+
+/// What a resource's `lockdiscovery` says about one lock.
+enum Seen {
+    /// The lock is there, rooted here (an absolute URL).
+    Root(Url),
+    /// The lock is there; the server does not say where it is rooted.
+    Here,
+    /// The resource is there without that lock.
+    NotHere,
+    /// No answer (unmapped, or no PROPFIND).
+    Missing,
+}
+
+/// The If header value: each token in a list tagged with its lock root; one whose root is
+/// unknown in lists tagged with the Request-URI and the destination (RFC 4918 §10.4: tagged
+/// and untagged lists do not mix in one header).
+fn if_value(lists: &[(Option<Url>, &str)], url: &Url, dest: Option<&Url>) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for (root, t) in lists {
+        match root {
+            Some(r) => out.push(format!("<{r}> (<{t}>)")),
+            None => {
+                for u in std::iter::once(url).chain(dest) {
+                    out.push(format!("<{u}> (<{t}>)"));
+                }
+            }
+        }
+    }
+    out.join(" ")
+}
+
+/// The collection holding `url` (`None` for a server's root).
+fn parent_of(url: &Url) -> Option<Url> {
+    let path = url.path().trim_end_matches('/');
+    if path.is_empty() {
+        return None;
+    }
+    let cut = path.rfind('/')?;
+    let mut parent = url.clone();
+    parent.set_path(&path[..=cut]);
+    parent.set_query(None);
+    parent.set_fragment(None);
+    Some(parent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> Url {
+        Url::parse(s).expect("url")
+    }
+
+    #[test]
+    fn tokens_are_tagged_with_their_lock_roots_or_the_request_uri() {
+        let url = u("http://h/L/x");
+        assert_eq!(
+            if_value(&[(Some(u("http://h/L/")), "urn:uuid:t")], &url, None),
+            "<http://h/L/> (<urn:uuid:t>)"
+        );
+        assert_eq!(
+            if_value(
+                &[
+                    (Some(u("http://h/L/")), "urn:uuid:t"),
+                    (Some(u("http://h/M/x")), "urn:uuid:u")
+                ],
+                &url,
+                None
+            ),
+            "<http://h/L/> (<urn:uuid:t>) <http://h/M/x> (<urn:uuid:u>)"
+        );
+        assert_eq!(
+            if_value(
+                &[(Some(u("http://h/L/")), "t"), (None, "u")],
+                &url,
+                Some(&u("http://h/d"))
+            ),
+            "<http://h/L/> (<t>) <http://h/L/x> (<u>) <http://h/d> (<u>)"
+        );
+    }
+
+    #[test]
+    fn parents() {
+        assert_eq!(
+            parent_of(&u("http://h/L/x%20y.txt")),
+            Some(u("http://h/L/"))
+        );
+        assert_eq!(parent_of(&u("http://h/a/b/")), Some(u("http://h/a/")));
+        assert_eq!(parent_of(&u("http://h/a")), Some(u("http://h/")));
+        assert_eq!(parent_of(&u("http://h/")), None);
     }
 }

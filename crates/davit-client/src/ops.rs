@@ -144,14 +144,14 @@ impl Client {
     }
 
     /// A request that changes something: it carries the client's If header, if any.
-    pub(crate) fn write_request(
+    pub(crate) async fn write_request(
         &self,
         method: &str,
         url: &Url,
         dest: Option<&Url>,
     ) -> Result<RequestBuilder> {
         let rb = self.request(method, url)?;
-        Ok(match self.if_header(url, dest) {
+        Ok(match self.if_header(url, dest).await {
             Some(v) => rb.header("If", v),
             None => rb,
         })
@@ -232,7 +232,8 @@ impl Client {
     /// outcome of each property.
     pub async fn proppatch(&self, url: &Url, ops: &[PropPatch]) -> Result<Vec<PropOutcome>> {
         let rb = self
-            .write_request("PROPPATCH", url, None)?
+            .write_request("PROPPATCH", url, None)
+            .await?
             .header(CONTENT_TYPE, "application/xml; charset=\"utf-8\"")
             .body(proppatch_body(ops));
         let response = self.send("PROPPATCH", url, rb).await?;
@@ -255,7 +256,7 @@ impl Client {
 
     /// MKCOL: creates a collection.
     pub async fn mkcol(&self, url: &Url) -> Result<()> {
-        let rb = self.write_request("MKCOL", url, None)?;
+        let rb = self.write_request("MKCOL", url, None).await?;
         self.send("MKCOL", url, rb).await?;
         Ok(())
     }
@@ -421,7 +422,8 @@ impl Client {
             },
         );
         let mut rb = self
-            .write_request("PUT", url, None)?
+            .write_request("PUT", url, None)
+            .await?
             .body(reqwest::Body::wrap_stream(stream));
         if let Some(n) = len {
             rb = rb.header(CONTENT_LENGTH, n);
@@ -439,7 +441,7 @@ impl Client {
 
     /// DELETE of a resource and, for a collection, everything in it.
     pub async fn delete(&self, url: &Url) -> Result<Outcome> {
-        let rb = self.write_request("DELETE", url, None)?;
+        let rb = self.write_request("DELETE", url, None).await?;
         self.multi("DELETE", url, rb).await
     }
 
@@ -453,7 +455,8 @@ impl Client {
         deep: bool,
     ) -> Result<Outcome> {
         let rb = self
-            .write_request("COPY", src, Some(dest))?
+            .write_request("COPY", src, Some(dest))
+            .await?
             .header("Destination", dest.as_str())
             .header("Overwrite", if overwrite { "T" } else { "F" })
             .header("Depth", if deep { "infinity" } else { "0" });
@@ -463,7 +466,8 @@ impl Client {
     /// MOVE to `dest`.
     pub async fn move_to(&self, src: &Url, dest: &Url, overwrite: bool) -> Result<Outcome> {
         let rb = self
-            .write_request("MOVE", src, Some(dest))?
+            .write_request("MOVE", src, Some(dest))
+            .await?
             .header("Destination", dest.as_str())
             .header("Overwrite", if overwrite { "T" } else { "F" });
         self.multi("MOVE", src, rb).await
@@ -541,6 +545,34 @@ impl Client {
         self.send("UNLOCK", url, rb).await?;
         Ok(())
     }
+}
+
+/// Whether a `lockdiscovery` answer shows the lock with `token`: `None` if not, else its
+/// `lockroot` href when the server gave one.
+pub(crate) fn lock_in(token: &str, body: &[u8]) -> Option<Option<String>> {
+    let root = parse_document(body, &Limits::default()).ok()?;
+    let mut stack: Vec<&Element> = vec![&root];
+    while let Some(e) = stack.pop() {
+        if e.name.is_dav("activelock") {
+            let href = |local: &str| {
+                e.elements()
+                    .find(|c| c.name.is_dav(local))
+                    .and_then(|c| c.elements().find(|h| h.name.is_dav("href")))
+                    .map(|h| h.text().trim().to_owned())
+            };
+            if href("locktoken").is_some_and(|t| strip_brackets(&t) == token) {
+                return Some(href("lockroot"));
+            }
+        }
+        stack.extend(e.elements());
+    }
+    None
+}
+
+fn strip_brackets(t: &str) -> &str {
+    t.strip_prefix('<')
+        .and_then(|t| t.strip_suffix('>'))
+        .unwrap_or(t)
 }
 
 /// Reads timeout and root of the `activelock` holding `token` from a `prop`/`lockdiscovery`
