@@ -26,9 +26,10 @@ pub enum Error {
         /// The start of the body, when it was text and not a `DAV:error` document.
         body: String,
     },
-    /// The connection failed, timed out, or the body broke off.
-    #[error("HTTP: {0}")]
-    Http(#[from] reqwest::Error),
+    /// The connection failed, timed out, or the body broke off. Said once, with the host and
+    /// port and the underlying cause (reqwest's own chain repeats itself).
+    #[error("{}", http_message(.0))]
+    Http(reqwest::Error),
     /// A Multi-Status (or other XML) answer that cannot be read.
     #[error("unreadable answer from the server: {0}")]
     Xml(#[from] XmlError),
@@ -50,6 +51,40 @@ impl Error {
             Error::Status { status, .. } => Some(*status),
             _ => None,
         }
+    }
+}
+
+impl From<reqwest::Error> for Error {
+    fn from(e: reqwest::Error) -> Self {
+        Error::Http(e)
+    }
+}
+
+/// `cannot connect to host:port: Connection refused (os error 111)` and the like.
+fn http_message(e: &reqwest::Error) -> String {
+    let place = e
+        .url()
+        .map(|u| {
+            format!(
+                "{}:{}",
+                u.host_str().unwrap_or("?"),
+                u.port_or_known_default().unwrap_or(0)
+            )
+        })
+        .unwrap_or_else(|| "the server".to_owned());
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let cause = cause.to_string();
+    if e.is_timeout() {
+        format!("{place}: no answer in time ({cause})")
+    } else if e.is_connect() {
+        format!("cannot connect to {place}: {cause}")
+    } else if e.is_body() || e.is_decode() {
+        format!("{place}: the answer broke off: {cause}")
+    } else {
+        format!("{place}: {cause}")
     }
 }
 

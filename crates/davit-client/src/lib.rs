@@ -54,6 +54,9 @@ pub struct Client {
     password: Option<String>,
     /// The If header of write requests.
     conditions: Conditions,
+    /// How many times a request that changes nothing is tried again (see
+    /// [`ClientBuilder::retries`]).
+    retries: u32,
 }
 
 /// What the If header of write requests says.
@@ -77,6 +80,8 @@ pub struct ClientBuilder {
     user: Option<String>,
     password: Option<String>,
     connect_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    retries: Option<u32>,
 }
 
 impl ClientBuilder {
@@ -94,11 +99,28 @@ impl ClientBuilder {
         self
     }
 
+    /// How long a response (its head, or the next bytes of its body) may keep the client
+    /// waiting before the request fails with a timeout (default 60 s), so a server that
+    /// accepts and never answers cannot hang it.
+    pub fn idle_timeout(mut self, t: Duration) -> Self {
+        self.idle_timeout = Some(t);
+        self
+    }
+
+    /// How many times a request that changes nothing (GET, HEAD, OPTIONS, PROPFIND, REPORT)
+    /// is tried again when the connection fails or the server answers 503 (default 3), after
+    /// 0.5 s, 1 s, 2 s, … or as long as its `Retry-After` says (at most 60 s).
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = Some(n);
+        self
+    }
+
     /// Builds the client.
     pub fn build(self) -> Result<Client> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("davit/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(self.connect_timeout.unwrap_or(Duration::from_secs(30)))
+            .read_timeout(self.idle_timeout.unwrap_or(Duration::from_secs(60)))
             // Redirects of WebDAV methods cannot be followed blindly (a MOVE's Destination
             // would not follow); callers see the 3xx instead.
             .redirect(reqwest::redirect::Policy::none())
@@ -108,6 +130,7 @@ impl ClientBuilder {
             user: self.user,
             password: self.password,
             conditions: Conditions::None,
+            retries: self.retries.unwrap_or(3),
         })
     }
 }

@@ -11,6 +11,7 @@ use futures_util::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use std::path::Path;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
 /// What a server says about itself in answer to OPTIONS.
@@ -157,18 +158,57 @@ impl Client {
         })
     }
 
-    /// Sends a request; a status outside 2xx becomes [`Error::Status`].
+    /// Sends a request; a status outside 2xx becomes [`Error::Status`]. A request that
+    /// changes nothing is tried again on a failed connection or a 503 (see
+    /// [`ClientBuilder::retries`](crate::ClientBuilder::retries)).
     pub(crate) async fn send(
         &self,
         method: &str,
         url: &Url,
         rb: RequestBuilder,
     ) -> Result<reqwest::Response> {
-        let response = rb.send().await?;
+        let response = self.send_retrying(method, rb).await?;
         if response.status().is_success() {
             Ok(response)
         } else {
             Err(status_error(method, url, response).await)
+        }
+    }
+
+    /// Sends `rb`, again after a pause when a safe request met a connection failure or 503.
+    pub(crate) async fn send_retrying(
+        &self,
+        method: &str,
+        rb: RequestBuilder,
+    ) -> Result<reqwest::Response> {
+        let safe = matches!(method, "GET" | "HEAD" | "OPTIONS" | "PROPFIND" | "REPORT");
+        let mut attempt = 0u32;
+        loop {
+            // A streamed body cannot be sent twice: such a request is tried once.
+            let again = if safe && attempt < self.retries {
+                rb.try_clone()
+            } else {
+                None
+            };
+            let Some(next) = again else {
+                return Ok(rb.send().await?);
+            };
+            let backoff = Duration::from_millis(500u64 << attempt.min(6));
+            attempt += 1;
+            match next.send().await {
+                Ok(r) if r.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                    let wait = retry_after(r.headers()).unwrap_or(backoff);
+                    if wait > MAX_RETRY_WAIT {
+                        return Ok(r);
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+                Ok(r) => return Ok(r),
+                Err(e) if e.is_connect() || (e.is_request() && !e.is_timeout()) => {
+                    tokio::time::sleep(backoff).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 
@@ -271,7 +311,7 @@ impl Client {
                 rb = rb.header("If-Range", tag);
             }
         }
-        let response = rb.send().await?;
+        let response = self.send_retrying("GET", rb).await?;
         let status = response.status().as_u16();
         if status == 416 && offset > 0 {
             // Nothing left past `offset`: the local copy is already whole.
@@ -324,7 +364,9 @@ impl Client {
 
     /// The Content-Length a HEAD reports, if any.
     async fn head_length(&self, url: &Url) -> Result<Option<u64>> {
-        let response = self.request("HEAD", url)?.send().await?;
+        let response = self
+            .send_retrying("HEAD", self.request("HEAD", url)?)
+            .await?;
         if !response.status().is_success() {
             return Ok(None);
         }
@@ -545,6 +587,26 @@ impl Client {
         self.send("UNLOCK", url, rb).await?;
         Ok(())
     }
+}
+
+/// The longest `Retry-After` a retry waits for; a server asking for more gets its 503 shown.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
+/// A `Retry-After` in seconds (an HTTP-date counts from now).
+fn retry_after(headers: &HeaderMap<HeaderValue>) -> Option<Duration> {
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// Whether a `lockdiscovery` answer shows the lock with `token`: `None` if not, else its

@@ -462,3 +462,67 @@ fn get_continue_after_the_remote_changed_downloads_the_new_version() {
     ok(&["get", "-c", &format!("{u}/f.txt"), d]);
     assert_eq!(std::fs::read_to_string(&dest).unwrap(), v2);
 }
+
+/// A server on a thread of its own that accepts connections and answers each with the next
+/// of `answers` (raw HTTP), or never answers once they run out; counts the requests it read.
+fn canned(answers: Vec<&'static str>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 8192];
+            let _ = s.read(&mut buf);
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            match answers.get(n) {
+                Some(a) => {
+                    let _ = s.write_all(a.as_bytes());
+                }
+                // Keep it open and say nothing.
+                None => held.push(s),
+            }
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+#[test]
+fn a_server_that_never_answers_times_out_instead_of_hanging() {
+    let (url, seen) = canned(Vec::new());
+    let started = std::time::Instant::now();
+    let o = davit(&["ls", "--idle-timeout", "1", &format!("{url}/")]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("timed out") || err.contains("timeout"),
+        "{err}"
+    );
+    // A time-out is not retried: one request, and the command is done well before a second.
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn a_503_with_retry_after_is_tried_again() {
+    const BUSY: &str = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    const LISTING: &str = "HTTP/1.1 207 Multi-Status\r\nContent-Type: application/xml\r\nContent-Length: 237\r\nConnection: close\r\n\r\n<?xml version=\"1.0\"?><D:multistatus xmlns:D=\"DAV:\"><D:response><D:href>/d/f.txt</D:href><D:propstat><D:prop><D:getcontentlength>3</D:getcontentlength></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response></D:multistatus>";
+    assert_eq!(LISTING.split("\r\n\r\n").nth(1).unwrap().len(), 237);
+    let (url, seen) = canned(vec![BUSY, BUSY, LISTING]);
+    let out = ok(&["stat", &format!("{url}/d/f.txt")]);
+    assert!(out.lines().any(|l| l == "size: 3"), "{out}");
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3);
+    // With retries off, the 503 is the answer.
+    let (url, _) = canned(vec![BUSY, LISTING]);
+    let o = davit(&["stat", "--retries", "0", &format!("{url}/d/f.txt")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("503"));
+}

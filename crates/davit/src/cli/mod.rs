@@ -32,6 +32,16 @@ pub struct Common {
     /// Machine-readable output: one JSON object per line.
     #[arg(long)]
     json: bool,
+    /// Seconds connecting may take.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    connect_timeout: u64,
+    /// Seconds the server may keep the client waiting for the next bytes of an answer.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    idle_timeout: u64,
+    /// Times a request that changes nothing is tried again after a failed connection or a
+    /// 503 (after 0.5 s, 1 s, 2 s, ... or the server's Retry-After).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    retries: u32,
 }
 
 /// Options of the commands that change something.
@@ -452,7 +462,12 @@ fn client(common: &Common, url: &Url) -> anyhow::Result<Client> {
             }
         }
     }
-    let mut b = Client::builder();
+    let mut b = Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(
+            common.connect_timeout.max(1),
+        ))
+        .idle_timeout(std::time::Duration::from_secs(common.idle_timeout.max(1)))
+        .retries(common.retries);
     if let Some(u) = user {
         b = b.credentials(u, password);
     }
