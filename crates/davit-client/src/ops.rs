@@ -30,10 +30,18 @@ pub enum PropRequest {
     AllProp,
     /// `propname`: the names only.
     PropName,
-    /// The live properties [`LiveProps`](crate::LiveProps) reads (a listing).
+    /// The live properties of a listing [`LiveProps`](crate::LiveProps) reads.
     Common,
+    /// Those of [`Common`](Self::Common), and every other one [`LiveProps`](crate::LiveProps)
+    /// reads: resource id, parent set (costly on some servers), quota and privileges.
+    Detailed,
     /// Exactly these.
     Named(Vec<QName>),
+}
+
+impl PropRequest {
+    /// The `DAV:` names [`PropRequest::Common`] asks for.
+    pub const COMMON: &'static [&'static str] = COMMON;
 }
 
 /// The live properties of [`PropRequest::Common`].
@@ -45,6 +53,15 @@ const COMMON: &[&str] = &[
     "getcontenttype",
     "displayname",
     "creationdate",
+];
+
+/// What [`PropRequest::Detailed`] adds.
+const DETAILED: &[&str] = &[
+    "resource-id",
+    "parent-set",
+    "quota-used-bytes",
+    "quota-available-bytes",
+    "current-user-privilege-set",
 ];
 
 /// A value for a property set by PROPPATCH.
@@ -774,6 +791,13 @@ pub(crate) fn propfind_of(props: &PropRequest) -> davit_proto::xml::PropFind {
         },
         PropRequest::PropName => PropFind::PropName,
         PropRequest::Common => PropFind::Prop(COMMON.iter().map(|l| QName::dav(l)).collect()),
+        PropRequest::Detailed => PropFind::Prop(
+            COMMON
+                .iter()
+                .chain(DETAILED)
+                .map(|l| QName::dav(l))
+                .collect(),
+        ),
         PropRequest::Named(names) => PropFind::Prop(names.clone()),
     }
 }
@@ -784,9 +808,14 @@ fn propfind_body(props: &PropRequest) -> String {
     match props {
         PropRequest::AllProp => out.push_str("<D:allprop/>"),
         PropRequest::PropName => out.push_str("<D:propname/>"),
-        PropRequest::Common => {
+        PropRequest::Common | PropRequest::Detailed => {
+            let extra: &[&str] = if *props == PropRequest::Detailed {
+                DETAILED
+            } else {
+                &[]
+            };
             out.push_str("<D:prop>");
-            for local in COMMON {
+            for local in COMMON.iter().chain(extra) {
                 push_prop(&mut out, &QName::dav(local), None);
             }
             out.push_str("</D:prop>");

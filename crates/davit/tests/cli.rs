@@ -136,9 +136,10 @@ fn client_commands_against_davit() {
     );
     ok(&["mv", &format!("{u}/tree2/a.txt"), "renamed.txt"]);
     assert!(root.path().join("tree2/renamed.txt").is_file());
+    // A usage error (exit 2): a collection needs -r.
     assert_eq!(
         davit(&["rm", &format!("{u}/tree2/")]).status.code(),
-        Some(1)
+        Some(2)
     );
     ok(&["rm", "-r", &format!("{u}/tree2/")]);
     assert!(!root.path().join("tree2").exists());
@@ -525,4 +526,170 @@ fn a_503_with_retry_after_is_tried_again() {
     let o = davit(&["stat", "--retries", "0", &format!("{url}/d/f.txt")]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("503"));
+}
+
+/// A raw 207 answer holding `body`.
+fn ms(body: &str) -> String {
+    format!(
+        "HTTP/1.1 207 Multi-Status\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let (url, _root, _state, _rt) = server();
+    ok(&["mkdir", &format!("{url}/c/")]);
+    for args in [
+        vec![
+            "ls".to_owned(),
+            "--depth".into(),
+            "2".into(),
+            format!("{url}/"),
+        ],
+        vec![
+            "props".into(),
+            "get".into(),
+            format!("{url}/c/"),
+            "{bad".into(),
+        ],
+        vec!["get".into(), format!("{url}/")],
+        vec!["rm".into(), format!("{url}/c/")],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = davit(&args);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // Nothing was removed by the refused rm.
+    assert_eq!(
+        ok(&["ls", "--depth", "0", &format!("{url}/c/")]).trim(),
+        "c/"
+    );
+}
+
+#[test]
+fn ls_of_a_file_url_shows_the_file() {
+    let (url, root, _state, _rt) = server();
+    write(&root.path().join("f.txt"), "abc");
+    assert_eq!(ok(&["ls", &format!("{url}/f.txt")]), "f.txt\n");
+    let long = ok(&["ls", "-l", &format!("{url}/f.txt")]);
+    assert!(
+        long.starts_with('-') && long.trim_end().ends_with(" f.txt"),
+        "{long}"
+    );
+    assert!(long.contains(" 3 "), "{long}");
+}
+
+#[test]
+fn ls_recursive_falls_back_to_depth_1_on_any_refusal_of_depth_infinity() {
+    const REFUSALS: [&str; 2] = [
+        // dufs
+        "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        // the dav-server crate
+        "HTTP/1.1 501 Not Implemented\r\nContent-Type: application/xml\r\nContent-Length: 80\r\nConnection: close\r\n\r\n<D:error xmlns:D=\"DAV:\"><D:propfind-finite-depth/></D:error>                    ",
+    ];
+    for refusal in REFUSALS {
+        let top = leak(ms(
+            r#"<D:multistatus xmlns:D="DAV:"><D:response><D:href>/d/</D:href><D:propstat><D:prop><D:resourcetype><D:collection/></D:resourcetype></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response><D:response><D:href>/d/a.txt</D:href><D:propstat><D:prop><D:resourcetype/></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response><D:response><D:href>/d/s/</D:href><D:propstat><D:prop><D:resourcetype><D:collection/></D:resourcetype></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response></D:multistatus>"#,
+        ));
+        let sub = leak(ms(
+            r#"<D:multistatus xmlns:D="DAV:"><D:response><D:href>/d/s/</D:href><D:propstat><D:prop><D:resourcetype><D:collection/></D:resourcetype></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response><D:response><D:href>/d/s/b.txt</D:href><D:propstat><D:prop><D:resourcetype/></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response></D:multistatus>"#,
+        ));
+        let (url, seen) = canned(vec![refusal, top, sub]);
+        let out = ok(&["ls", "-R", &format!("{url}/d/")]);
+        let mut lines: Vec<&str> = out.lines().collect();
+        lines.sort_unstable();
+        assert_eq!(lines, ["a.txt", "s/", "s/b.txt"], "after {refusal:?}");
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+}
+
+#[test]
+fn props_get_reports_requested_properties_missing_from_the_answer() {
+    // The answer leaves out {urn:z}b and adds {urn:z}extra, which was not asked for.
+    let answer = leak(ms(
+        r#"<D:multistatus xmlns:D="DAV:" xmlns:Z="urn:z"><D:response><D:href>/f</D:href><D:propstat><D:prop><Z:a>1</Z:a><Z:extra>x</Z:extra></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response></D:multistatus>"#,
+    ));
+    let (url, _) = canned(vec![answer]);
+    let o = davit(&["props", "get", &format!("{url}/f"), "{urn:z}a", "{urn:z}b"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "{urn:z}a: 1\n");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim(), "davit: /f {urn:z}b: not in the server's answer");
+    // A PROPPATCH answered with a 207 that mentions nothing stored nothing.
+    let empty = leak(ms(
+        r#"<D:multistatus xmlns:D="DAV:"><D:response><D:href>/f</D:href><D:propstat><D:prop/><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response></D:multistatus>"#,
+    ));
+    let (url, _) = canned(vec![empty]);
+    let o = davit(&["props", "set", &format!("{url}/f"), "{urn:z}a", "1"]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("{urn:z}a: not in the server's answer"));
+}
+
+#[test]
+fn stat_ls_json_and_df_show_ids_bindings_privileges_and_quota() {
+    let (url, root, _state, _rt) = server();
+    write(&root.path().join("f.txt"), "abc");
+    std::fs::hard_link(root.path().join("f.txt"), root.path().join("g.txt")).unwrap();
+    let out = ok(&["stat", &format!("{url}/f.txt")]);
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+    };
+    assert!(field("resource_id").starts_with("urn:uuid:"));
+    assert_eq!(field("parents"), "/f.txt /g.txt");
+    assert_eq!(
+        field("privileges"),
+        "read read-current-user-privilege-set write write-properties write-content unlock"
+    );
+    let g = ok(&["stat", "--json", &format!("{url}/g.txt")]);
+    let g: serde_json::Value = serde_json::from_str(&g).unwrap();
+    assert_eq!(
+        g["resource_id"].as_str(),
+        Some(field("resource_id").as_str())
+    );
+    // ls --json carries the ids too.
+    let listing = ok(&["ls", "--json", &format!("{url}/")]);
+    let ids: Vec<String> = listing
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter_map(|v| v["resource_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], ids[1], "two bindings of one file");
+    // df: the used bytes of the root (no quota configured: the disk's free space).
+    let df = ok(&["df", "--json", &format!("{url}/")]);
+    let df: serde_json::Value = serde_json::from_str(&df).unwrap();
+    assert_eq!(df["used"].as_u64(), Some(6), "{df}");
+    assert!(df["available"].as_u64().is_some_and(|a| a > 0), "{df}");
+}
+
+#[test]
+fn df_without_quota_properties_exits_3() {
+    let answer = leak(ms(
+        r#"<D:multistatus xmlns:D="DAV:"><D:response><D:href>/</D:href><D:propstat><D:prop><D:quota-used-bytes/><D:quota-available-bytes/></D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat></D:response></D:multistatus>"#,
+    ));
+    let (url, _) = canned(vec![answer]);
+    let o = davit(&["df", &format!("{url}/")]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "used: -\navailable: -\n"
+    );
 }

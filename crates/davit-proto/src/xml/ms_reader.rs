@@ -88,6 +88,17 @@ pub struct LiveProps {
     pub created: Option<String>,
     /// `displayname`.
     pub display_name: Option<String>,
+    /// `resource-id` (RFC 5842): the href naming the resource whichever URL reaches it.
+    pub resource_id: Option<String>,
+    /// `parent-set` (RFC 5842): each binding as (parent collection href, segment).
+    pub parents: Option<Vec<(String, String)>>,
+    /// `quota-used-bytes` (RFC 4331).
+    pub quota_used: Option<u64>,
+    /// `quota-available-bytes` (RFC 4331).
+    pub quota_available: Option<u64>,
+    /// `current-user-privilege-set` (RFC 3744 §5.4): the privilege names (`{ns}name` outside
+    /// `DAV:`), in the server's order.
+    pub privileges: Option<Vec<String>>,
 }
 
 impl Response {
@@ -123,6 +134,41 @@ impl Response {
                 .prop(&QName::dav("displayname"))
                 .map(|e| e.text())
                 .filter(|s| !s.is_empty()),
+            resource_id: self
+                .prop(&QName::dav("resource-id"))
+                .and_then(|e| e.elements().find(|h| h.name.is_dav("href")))
+                .map(|h| h.text().trim().to_owned()),
+            parents: self.prop(&QName::dav("parent-set")).map(|e| {
+                e.elements()
+                    .filter(|p| p.name.is_dav("parent"))
+                    .map(|p| {
+                        let child = |local: &str| {
+                            p.elements()
+                                .find(|c| c.name.is_dav(local))
+                                .map(|c| c.text().trim().to_owned())
+                                .unwrap_or_default()
+                        };
+                        (child("href"), child("segment"))
+                    })
+                    .collect()
+            }),
+            quota_used: text("quota-used-bytes").and_then(|s| s.parse().ok()),
+            quota_available: text("quota-available-bytes").and_then(|s| s.parse().ok()),
+            privileges: self
+                .prop(&QName::dav("current-user-privilege-set"))
+                .map(|e| {
+                    e.elements()
+                        .filter(|p| p.name.is_dav("privilege"))
+                        .filter_map(|p| p.elements().next())
+                        .map(|n| {
+                            if n.name.ns == super::DAV {
+                                n.name.local.clone()
+                            } else {
+                                format!("{{{}}}{}", n.name.ns, n.name.local)
+                            }
+                        })
+                        .collect()
+                }),
         }
     }
 

@@ -8,7 +8,7 @@
 mod netrc;
 mod transfer;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use davit_client::{
     Client, Depth, Failure, LockRequest, Outcome, PatchValue, PropPatch, PropRequest, QName,
     Resource, Url,
@@ -19,6 +19,29 @@ use std::io::Write;
 
 /// Exit status when the server reported a partial failure.
 pub const EXIT_PARTIAL: u8 = 3;
+
+/// Exit status for usage errors (bad arguments), as for clap's own.
+pub const EXIT_USAGE: u8 = 2;
+
+/// A usage error: the command line asks for something that cannot be done as given.
+#[derive(Debug)]
+pub(crate) struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// Returns a [`Usage`] error from the enclosing function.
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        return Err(anyhow::Error::new($crate::cli::Usage(format!($($arg)*))))
+    };
+}
+pub(crate) use usage;
 
 /// Options every client command takes.
 #[derive(clap::Args, Clone, Debug)]
@@ -150,7 +173,15 @@ pub enum ClientCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Show one resource's live properties.
+    /// Show the quota of a collection (RFC 4331): bytes used and available.
+    Df {
+        #[arg(value_parser = parse_url)]
+        url: Url,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show one resource's live properties (with its resource id, bindings, quota and what
+    /// you may do there, where the server says).
     Stat {
         #[arg(value_parser = parse_url)]
         url: Url,
@@ -328,6 +359,7 @@ impl ClientCommand {
         match self {
             ClientCommand::Ls { common, .. }
             | ClientCommand::Stat { common, .. }
+            | ClientCommand::Df { common, .. }
             | ClientCommand::Get { common, .. }
             | ClientCommand::Put { common, .. }
             | ClientCommand::Mkdir { common, .. }
@@ -347,6 +379,7 @@ impl ClientCommand {
         match self {
             ClientCommand::Ls { url, .. }
             | ClientCommand::Stat { url, .. }
+            | ClientCommand::Df { url, .. }
             | ClientCommand::Get { url, .. }
             | ClientCommand::Put { url, .. }
             | ClientCommand::Mkdir { url, .. }
@@ -399,7 +432,11 @@ pub fn run(cmd: ClientCommand) -> u8 {
         Ok(false) => EXIT_PARTIAL,
         Err(e) => {
             eprintln!("davit: {e:#}");
-            1
+            if e.downcast_ref::<Usage>().is_some() {
+                EXIT_USAGE
+            } else {
+                1
+            }
         }
     }
 }
@@ -423,6 +460,11 @@ impl Out {
     /// One failed resource, on stderr.
     pub fn failure(&self, what: &str, status: u16, detail: &str) {
         eprintln!("davit: {what}: {status} {}{detail}", reason(status));
+    }
+
+    /// Something asked for that the server's answer does not mention.
+    pub fn missing(&self, what: &str) {
+        eprintln!("davit: {what}: not in the server's answer");
     }
 
     pub fn failures(&self, fs: &[Failure]) {
@@ -495,9 +537,9 @@ pub(crate) fn clark(q: &QName) -> String {
 fn parse_name(s: &str) -> anyhow::Result<QName> {
     let q = match s.strip_prefix('{') {
         Some(rest) => {
-            let (ns, local) = rest
-                .split_once('}')
-                .with_context(|| format!("property name {s:?}: missing '}}'"))?;
+            let Some((ns, local)) = rest.split_once('}') else {
+                usage!("property name {s:?}: missing '}}'");
+            };
             QName::new(ns, local)
         }
         None => QName::dav(s),
@@ -510,7 +552,7 @@ fn parse_name(s: &str) -> anyhow::Result<QName> {
             .local
             .starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.');
     if !ok {
-        bail!("property name {s:?} is not an XML name");
+        usage!("property name {s:?} is not an XML name");
     }
     Ok(q)
 }
@@ -551,7 +593,59 @@ pub(crate) fn resource_json(r: &Resource) -> Value {
         "content_type": l.content_type,
         "created": l.created,
         "display_name": l.display_name,
+        "resource_id": l.resource_id,
+        "parents": l.parents.as_ref().map(|ps| ps
+            .iter()
+            .map(|(href, segment)| json!({"href": href, "segment": segment}))
+            .collect::<Vec<_>>()),
+        "quota_used": l.quota_used,
+        "quota_available": l.quota_available,
+        "privileges": l.privileges,
     })
+}
+
+/// `1.5 GiB` and the like.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// `key: value` lines of [`resource_json`]: lists are written space-separated, a parent as
+/// its collection's href followed by the segment.
+fn resource_lines(out: &Out, r: &Resource) {
+    if let Value::Object(map) = resource_json(r) {
+        for (k, v) in map {
+            let text = match &v {
+                Value::Null => continue,
+                Value::String(s) => s.clone(),
+                Value::Array(items) => items
+                    .iter()
+                    .map(|i| match i {
+                        Value::String(s) => s.clone(),
+                        Value::Object(o) => format!(
+                            "{}{}",
+                            o.get("href").and_then(Value::as_str).unwrap_or(""),
+                            o.get("segment").and_then(Value::as_str).unwrap_or("")
+                        ),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                other => other.to_string(),
+            };
+            out.line(&format!("{k}: {text}"));
+        }
+    }
 }
 
 fn outcome_done(out: &Out, what: &str, url: &Url, o: &Outcome) -> bool {
@@ -587,25 +681,42 @@ async fn dispatch(cmd: ClientCommand) -> anyhow::Result<bool> {
             let depth = match (recursive, depth.as_deref()) {
                 (true, _) => Depth::Infinity,
                 (false, None) => Depth::One,
-                (false, Some(d)) => Depth::parse(d)
-                    .map_err(|_| anyhow::anyhow!("--depth must be 0, 1 or infinity"))?,
+                (false, Some(d)) => match Depth::parse(d) {
+                    Ok(d) => d,
+                    Err(_) => usage!("--depth must be 0, 1 or infinity, not {d:?}"),
+                },
             };
             ls(&client, &out, &url, long, depth).await
         }
         ClientCommand::Stat { url, .. } => {
-            let r = client.stat(&url, &PropRequest::Common).await?;
+            let r = client.stat(&url, &PropRequest::Detailed).await?;
             if out.json {
                 out.json(&resource_json(&r));
             } else {
-                let j = resource_json(&r);
-                if let Value::Object(map) = j {
-                    for (k, v) in map {
-                        if !v.is_null() {
-                            let v = v.as_str().map(str::to_owned).unwrap_or(v.to_string());
-                            out.line(&format!("{k}: {v}"));
-                        }
-                    }
-                }
+                resource_lines(&out, &r);
+            }
+            Ok(true)
+        }
+        ClientCommand::Df { url, .. } => {
+            let names = vec![
+                QName::dav("quota-used-bytes"),
+                QName::dav("quota-available-bytes"),
+            ];
+            let r = client.stat(&url, &PropRequest::Named(names)).await?;
+            let (used, available) = (r.live.quota_used, r.live.quota_available);
+            if out.json {
+                out.json(&json!({"href": r.url.as_str(), "used": used, "available": available}));
+            } else {
+                let show = |n: Option<u64>| {
+                    n.map(|b| format!("{b} ({})", human_bytes(b)))
+                        .unwrap_or_else(|| "-".into())
+                };
+                out.line(&format!("used: {}", show(used)));
+                out.line(&format!("available: {}", show(available)));
+            }
+            if used.is_none() && available.is_none() {
+                out.missing(&format!("{} quota (RFC 4331)", r.path));
+                return Ok(false);
             }
             Ok(true)
         }
@@ -634,10 +745,7 @@ async fn dispatch(cmd: ClientCommand) -> anyhow::Result<bool> {
             if !recursive {
                 let r = client.stat(&url, &PropRequest::Common).await?;
                 if r.live.is_collection {
-                    bail!(
-                        "{} is a collection (use -r to delete it and everything in it)",
-                        url
-                    );
+                    usage!("{url} is a collection (use -r to delete it and everything in it)");
                 }
             }
             let o = client.delete(&url).await?;
@@ -835,32 +943,42 @@ fn strip_token(t: &str) -> &str {
     t.trim().trim_start_matches('<').trim_end_matches('>')
 }
 
+/// Whether a PROPFIND error is a server refusing `Depth: infinity` (nginx and davit with
+/// `depth_infinity = false`: 403; dufs: 400; the dav-server crate: 501 with
+/// `DAV:propfind-finite-depth`; others 405, 412, 422 or 507 for a tree too large).
+fn refuses_depth_infinity(e: &davit_client::Error) -> bool {
+    match e {
+        davit_client::Error::Status {
+            status, condition, ..
+        } => {
+            condition.as_deref() == Some("propfind-finite-depth")
+                || matches!(status, 400 | 403 | 405 | 412 | 422 | 501 | 507)
+        }
+        _ => false,
+    }
+}
+
 /// Every resource under `url` (itself included): one Depth-infinity PROPFIND, or, when the
-/// server refuses that with 403 (nginx, davit with `depth_infinity = false`), a walk of
-/// Depth-1 listings.
+/// server refuses that (see [`refuses_depth_infinity`]), a walk of Depth-1 listings.
 pub(crate) async fn walk(
     client: &Client,
     url: &Url,
+    props: &PropRequest,
     mut f: impl FnMut(Resource) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    match client
-        .propfind(url, Depth::Infinity, &PropRequest::Common)
-        .await
-    {
+    match client.propfind(url, Depth::Infinity, props).await {
         Ok(mut listing) => {
             while let Some(r) = listing.next().await {
                 f(r?)?;
             }
             return Ok(());
         }
-        Err(e) if e.status() == Some(403) => {}
+        Err(e) if refuses_depth_infinity(&e) => {}
         Err(e) => return Err(e.into()),
     }
     let mut queue = std::collections::VecDeque::from([(url.clone(), true)]);
     while let Some((dir, first)) = queue.pop_front() {
-        let mut listing = client
-            .propfind(&dir, Depth::One, &PropRequest::Common)
-            .await?;
+        let mut listing = client.propfind(&dir, Depth::One, props).await?;
         let dir_path = percent_encoding::percent_decode_str(dir.path())
             .decode_utf8_lossy()
             .trim_end_matches('/')
@@ -899,8 +1017,8 @@ async fn ls(
             .unwrap_or(path)
             .trim_start_matches('/');
         // The collection itself is the listing's header, not one of its entries (unless asked
-        // for alone with Depth 0).
-        if rel.is_empty() && depth != Depth::Zero {
+        // for alone with Depth 0); a file is listed as itself, as `ls FILE` does.
+        if rel.is_empty() && depth != Depth::Zero && r.live.is_collection {
             return Ok(());
         }
         if !(200..300).contains(&r.status) {
@@ -932,10 +1050,22 @@ async fn ls(
         }
         Ok(())
     };
-    if depth == Depth::Infinity {
-        walk(client, url, &mut show).await?;
+    // JSON readers get the resource ids and what they may do with each member too.
+    let props = if out.json {
+        PropRequest::Named(
+            PropRequest::COMMON
+                .iter()
+                .chain(&["resource-id", "current-user-privilege-set"])
+                .map(|l| QName::dav(l))
+                .collect(),
+        )
     } else {
-        let mut listing = client.propfind(url, depth, &PropRequest::Common).await?;
+        PropRequest::Common
+    };
+    if depth == Depth::Infinity {
+        walk(client, url, &props, &mut show).await?;
+    } else {
+        let mut listing = client.propfind(url, depth, &props).await?;
         while let Some(r) = listing.next().await {
             show(r?)?;
         }
@@ -973,15 +1103,14 @@ async fn mkdir_p(client: &Client, url: &Url) -> anyhow::Result<()> {
 async fn props(client: &Client, out: &Out, cmd: PropsCommand) -> anyhow::Result<bool> {
     match cmd {
         PropsCommand::Get { url, names, .. } => {
-            let req = if names.is_empty() {
+            let wanted: Vec<QName> = names
+                .iter()
+                .map(|n| parse_name(n))
+                .collect::<anyhow::Result<_>>()?;
+            let req = if wanted.is_empty() {
                 PropRequest::AllProp
             } else {
-                PropRequest::Named(
-                    names
-                        .iter()
-                        .map(|n| parse_name(n))
-                        .collect::<anyhow::Result<_>>()?,
-                )
+                PropRequest::Named(wanted.clone())
             };
             let r = client.stat(&url, &req).await?;
             let mut ok = true;
@@ -994,6 +1123,10 @@ async fn props(client: &Client, out: &Out, cmd: PropsCommand) -> anyhow::Result<
             }
             for ps in &r.response.propstats {
                 for p in &ps.props {
+                    // Only what was asked for (some servers add more), each once.
+                    if !wanted.is_empty() && !wanted.contains(&p.name) {
+                        continue;
+                    }
                     let name = clark(&p.name);
                     if !(200..300).contains(&ps.status) {
                         ok = false;
@@ -1006,6 +1139,18 @@ async fn props(client: &Client, out: &Out, cmd: PropsCommand) -> anyhow::Result<
                     } else {
                         out.line(&format!("{name}: {value}"));
                     }
+                }
+            }
+            // A requested property the answer leaves out entirely is a failure too.
+            for name in &wanted {
+                let answered = r
+                    .response
+                    .propstats
+                    .iter()
+                    .any(|ps| ps.props.iter().any(|p| &p.name == name));
+                if !answered {
+                    ok = false;
+                    out.missing(&format!("{} {}", r.path, clark(name)));
                 }
             }
             if out.json {
@@ -1041,6 +1186,20 @@ async fn props(client: &Client, out: &Out, cmd: PropsCommand) -> anyhow::Result<
 async fn patch(client: &Client, out: &Out, url: &Url, ops: &[PropPatch]) -> anyhow::Result<bool> {
     let outcomes = client.proppatch(url, ops).await?;
     let mut ok = true;
+    // An instruction the answer says nothing about was not done (a server that ignores
+    // PROPPATCH still answers 207).
+    for op in ops {
+        let name = match op {
+            PropPatch::Set(n, _) | PropPatch::Remove(n) => n,
+        };
+        if !outcomes.iter().any(|o| &o.name == name) {
+            ok = false;
+            out.missing(&format!("{} {}", url.path(), clark(name)));
+            if out.json {
+                out.json(&json!({"name": clark(name), "status": null, "error": ["not in the server's answer"]}));
+            }
+        }
+    }
     for o in &outcomes {
         if out.json {
             out.json(&json!({"name": clark(&o.name), "status": o.status,

@@ -67,7 +67,9 @@ pub async fn get(
     let dest = match dest {
         Some(d) if d.is_dir() && !top.live.is_collection => d.join(&name),
         Some(d) => d,
-        None if name.is_empty() => bail!("give a destination for {url}"),
+        None if name.is_empty() => {
+            super::usage!("give a local destination for {url} (it has no name to use)")
+        }
         None => PathBuf::from(&name),
     };
     if !top.live.is_collection {
@@ -88,7 +90,7 @@ pub async fn get(
     let mut files = Vec::new();
     let mut ok = true;
     std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
-    super::walk(client, &base, |r| {
+    super::walk(client, &base, &PropRequest::Common, |r| {
         if !(200..300).contains(&r.status) {
             ok = false;
             out.failure(&r.path, r.status, "");
