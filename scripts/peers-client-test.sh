@@ -159,6 +159,9 @@ run_suite() { # SERVER URL
   check "locked L holds what was put" bash -c "[[ \"\$('$DAVIT_BIN' ls '$U/L/' | sort | tr '\\n' '|')\" == 'hello.txt|tree/|' ]]"
   check "unlock L" bash -c "'$DAVIT_BIN' unlock '$U/L/' \"\$(cat '$WORK/ltok')\""
 
+  check "ls of a file shows it" bash -c "[[ \"\$('$DAVIT_BIN' ls '$U/x/moved.txt')\" == moved.txt ]]"
+  check "ls --depth 2: usage error, exit 2" bash -c "'$DAVIT_BIN' ls --depth 2 '$U/' 2>/dev/null; [[ \$? == 2 ]]"
+  check "props get of an absent property: exit 3" bash -c "'$DAVIT_BIN' props get '$U/x/moved.txt' '{urn:davit-test}nope' 2>/dev/null; [[ \$? == 3 ]]"
   check "missing resource: exit 1" bash -c "'$DAVIT_BIN' stat '$U/nope' 2>/dev/null; [[ \$? == 1 ]]"
 
   # Names are literal: '#', '?' and '%' are part of them (regressions: they were cut or sent raw).
