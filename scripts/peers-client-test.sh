@@ -164,6 +164,14 @@ run_suite() { # SERVER URL
   check "props get of an absent property: exit 3" bash -c "'$DAVIT_BIN' props get '$U/x/moved.txt' '{urn:davit-test}nope' 2>/dev/null; [[ \$? == 3 ]]"
   check "missing resource: exit 1" bash -c "'$DAVIT_BIN' stat '$U/nope' 2>/dev/null; [[ \$? == 1 ]]"
 
+  # davit sync, both ways: a second run transfers nothing.
+  check "sync up" bash -c "[[ \"\$('$DAVIT_BIN' sync '$L/tree' '$U/synced/' | sort | tr '\\n' '|')\" == 'mkdir sub dir/|put a.txt|put big.bin|put sub dir/b c.txt|' ]]"
+  check "sync up again: nothing" bash -c "[[ -z \"\$('$DAVIT_BIN' sync '$L/tree' '$U/synced/')\" ]]"
+  check "sync down" bash -c "'$DAVIT_BIN' sync '$U/synced/' '$L/synced' >/dev/null && diff -r '$L/tree' '$L/synced'"
+  check "sync down again: nothing" bash -c "[[ -z \"\$('$DAVIT_BIN' sync '$U/synced/' '$L/synced')\" ]]"
+  check "sync up a change" bash -c "printf 'A\\n' >'$L/tree/a.txt' && [[ \"\$('$DAVIT_BIN' sync '$L/tree' '$U/synced/')\" == 'put a.txt' ]]"
+  check "sync down the change" bash -c "[[ \"\$('$DAVIT_BIN' sync '$U/synced/' '$L/synced')\" == 'get a.txt' ]] && diff -r '$L/tree' '$L/synced'"
+
   # Names are literal: '#', '?' and '%' are part of them (regressions: they were cut or sent raw).
   printf 'one\n' >"$L/one.txt"
   check "mkdir for names" d mkdir "$U/n/"

@@ -36,7 +36,9 @@ pub use davit_proto::xml::SyncLevel;
 pub use davit_proto::xml::{Element, LiveProps, PropStat, QName, Response};
 pub use error::{Error, Result};
 pub use multistatus::{Failure, Outcome, PropOutcome, PropfindStream, Resource};
-pub use ops::{Download, Lock, LockRequest, PatchValue, PropPatch, PropRequest, ServerInfo};
+pub use ops::{
+    Download, Lock, LockRequest, PatchValue, PropPatch, PropRequest, ServerInfo, Stored,
+};
 pub use reqwest::Url;
 pub use sync::{SyncChange, SyncResult, SyncStream};
 

@@ -117,6 +117,15 @@ pub struct Lock {
     pub root: Option<String>,
 }
 
+/// What a PUT stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// 201 for a new resource, 200 or 204 for a replaced one.
+    pub status: u16,
+    /// The strong ETag of the stored content, when the server sent one.
+    pub etag: Option<String>,
+}
+
 /// A GET in progress: headers read, body still to come.
 pub struct Download {
     /// 200, or 206 when the server honoured the range.
@@ -489,6 +498,36 @@ impl Client {
         }
         let response = self.send("PUT", url, rb).await?;
         Ok(response.status().as_u16())
+    }
+
+    /// PUT of a local file, with what the server says it stored: the status and, when the
+    /// answer carries one, the new ETag.
+    pub async fn upload_file(
+        &self,
+        url: &Url,
+        src: &Path,
+        progress: Option<Progress>,
+    ) -> Result<Stored> {
+        let file = tokio::fs::File::open(src).await?;
+        let len = file.metadata().await?.len();
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024).map(
+            move |chunk: std::io::Result<Bytes>| {
+                if let (Ok(c), Some(p)) = (&chunk, &progress) {
+                    p(c.len() as u64);
+                }
+                chunk
+            },
+        );
+        let rb = self
+            .write_request("PUT", url, None)
+            .await?
+            .header(CONTENT_LENGTH, len)
+            .body(reqwest::Body::wrap_stream(stream));
+        let response = self.send("PUT", url, rb).await?;
+        Ok(Stored {
+            status: response.status().as_u16(),
+            etag: header_str(response.headers(), "etag").filter(|e| !e.starts_with("W/")),
+        })
     }
 
     /// PUT of a local file.

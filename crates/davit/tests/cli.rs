@@ -693,3 +693,183 @@ fn df_without_quota_properties_exits_3() {
         "used: -\navailable: -\n"
     );
 }
+
+/// `davit sync` output lines, sorted.
+fn sync_lines(args: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = ok(args).lines().map(str::to_owned).collect();
+    v.sort();
+    v
+}
+
+fn lines(items: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = items.iter().map(|s| (*s).to_owned()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn sync_up_transfers_only_what_changed_and_deletes_only_with_delete() {
+    let (url, root, _state, _rt) = server();
+    let local = tempfile::tempdir().unwrap();
+    let l = local.path();
+    std::fs::create_dir_all(l.join("sub/deep")).unwrap();
+    write(&l.join("a.txt"), "a");
+    write(&l.join("sub/b c.txt"), "bc");
+    write(&l.join("sub/deep/d#1.txt"), "d");
+    let dest = format!("{url}/mirror/");
+    let ls = l.to_str().unwrap();
+    assert_eq!(
+        sync_lines(&["sync", ls, &dest]),
+        lines(&[
+            "mkdir sub/",
+            "mkdir sub/deep/",
+            "put a.txt",
+            "put sub/b c.txt",
+            "put sub/deep/d#1.txt"
+        ])
+    );
+    let m = root.path().join("mirror");
+    assert_eq!(
+        std::fs::read_to_string(m.join("sub/deep/d#1.txt")).unwrap(),
+        "d"
+    );
+    // Nothing changed: nothing is transferred.
+    assert_eq!(sync_lines(&["sync", ls, &dest]), Vec::<String>::new());
+    // A local change, and a change on the server (the source wins).
+    write(&l.join("a.txt"), "a, longer");
+    write(&m.join("sub/b c.txt"), "changed on the server");
+    assert_eq!(
+        sync_lines(&["sync", ls, &dest]),
+        lines(&["put a.txt", "put sub/b c.txt"])
+    );
+    assert_eq!(
+        std::fs::read_to_string(m.join("sub/b c.txt")).unwrap(),
+        "bc"
+    );
+    // Deleted locally: kept remotely unless --delete; --dry-run changes nothing.
+    std::fs::remove_dir_all(l.join("sub/deep")).unwrap();
+    assert_eq!(sync_lines(&["sync", ls, &dest]), Vec::<String>::new());
+    assert_eq!(
+        sync_lines(&["sync", "--delete", "--dry-run", ls, &dest]),
+        lines(&["delete sub/deep (dry run)"])
+    );
+    assert!(m.join("sub/deep").exists());
+    assert_eq!(
+        sync_lines(&["sync", "--delete", ls, &dest]),
+        lines(&["delete sub/deep"])
+    );
+    assert!(!m.join("sub/deep").exists());
+    // JSON: one object per change.
+    write(&l.join("new.txt"), "n");
+    let json = ok(&["sync", "--json", ls, &dest]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(
+        (v["op"].as_str(), v["path"].as_str(), v["size"].as_u64()),
+        (Some("put"), Some("new.txt"), Some(1))
+    );
+}
+
+#[test]
+fn sync_down_mirrors_resumes_and_transfers_only_what_changed() {
+    let (url, root, _state, _rt) = server();
+    let r = root.path();
+    std::fs::create_dir_all(r.join("m/sub")).unwrap();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(r.join("m/big.bin"), &big).unwrap();
+    write(&r.join("m/sub/s.txt"), "s");
+    let local = tempfile::tempdir().unwrap();
+    let l = local.path().join("copy");
+    let ls = l.to_str().unwrap();
+    let src = format!("{url}/m/");
+    assert_eq!(
+        sync_lines(&["sync", &src, ls]),
+        lines(&["get big.bin", "get sub/s.txt", "mkdir sub/"])
+    );
+    assert_eq!(std::fs::read(l.join("big.bin")).unwrap(), big);
+    assert_eq!(sync_lines(&["sync", &src, ls]), Vec::<String>::new());
+    // Changed on the server: fetched again; a local edit is put back as the server has it.
+    write(&r.join("m/sub/s.txt"), "s2");
+    write(&l.join("big.bin"), "edited");
+    assert_eq!(
+        sync_lines(&["sync", &src, ls]),
+        lines(&["get big.bin", "get sub/s.txt"])
+    );
+    assert_eq!(std::fs::read(l.join("big.bin")).unwrap(), big);
+    // An interrupted run left a partial download: the next run completes it.
+    std::fs::remove_file(l.join("big.bin")).unwrap();
+    std::fs::write(l.join(".big.bin.davit-part"), &big[..100_000]).unwrap();
+    assert_eq!(sync_lines(&["sync", &src, ls]), lines(&["get big.bin"]));
+    assert_eq!(std::fs::read(l.join("big.bin")).unwrap(), big);
+    assert!(!l.join(".big.bin.davit-part").exists());
+    // --delete removes what the server does not have.
+    write(&l.join("extra.txt"), "x");
+    assert_eq!(sync_lines(&["sync", &src, ls]), Vec::<String>::new());
+    assert_eq!(
+        sync_lines(&["sync", "--delete", &src, ls]),
+        lines(&["delete extra.txt"])
+    );
+    // Two URLs, or two directories: a usage error.
+    let o = davit(&["sync", &src, &src]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn sync_up_of_a_file_that_changes_while_it_is_sent_fails_and_is_sent_again() {
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("f.txt");
+    write(&file, "first");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let touched = file.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let answer = if head.starts_with("PUT") {
+                // The file changes on disk while its body is on the way.
+                let f = std::fs::File::options().write(true).open(&touched).unwrap();
+                f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(60))
+                    .unwrap();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                let mut body = vec![0u8; len];
+                s.read_exact(&mut body).unwrap();
+                "HTTP/1.1 201 Created\r\nETag: \"e1\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            } else if head.starts_with("MKCOL") {
+                "HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            } else {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            };
+            let _ = s.write_all(answer.as_bytes());
+        }
+    });
+    let o = davit(&[
+        "sync",
+        local.path().to_str().unwrap(),
+        &format!("http://{addr}/m/"),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("f.txt: changed while it was uploaded"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Nothing was recorded: the next run sends it again.
+    assert_eq!(davit_client::partial::uploaded(&file), None);
+}

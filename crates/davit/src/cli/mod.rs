@@ -6,6 +6,7 @@
 //! 2 for usage errors (clap).
 
 mod netrc;
+mod sync;
 mod transfer;
 
 use anyhow::Context;
@@ -305,6 +306,29 @@ pub enum ClientCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Mirror a tree one way, transferring only what changed: `sync DIR URL` uploads the
+    /// local directory into the collection, `sync URL DIR` downloads the collection into the
+    /// directory. One line per change; exit 3 when some failed.
+    Sync {
+        /// Source: a local directory or a collection URL.
+        #[arg(value_parser = parse_endpoint)]
+        from: Endpoint,
+        /// Destination: a collection URL or a local directory (the other kind).
+        #[arg(value_parser = parse_endpoint)]
+        to: Endpoint,
+        /// Delete on the destination what the source does not have (never under a source
+        /// collection that could not be read completely).
+        #[arg(long)]
+        delete: bool,
+        /// Say what would be done, change nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+        /// Files transferred at once.
+        #[arg(long, short = 'j', default_value_t = 4)]
+        jobs: usize,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Release a lock.
     Unlock {
         #[arg(value_parser = parse_url)]
@@ -360,6 +384,7 @@ impl ClientCommand {
             ClientCommand::Ls { common, .. }
             | ClientCommand::Stat { common, .. }
             | ClientCommand::Df { common, .. }
+            | ClientCommand::Sync { common, .. }
             | ClientCommand::Get { common, .. }
             | ClientCommand::Put { common, .. }
             | ClientCommand::Mkdir { common, .. }
@@ -375,8 +400,14 @@ impl ClientCommand {
         }
     }
 
-    fn url(&self) -> &Url {
-        match self {
+    fn url(&self) -> Option<&Url> {
+        Some(match self {
+            ClientCommand::Sync { from, to, .. } => {
+                return [from, to].into_iter().find_map(|e| match e {
+                    Endpoint::Remote(u) => Some(u),
+                    Endpoint::Local(_) => None,
+                })
+            }
             ClientCommand::Ls { url, .. }
             | ClientCommand::Stat { url, .. }
             | ClientCommand::Df { url, .. }
@@ -391,7 +422,7 @@ impl ClientCommand {
             | ClientCommand::Props(PropsCommand::Set { url, .. })
             | ClientCommand::Props(PropsCommand::Rm { url, .. }) => url,
             ClientCommand::Cp { src, .. } | ClientCommand::Mv { src, .. } => src,
-        }
+        })
     }
 
     /// The lock tokens to submit (none for commands that change nothing).
@@ -484,7 +515,7 @@ impl Out {
     }
 }
 
-fn client(common: &Common, url: &Url) -> anyhow::Result<Client> {
+fn client(common: &Common, url: Option<&Url>) -> anyhow::Result<Client> {
     let mut user = common
         .user
         .clone()
@@ -494,7 +525,7 @@ fn client(common: &Common, url: &Url) -> anyhow::Result<Client> {
         .clone()
         .or_else(|| std::env::var("DAVIT_PASSWORD").ok());
     if user.is_none() || password.is_none() {
-        if let Some((u, p)) = netrc_credentials(url) {
+        if let Some((u, p)) = url.and_then(netrc_credentials) {
             // The netrc password belongs to the netrc login only.
             if user.is_none() || user.as_deref() == Some(u.as_str()) {
                 user.get_or_insert(u);
@@ -555,6 +586,25 @@ fn parse_name(s: &str) -> anyhow::Result<QName> {
         usage!("property name {s:?} is not an XML name");
     }
     Ok(q)
+}
+
+/// One side of `davit sync`.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    /// A local directory.
+    Local(std::path::PathBuf),
+    /// A collection.
+    Remote(Url),
+}
+
+/// `http://…` or `https://…` is a URL (see [`parse_url`]); anything else a local path.
+fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
+    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        parse_url(s).map(Endpoint::Remote)
+    } else {
+        Ok(Endpoint::Local(std::path::PathBuf::from(s)))
+    }
 }
 
 /// Destination of cp/mv: a URL (see [`parse_url`]), a literal absolute path on the source's
@@ -810,6 +860,26 @@ async fn dispatch(cmd: ClientCommand) -> anyhow::Result<bool> {
             content_type,
             ..
         } => batch(&client, &out, &file, &url, content_type).await,
+        ClientCommand::Sync {
+            from,
+            to,
+            delete,
+            dry_run,
+            jobs,
+            ..
+        } => {
+            let (direction, local, url) = match (from, to) {
+                (Endpoint::Local(l), Endpoint::Remote(u)) => (sync::Direction::Up, l, u),
+                (Endpoint::Remote(u), Endpoint::Local(l)) => (sync::Direction::Down, l, u),
+                _ => usage!("sync goes between a local directory and a URL, one of each"),
+            };
+            let opts = sync::Options {
+                delete,
+                dry_run,
+                jobs,
+            };
+            sync::sync(&client, &out, direction, &local, &url, &opts).await
+        }
     }
 }
 
@@ -1073,7 +1143,7 @@ async fn ls(
     Ok(ok)
 }
 
-async fn mkdir_p(client: &Client, url: &Url) -> anyhow::Result<()> {
+pub(crate) async fn mkdir_p(client: &Client, url: &Url) -> anyhow::Result<()> {
     let mut partial = url.clone();
     let segments: Vec<String> = url
         .path()

@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// Transfers smaller than this finish before a bar would be worth drawing.
 const BAR_MIN_BYTES: u64 = 4 * 1024 * 1024;
 
-fn bar(total: u64, json: bool) -> ProgressBar {
+pub(crate) fn bar(total: u64, json: bool) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
     if !json && total >= BAR_MIN_BYTES && std::io::stderr().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::stderr());
@@ -26,7 +26,7 @@ fn bar(total: u64, json: bool) -> ProgressBar {
     bar
 }
 
-fn progress_of(bar: &ProgressBar) -> Progress {
+pub(crate) fn progress_of(bar: &ProgressBar) -> Progress {
     let b = bar.clone();
     Arc::new(move |n| b.inc(n))
 }
@@ -44,7 +44,7 @@ fn url_name(url: &Url) -> String {
 
 /// A name from the server used as a local file name: refuse anything that could leave the
 /// destination directory.
-fn safe_local(rel: &str) -> Option<PathBuf> {
+pub(crate) fn safe_local(rel: &str) -> Option<PathBuf> {
     let mut p = PathBuf::new();
     for seg in rel.split('/').filter(|s| !s.is_empty()) {
         if seg == "." || seg == ".." || seg.contains('\\') || seg.contains('\0') {
@@ -221,7 +221,7 @@ pub async fn put(client: &Client, out: &Out, src: &Path, url: &Url) -> anyhow::R
 }
 
 /// `base` (ending in '/') plus one encoded segment.
-fn join(base: &Url, name: &str, collection: bool) -> anyhow::Result<Url> {
+pub(crate) fn join(base: &Url, name: &str, collection: bool) -> anyhow::Result<Url> {
     let mut seg = davit_proto::href::encode_segment(name);
     if collection {
         seg.push('/');
