@@ -168,9 +168,9 @@ run_suite() { # SERVER URL
   check "sync up" bash -c "[[ \"\$('$DAVIT_BIN' sync '$L/tree' '$U/synced/' | sort | tr '\\n' '|')\" == 'mkdir sub dir/|put a.txt|put big.bin|put sub dir/b c.txt|' ]]"
   check "sync up again: nothing" bash -c "[[ -z \"\$('$DAVIT_BIN' sync '$L/tree' '$U/synced/')\" ]]"
   check "sync down" bash -c "'$DAVIT_BIN' sync '$U/synced/' '$L/synced' >/dev/null && diff -r '$L/tree' '$L/synced'"
-  check "sync down again: nothing" bash -c "[[ -z \"\$('$DAVIT_BIN' sync '$U/synced/' '$L/synced')\" ]]"
-  check "sync up a change" bash -c "printf 'A\\n' >'$L/tree/a.txt' && [[ \"\$('$DAVIT_BIN' sync '$L/tree' '$U/synced/')\" == 'put a.txt' ]]"
-  check "sync down the change" bash -c "[[ \"\$('$DAVIT_BIN' sync '$U/synced/' '$L/synced')\" == 'get a.txt' ]] && diff -r '$L/tree' '$L/synced'"
+  check "sync down again: nothing" bash -c "o=\$('$DAVIT_BIN' sync '$U/synced/' '$L/synced'); echo \"\$o\"; [[ -z \"\$o\" ]]"
+  check "sync up a change" bash -c "printf 'a, changed\\n' >'$L/tree/a.txt' && [[ \"\$('$DAVIT_BIN' sync '$L/tree' '$U/synced/')\" == 'put a.txt' ]]"
+  check "sync down the change" bash -c "o=\$('$DAVIT_BIN' sync '$U/synced/' '$L/synced'); echo \"\$o\"; [[ \$o == 'get a.txt' ]] && diff -r '$L/tree' '$L/synced'"
 
   # Names are literal: '#', '?' and '%' are part of them (regressions: they were cut or sent raw).
   printf 'one\n' >"$L/one.txt"

@@ -325,10 +325,25 @@ fn download_current(path: &Path, r: &Node, l: &Node) -> bool {
     if r.size != l.size || secs(r.modified) != secs(l.modified) || r.modified.is_none() {
         return false;
     }
-    match (davit_client::partial::validator(path), &r.etag) {
-        (Some(recorded), Some(etag)) => &recorded == etag,
+    match davit_client::partial::validator(path) {
+        // The download recorded the strong ETag, or the Last-Modified where the server gave
+        // a weak one (Apache, in the second after a change): either still naming the server's
+        // version means it is the one held.
+        Some(recorded) => {
+            let date = r.modified.map(davit_proto::date::http_date);
+            match &r.etag {
+                Some(etag) => {
+                    opaque(etag) == opaque(&recorded) || date.as_deref() == Some(recorded.as_str())
+                }
+                // A listing without ETags (nginx): a recorded ETag cannot be checked against
+                // it, so size and time decide; a recorded date still can.
+                None => {
+                    recorded.starts_with(['"', 'W']) || date.as_deref() == Some(recorded.as_str())
+                }
+            }
+        }
         // No record (another program made it, or no extended attributes): size and time.
-        _ => true,
+        None => true,
     }
 }
 
@@ -337,6 +352,8 @@ fn upload_current(path: &Path, l: &Node, r: &Node) -> bool {
     if let Some(note) = davit_client::partial::uploaded(path) {
         return note == upload_note(r.etag.as_deref(), l);
     }
+    // (Tags are compared by their opaque part: Apache's tag of a file changed in the last
+    // second is weak, then the same tag strong.)
     l.size == r.size && secs(r.modified) >= secs(l.modified)
 }
 
@@ -345,12 +362,17 @@ fn upload_current(path: &Path, l: &Node, r: &Node) -> bool {
 fn upload_note(etag: Option<&str>, l: &Node) -> String {
     format!(
         "{} {} {}",
-        etag.unwrap_or("-"),
+        etag.map(opaque).unwrap_or("-"),
         l.size,
         l.modified
             .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos())
     )
+}
+
+/// An entity tag without its weakness mark (RFC 9110 §8.8.3.2, weak comparison).
+fn opaque(tag: &str) -> &str {
+    tag.strip_prefix("W/").unwrap_or(tag)
 }
 
 fn secs(t: Option<SystemTime>) -> Option<u64> {
