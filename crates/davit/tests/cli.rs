@@ -808,6 +808,27 @@ fn sync_down_mirrors_resumes_and_transfers_only_what_changed() {
         sync_lines(&["sync", "--delete", &src, ls]),
         lines(&["delete extra.txt"])
     );
+    // davit offers sync-collection: the state of the last listing is kept, and a removal
+    // made directly on the server's disk reaches the next run through it.
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(l.join(".davit-sync-state.json")).unwrap()).unwrap();
+    assert!(state["token"]
+        .as_str()
+        .unwrap()
+        .starts_with("urn:davit:sync:"));
+    assert!(state["members"]["sub/s.txt"].is_array());
+    std::fs::remove_file(r.join("m/sub/s.txt")).unwrap();
+    assert_eq!(
+        sync_lines(&["sync", "--delete", &src, ls]),
+        lines(&["delete sub/s.txt"])
+    );
+    // A token the server does not know: a full listing, same result.
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(l.join(".davit-sync-state.json")).unwrap()).unwrap();
+    state["token"] = "urn:davit:sync:nope:1".into();
+    std::fs::write(l.join(".davit-sync-state.json"), state.to_string()).unwrap();
+    write(&r.join("m/sub/t.txt"), "t");
+    assert_eq!(sync_lines(&["sync", &src, ls]), lines(&["get sub/t.txt"]));
     // Two URLs, or two directories: a usage error.
     let o = davit(&["sync", &src, &src]);
     assert_eq!(o.status.code(), Some(2));

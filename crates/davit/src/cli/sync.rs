@@ -12,6 +12,12 @@
 //!   got (`user.davit.uploaded`); without a record, when sizes match and the server's copy is
 //!   not older than the local file.
 //!
+//! Downloading from a server that offers RFC 6578 sync-collection, the listing is a
+//! sync-collection REPORT instead: the first run lists every member and keeps the server's
+//! answer with its token in `.davit-sync-state.json` in the local directory; later runs ask only
+//! for what changed since that token. A refused token, a member the server will not report, or
+//! a server without the report falls back to the full listing.
+//!
 //! Safety: nothing is deleted under a source collection that could not be read completely
 //! (rclone's rule); a download goes to `.NAME.davit-part` beside its target and is renamed into
 //! place, so an interrupted run leaves the old file and a partial one that the next run resumes
@@ -84,7 +90,16 @@ pub async fn sync(
     if !root.path().ends_with('/') {
         root.set_path(&format!("{}/", root.path()));
     }
-    let (remote, remote_bad, remote_exists) = remote_tree(client, &root).await?;
+    // Downloading, sync-collection where the server offers it (the state lives in the local
+    // directory); else, and always for uploads, a full listing.
+    let synced = match direction {
+        Direction::Down => remote_by_sync(client, &root, local).await,
+        Direction::Up => None,
+    };
+    let (remote, remote_bad, remote_exists) = match &synced {
+        Some(state) => (state.tree(), Unreadable::new(), true),
+        None => remote_tree(client, &root).await?,
+    };
     let (local_tree, local_bad) = match direction {
         Direction::Up => {
             let meta =
@@ -141,6 +156,10 @@ pub async fn sync(
             say(out, &direction, a, true);
         }
         return Ok(ok);
+    }
+    if let Some(state) = &synced {
+        // The server's side as of its token: true whatever happens to the transfers below.
+        state.save(local);
     }
     if matches!(direction, Direction::Up) && !remote_exists {
         super::mkdir_p(client, &root).await?;
@@ -432,9 +451,142 @@ async fn remote_tree(client: &Client, root: &Url) -> anyhow::Result<(Tree, Unrea
     }
 }
 
-/// Is `name` a download in progress (ours)?
+/// Is `name` a download in progress, or the sync state (ours)?
 fn is_part(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".davit-part")
+    name == STATE_FILE || (name.starts_with('.') && name.ends_with(".davit-part"))
+}
+
+/// Where a download keeps the server's side as of its last sync-collection token.
+const STATE_FILE: &str = ".davit-sync-state.json";
+
+/// The server's tree as a sync-collection REPORT last described it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SyncState {
+    /// The collection it describes.
+    url: String,
+    /// The token of that description.
+    token: String,
+    /// Member → (collection, size, modified in seconds, ETag).
+    members: BTreeMap<String, (bool, u64, Option<u64>, Option<String>)>,
+}
+
+impl SyncState {
+    fn load(local: &Path, url: &Url) -> Option<SyncState> {
+        let text = std::fs::read(local.join(STATE_FILE)).ok()?;
+        let state: SyncState = serde_json::from_slice(&text).ok()?;
+        (state.url == url.as_str()).then_some(state)
+    }
+
+    fn save(&self, local: &Path) {
+        let Ok(text) = serde_json::to_vec(self) else {
+            return;
+        };
+        let tmp = local.join(format!("{STATE_FILE}.tmp"));
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, local.join(STATE_FILE));
+        }
+    }
+
+    fn tree(&self) -> Tree {
+        self.members
+            .iter()
+            .map(|(rel, (dir, size, modified, etag))| {
+                (
+                    rel.clone(),
+                    Node {
+                        dir: *dir,
+                        size: *size,
+                        modified: modified.map(|s| UNIX_EPOCH + std::time::Duration::from_secs(s)),
+                        etag: etag.clone(),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// The server's tree from sync-collection: the changes since the saved token applied to the
+/// saved members, or every member when there is no usable token. `None` when the server does
+/// not offer the report, refuses a member, or anything else goes wrong: the caller lists the
+/// tree instead.
+async fn remote_by_sync(client: &Client, root: &Url, local: &Path) -> Option<SyncState> {
+    use davit_client::{SyncChange, SyncLevel};
+    let saved = SyncState::load(local, root);
+    let result = match &saved {
+        Some(s) => {
+            match client
+                .sync_collection_all(
+                    root,
+                    Some(&s.token),
+                    SyncLevel::Infinite,
+                    &PropRequest::Common,
+                    None,
+                )
+                .await
+            {
+                Err(e) if e.is_invalid_sync_token() => None,
+                other => Some(other),
+            }
+        }
+        None => None,
+    };
+    let (mut members, result) = match result {
+        Some(r) => (saved.map(|s| s.members).unwrap_or_default(), r),
+        None => (
+            BTreeMap::new(),
+            client
+                .sync_collection_all(root, None, SyncLevel::Infinite, &PropRequest::Common, None)
+                .await,
+        ),
+    };
+    let result = result.ok()?;
+    let base = percent_encoding::percent_decode_str(root.path())
+        .decode_utf8_lossy()
+        .trim_end_matches('/')
+        .to_owned();
+    let rel_of = |path: &str| {
+        let path = path.trim_end_matches('/');
+        path.strip_prefix(&base)
+            .unwrap_or(path)
+            .trim_start_matches('/')
+            .to_owned()
+    };
+    for change in result.changes {
+        match change {
+            SyncChange::Refused { .. } => return None,
+            SyncChange::Changed(r) => {
+                let rel = rel_of(&r.path);
+                if rel.is_empty() || !(200..300).contains(&r.status) {
+                    continue;
+                }
+                super::transfer::safe_local(&rel)?;
+                let modified = r
+                    .live
+                    .modified
+                    .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs());
+                members.insert(
+                    rel,
+                    (
+                        r.live.is_collection,
+                        r.live.size.unwrap_or(0),
+                        modified,
+                        r.live.etag.clone(),
+                    ),
+                );
+            }
+            SyncChange::Removed { path, .. } => {
+                let rel = rel_of(&path);
+                let below = format!("{rel}/");
+                members.retain(|k, _| k != &rel && !k.starts_with(&below));
+            }
+        }
+    }
+    Some(SyncState {
+        url: root.to_string(),
+        token: result.token,
+        members,
+    })
 }
 
 /// The local tree below `root` (symlinks and special files are left out).
