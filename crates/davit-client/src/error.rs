@@ -10,12 +10,12 @@ pub(crate) const SNIPPET_LEN: usize = 512;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The server refused the request as a whole.
-    #[error("{method} {url}: {status} {reason}{}{}", condition_suffix(condition.as_deref()), body_suffix(body))]
+    #[error("{method} {url}: {status} {reason}{}{}", condition_suffix(condition.as_deref(), hrefs), body_suffix(body))]
     Status {
         /// The request method.
-        method: String,
+        method: Box<str>,
         /// The request URL.
-        url: String,
+        url: Box<str>,
         /// The status code.
         status: u16,
         /// The reason phrase davit-proto knows for the code (empty when unknown).
@@ -23,6 +23,8 @@ pub enum Error {
         /// The `DAV:error` condition of the body (e.g. `lock-token-submitted`), without namespace
         /// when it is `DAV:`, in `{ns}name` form otherwise.
         condition: Option<String>,
+        /// The hrefs inside the condition (the locked resource of a 423, say).
+        hrefs: Box<[String]>,
         /// The start of the body, when it was text and not a `DAV:error` document.
         body: String,
     },
@@ -88,8 +90,12 @@ fn http_message(e: &reqwest::Error) -> String {
     }
 }
 
-fn condition_suffix(c: Option<&str>) -> String {
-    c.map(|c| format!(" ({c})")).unwrap_or_default()
+fn condition_suffix(c: Option<&str>, hrefs: &[String]) -> String {
+    match c {
+        None => String::new(),
+        Some(c) if hrefs.is_empty() => format!(" ({c})"),
+        Some(c) => format!(" ({c}: {})", hrefs.join(", ")),
+    }
 }
 
 fn body_suffix(b: &str) -> String {

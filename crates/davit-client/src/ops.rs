@@ -764,47 +764,125 @@ pub(crate) async fn status_error(
         }
     }
     let mut condition = None;
+    let mut hrefs = Vec::new();
     let mut snippet = String::new();
     if let Ok(root) = parse_document(&body, &Limits::default()) {
         if root.name.is_dav("error") {
-            condition = root.elements().next().map(|c| {
-                if c.name.ns == DAV {
+            if let Some(c) = root.elements().next() {
+                condition = Some(if c.name.ns == DAV {
                     c.name.local.clone()
                 } else {
                     format!("{{{}}}{}", c.name.ns, c.name.local)
-                }
-            });
+                });
+                hrefs = c
+                    .elements()
+                    .filter(|h| h.name.is_dav("href"))
+                    .map(|h| h.text().trim().to_owned())
+                    .collect::<Vec<_>>();
+            }
         }
     }
     if condition.is_none() {
         let text = String::from_utf8_lossy(&body);
-        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = if looks_like_html(&text) {
+            html_excerpt(&text, status)
+        } else {
+            text.split_whitespace().collect::<Vec<_>>().join(" ")
+        };
         snippet = text.chars().take(SNIPPET_LEN).collect();
     }
     Error::Status {
-        method: method.to_owned(),
-        url: url.to_string(),
+        method: method.into(),
+        url: url.as_str().into(),
         status,
         reason: reason(status),
         condition,
+        hrefs: hrefs.into_boxed_slice(),
         body: snippet,
     }
 }
 
-/// Writes `<name/>` (or with text content) with its namespace declared on the element itself.
+fn looks_like_html(text: &str) -> bool {
+    let start = text
+        .trim_start()
+        .get(..15)
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    start.starts_with("<!doctype html") || start.starts_with("<html") || start.starts_with("<head")
+}
+
+/// One line of an HTML error page's text: tags, the title and the heading that repeat the
+/// status left out (`The precondition on the request for this URL evaluated to false.`).
+fn html_excerpt(html: &str, status: u16) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut rest = html;
+    let mut skip_until: Option<&str> = None;
+    while let Some(open) = rest.find('<') {
+        if skip_until.is_none() {
+            text.push_str(&rest[..open]);
+            text.push(' ');
+        }
+        let Some(close) = rest[open..].find('>') else {
+            rest = "";
+            break;
+        };
+        let tag = rest[open + 1..open + close].trim().to_ascii_lowercase();
+        let name = tag.split_whitespace().next().unwrap_or("");
+        match (skip_until, name) {
+            (None, "title" | "h1" | "style" | "script" | "head") => {
+                skip_until = Some(match name {
+                    "title" => "/title",
+                    "h1" => "/h1",
+                    "style" => "/style",
+                    "script" => "/script",
+                    _ => "/head",
+                })
+            }
+            (Some(end), n) if n == end => skip_until = None,
+            _ => {}
+        }
+        rest = &rest[open + close + 1..];
+    }
+    if skip_until.is_none() {
+        text.push_str(rest);
+    }
+    let line = text
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let status_text = format!("{status} {}", reason(status));
+    line.trim_start_matches(status_text.as_str())
+        .trim()
+        .chars()
+        .take(200)
+        .collect()
+}
+
+/// Writes `<name/>` (or with content) with its namespace declared on the element itself, by
+/// a prefix of its own: a default namespace would also claim the unprefixed elements of an XML
+/// value (`props set --xml N '<b>x</b>'` must store a `b` in no namespace).
 fn push_prop(out: &mut String, name: &QName, content: Option<&PatchValue>) {
     let tag = if name.ns == DAV {
         format!("D:{}", name.local)
-    } else {
+    } else if name.ns.is_empty() {
         name.local.clone()
+    } else {
+        format!("davitp:{}", name.local)
     };
     out.push('<');
     out.push_str(&tag);
     if name.ns != DAV {
-        // The default namespace (possibly empty) carries the property's own namespace.
-        out.push_str(" xmlns=\"");
-        escape_attr(&name.ns, out);
-        out.push('"');
+        if name.ns.is_empty() {
+            out.push_str(" xmlns=\"\"");
+        } else {
+            out.push_str(" xmlns:davitp=\"");
+            escape_attr(&name.ns, out);
+            out.push('"');
+        }
     }
     match content {
         None => out.push_str("/>"),
@@ -895,6 +973,36 @@ fn proppatch_body(ops: &[PropPatch]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn html_error_pages_become_one_line() {
+        let apache = r#"<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd">
+<html><head>
+<title>412 Precondition Failed</title>
+</head><body>
+<h1>Precondition Failed</h1>
+<p>The precondition on the request for this URL evaluated to false.</p>
+</body></html>"#;
+        assert!(looks_like_html(apache));
+        assert_eq!(
+            html_excerpt(apache, 412),
+            "The precondition on the request for this URL evaluated to false."
+        );
+        let nginx = "<html>\r\n<head><title>409 Conflict</title></head>\r\n<body>\r\n<center><h1>409 Conflict</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>";
+        assert_eq!(html_excerpt(nginx, 409), "nginx/1.22.1");
+        assert!(!looks_like_html("plain reason"));
+    }
+
+    #[test]
+    fn xml_values_keep_their_own_namespaces() {
+        let mut out = String::new();
+        push_prop(
+            &mut out,
+            &QName::new("urn:z", "p"),
+            Some(&PatchValue::Xml("<b>x</b>".into())),
+        );
+        assert_eq!(out, r#"<davitp:p xmlns:davitp="urn:z"><b>x</b></davitp:p>"#);
+    }
     use davit_proto::xml::{parse_propertyupdate, parse_propfind, PatchOp, PropFind};
 
     #[test]

@@ -170,7 +170,7 @@ async fn every_operation_against_davit() {
             method,
             ..
         } => {
-            assert_eq!((status, method.as_str()), (423, "DELETE"));
+            assert_eq!((status, &*method), (423, "DELETE"));
             assert_eq!(condition.as_deref(), Some("lock-token-submitted"));
         }
         other => panic!("{other}"),
@@ -242,8 +242,9 @@ async fn error_bodies_are_kept_short() {
         panic!("{err}")
     };
     assert_eq!((*status, condition.as_deref()), (403, None));
+    // An HTML page becomes a line of its text.
     assert!(
-        body.starts_with("<html><body>no no") && body.len() <= 512,
+        body.starts_with("no no no") && body.len() <= 200 && !body.contains('<'),
         "{body}"
     );
 }

@@ -164,7 +164,7 @@ fn client_commands_against_davit() {
     assert!(!token.is_empty());
     let o = davit(&["rm", &f]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("423 Locked (lock-token-submitted)"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("423 Locked (lock-token-submitted: /"));
     ok(&["lock", "--refresh", &token, &f]);
     ok(&["unlock", &f, &token]);
     ok(&["rm", &f]);
@@ -325,7 +325,7 @@ fn lock_token_lets_the_holder_write() {
 
     let o = davit(&["put", src.to_str().unwrap(), &f]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("423 Locked (lock-token-submitted)"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("423 Locked (lock-token-submitted: /"));
     write(&src, "changed\n");
     ok(&["put", "--lock-token", &token, src.to_str().unwrap(), &f]);
     assert_eq!(
@@ -893,4 +893,135 @@ fn sync_up_of_a_file_that_changes_while_it_is_sent_fails_and_is_sent_again() {
     );
     // Nothing was recorded: the next run sends it again.
     assert_eq!(davit_client::partial::uploaded(&file), None);
+}
+
+fn fails_with(args: &[&str], code: i32) -> String {
+    let o = davit(args);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "davit {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn smaller_commands_do_what_they_say() {
+    let (url, root, _state, _rt) = server();
+    let r = root.path();
+    write(&r.join("f.txt"), "body of f");
+    // get URL - writes to standard output.
+    assert_eq!(ok(&["get", &format!("{url}/f.txt"), "-"]), "body of f");
+    // A JSON batch on standard input needs no --content-type.
+    let o = davit_stdin(
+        &["batch", "-", &format!("{url}/")],
+        r#"{"operations":[{"op":"mkcol","href":"b/"}]}"#,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(r.join("b").is_dir());
+    // put --json of a tree reports the collections it creates too.
+    let local = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(local.path().join("t/sub")).unwrap();
+    write(&local.path().join("t/sub/x.txt"), "x");
+    let json = ok(&[
+        "put",
+        "--json",
+        local.path().join("t").to_str().unwrap(),
+        &format!("{url}/t"),
+    ]);
+    let ops: Vec<(String, String)> = json
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| {
+            (
+                v["op"].as_str().unwrap().to_owned(),
+                v["url"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("mkdir".to_owned(), format!("{url}/t/")),
+            ("mkdir".to_owned(), format!("{url}/t/sub/")),
+            ("put".to_owned(), format!("{url}/t/sub/x.txt")),
+        ]
+    );
+    // props set --xml: the value's unprefixed elements stay in no namespace.
+    ok(&[
+        "props",
+        "set",
+        "--xml",
+        &format!("{url}/f.txt"),
+        "{urn:z}p",
+        "<b>x</b>",
+    ]);
+    assert_eq!(
+        ok(&["props", "get", &format!("{url}/f.txt"), "{urn:z}p"]),
+        "{urn:z}p: <b>x</b>\n"
+    );
+    // ls is sorted, and -R groups by directory.
+    for name in ["z.txt", "a.txt", "m/"] {
+        if let Some(dir) = name.strip_suffix('/') {
+            std::fs::create_dir(r.join("t").join(dir)).unwrap();
+        } else {
+            write(&r.join("t").join(name), "");
+        }
+    }
+    write(&r.join("t/m/inner.txt"), "");
+    assert_eq!(
+        ok(&["ls", "-R", &format!("{url}/t/")]),
+        "a.txt\nm/\nsub/\nz.txt\nm/inner.txt\nsub/x.txt\n"
+    );
+}
+
+#[test]
+fn messages_name_what_went_wrong() {
+    let (url, root, _state, _rt) = server();
+    write(&root.path().join("f.txt"), "f");
+    write(&root.path().join("g.txt"), "g");
+    // cp -n onto an existing destination says so.
+    let err = fails_with(&["cp", "-n", &format!("{url}/f.txt"), "g.txt"], 1);
+    assert_eq!(
+        err.trim(),
+        format!("davit: {url}/g.txt exists (not replaced: -n)")
+    );
+    // put of a directory onto a file.
+    let local = tempfile::tempdir().unwrap();
+    let err = fails_with(
+        &[
+            "put",
+            local.path().to_str().unwrap(),
+            &format!("{url}/f.txt"),
+        ],
+        1,
+    );
+    assert!(err.contains("f.txt is a file: a directory"), "{err}");
+    // rm of something missing reports the DELETE.
+    let err = fails_with(&["rm", &format!("{url}/nope")], 1);
+    assert_eq!(
+        err.trim(),
+        format!("davit: DELETE {url}/nope: 404 Not Found (nothing to remove)")
+    );
+    // A lock conflict names the locked resource.
+    let token = ok(&["lock", &format!("{url}/g.txt")]);
+    assert!(!token.trim().is_empty());
+    let err = fails_with(&["mv", &format!("{url}/f.txt"), "g.txt"], 1);
+    assert!(err.contains("(lock-token-submitted: /g.txt)"), "{err}");
+    // A server without a batch endpoint (here: a plain 404).
+    let (plain, _) = canned(vec![
+        "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 62\r\nConnection: close\r\n\r\n<html><head><title>404</title></head><body>no such</body></html>",
+    ]);
+    let o = davit_stdin(
+        &["batch", "-", &format!("{plain}/")],
+        r#"{"operations":[]}"#,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no such") && err.contains("no batch endpoint"),
+        "{err}"
+    );
+    assert!(!err.contains("<html>"), "{err}");
 }

@@ -793,7 +793,12 @@ async fn dispatch(cmd: ClientCommand) -> anyhow::Result<bool> {
         }
         ClientCommand::Rm { url, recursive, .. } => {
             if !recursive {
-                let r = client.stat(&url, &PropRequest::Common).await?;
+                let r = match client.stat(&url, &PropRequest::Common).await {
+                    Err(e) if e.status() == Some(404) => {
+                        anyhow::bail!("DELETE {url}: 404 Not Found (nothing to remove)")
+                    }
+                    other => other?,
+                };
                 if r.live.is_collection {
                     usage!("{url} is a collection (use -r to delete it and everything in it)");
                 }
@@ -808,7 +813,10 @@ async fn dispatch(cmd: ClientCommand) -> anyhow::Result<bool> {
             ..
         } => {
             let dest = destination(&src, &dest)?;
-            let o = client.copy(&src, &dest, !no_overwrite, true).await?;
+            let o = client
+                .copy(&src, &dest, !no_overwrite, true)
+                .await
+                .map_err(|e| exists_error(e, no_overwrite, &dest))?;
             Ok(outcome_done(&out, "cp", &src, &o))
         }
         ClientCommand::Mv {
@@ -818,7 +826,10 @@ async fn dispatch(cmd: ClientCommand) -> anyhow::Result<bool> {
             ..
         } => {
             let dest = destination(&src, &dest)?;
-            let o = client.move_to(&src, &dest, !no_overwrite).await?;
+            let o = client
+                .move_to(&src, &dest, !no_overwrite)
+                .await
+                .map_err(|e| exists_error(e, no_overwrite, &dest))?;
             Ok(outcome_done(&out, "mv", &src, &o))
         }
         ClientCommand::Props(p) => props(&client, &out, p).await,
@@ -883,6 +894,15 @@ async fn dispatch(cmd: ClientCommand) -> anyhow::Result<bool> {
     }
 }
 
+/// A 412 from `cp -n`/`mv -n` means the destination exists: say so.
+fn exists_error(e: davit_client::Error, no_overwrite: bool, dest: &Url) -> anyhow::Error {
+    if no_overwrite && e.status() == Some(412) {
+        anyhow::anyhow!("{dest} exists (not replaced: -n)")
+    } else {
+        e.into()
+    }
+}
+
 /// The content type of a batch document: JSON by its extension, XML otherwise.
 fn batch_content_type(file: &std::path::Path) -> &'static str {
     match file.extension().and_then(|e| e.to_str()) {
@@ -906,8 +926,28 @@ async fn batch(
     } else {
         std::fs::read(file).with_context(|| format!("reading {}", file.display()))?
     };
-    let ctype = content_type.unwrap_or_else(|| batch_content_type(file).to_owned());
-    let mut results = client.batch(url, body, &ctype).await?;
+    let ctype = content_type.unwrap_or_else(|| {
+        if file.as_os_str() == "-" {
+            // Standard input has no extension: a JSON document starts with '{'.
+            match body.iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(b'{') => "application/json",
+                _ => "application/xml",
+            }
+            .to_owned()
+        } else {
+            batch_content_type(file).to_owned()
+        }
+    });
+    let mut results = match client.batch(url, body, &ctype).await {
+        Ok(r) => r,
+        // A server without davit's batch endpoint refuses the POST one way or another.
+        Err(e) if matches!(e.status(), Some(404 | 405 | 415 | 501)) => {
+            anyhow::bail!(
+                "{e}\n(the server has no batch endpoint: batches are davit's own, see `davit batch --help`)"
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut ok = true;
     while let Some(r) = results.next().await {
         let r = r?;
@@ -1080,12 +1120,16 @@ async fn ls(
         .trim_end_matches('/')
         .to_owned();
     let mut ok = true;
-    let mut show = |r: Resource| -> anyhow::Result<()> {
+    // Collected, then written sorted: by directory, then by name (the members of a collection
+    // before those of its subcollections), whatever order the server listed them in.
+    let mut entries: Vec<(String, Resource)> = Vec::new();
+    let mut keep = |r: Resource| -> anyhow::Result<()> {
         let path = r.path.trim_end_matches('/');
         let rel = path
             .strip_prefix(&base)
             .unwrap_or(path)
-            .trim_start_matches('/');
+            .trim_start_matches('/')
+            .to_owned();
         // The collection itself is the listing's header, not one of its entries (unless asked
         // for alone with Depth 0); a file is listed as itself, as `ls FILE` does.
         if rel.is_empty() && depth != Depth::Zero && r.live.is_collection {
@@ -1096,11 +1140,46 @@ async fn ls(
             out.failure(&r.path, r.status, "");
             return Ok(());
         }
-        if out.json {
-            out.json(&resource_json(&r));
-            return Ok(());
+        entries.push((rel, r));
+        Ok(())
+    };
+    // JSON readers get the resource ids and what they may do with each member too.
+    let props = if out.json {
+        PropRequest::Named(
+            PropRequest::COMMON
+                .iter()
+                .chain(&["resource-id", "current-user-privilege-set"])
+                .map(|l| QName::dav(l))
+                .collect(),
+        )
+    } else {
+        PropRequest::Common
+    };
+    if depth == Depth::Infinity {
+        walk(client, url, &props, &mut keep).await?;
+    } else {
+        let mut listing = client.propfind(url, depth, &props).await?;
+        while let Some(r) = listing.next().await {
+            keep(r?)?;
         }
-        let name = if rel.is_empty() { r.name() } else { rel };
+    }
+    entries.sort_by(|(a, _), (b, _)| {
+        let split = |p: &str| {
+            let (dir, name) = p.rsplit_once('/').unwrap_or(("", p));
+            (dir.to_owned(), name.to_owned())
+        };
+        split(a).cmp(&split(b))
+    });
+    for (rel, r) in &entries {
+        if out.json {
+            out.json(&resource_json(r));
+            continue;
+        }
+        let name = if rel.is_empty() {
+            r.name()
+        } else {
+            rel.as_str()
+        };
         let slash = if r.live.is_collection { "/" } else { "" };
         if long {
             let kind = if r.live.is_collection { 'd' } else { '-' };
@@ -1117,27 +1196,6 @@ async fn ls(
             out.line(&format!("{kind} {size:>12} {mtime:>20} {name}{slash}"));
         } else {
             out.line(&format!("{name}{slash}"));
-        }
-        Ok(())
-    };
-    // JSON readers get the resource ids and what they may do with each member too.
-    let props = if out.json {
-        PropRequest::Named(
-            PropRequest::COMMON
-                .iter()
-                .chain(&["resource-id", "current-user-privilege-set"])
-                .map(|l| QName::dav(l))
-                .collect(),
-        )
-    } else {
-        PropRequest::Common
-    };
-    if depth == Depth::Infinity {
-        walk(client, url, &props, &mut show).await?;
-    } else {
-        let mut listing = client.propfind(url, depth, &props).await?;
-        while let Some(r) = listing.next().await {
-            show(r?)?;
         }
     }
     Ok(ok)

@@ -64,6 +64,12 @@ pub async fn get(
 ) -> anyhow::Result<bool> {
     let top = client.stat(url, &PropRequest::Common).await?;
     let name = url_name(url);
+    if dest.as_deref() == Some(Path::new("-")) {
+        if top.live.is_collection {
+            super::usage!("{url} is a collection: it cannot go to standard output");
+        }
+        return to_stdout(client, url).await;
+    }
     let dest = match dest {
         Some(d) if d.is_dir() && !top.live.is_collection => d.join(&name),
         Some(d) => d,
@@ -133,6 +139,25 @@ pub async fn get(
     Ok(ok)
 }
 
+/// `get URL -`: the body to standard output, as it comes.
+async fn to_stdout(client: &Client, url: &Url) -> anyhow::Result<bool> {
+    use std::io::Write;
+    let mut dl = client.get(url, 0, None).await?;
+    let mut stdout = std::io::stdout().lock();
+    let mut size = 0u64;
+    while let Some(chunk) = dl.chunk().await? {
+        stdout
+            .write_all(&chunk)
+            .context("writing to standard output")?;
+        size += chunk.len() as u64;
+    }
+    stdout.flush().context("writing to standard output")?;
+    if dl.total.is_some_and(|t| t != size) {
+        bail!("{url}: the download ended after {size} bytes");
+    }
+    Ok(true)
+}
+
 fn report(out: &Out, op: &str, url: &Url, local: &Path, size: u64) {
     if out.json {
         out.json(&json!({"op": op, "url": url.as_str(), "file": local.display().to_string(), "size": size}));
@@ -166,6 +191,15 @@ pub async fn put(client: &Client, out: &Out, src: &Path, url: &Url) -> anyhow::R
     if !meta.is_dir() {
         bail!("{} is neither a file nor a directory", src.display());
     }
+    // A directory goes into a collection, never onto a file.
+    if let Ok(target) = client.stat(url, &PropRequest::Common).await {
+        if !target.live.is_collection {
+            bail!(
+                "{url} is a file: a directory ({}) can only go into a collection",
+                src.display()
+            );
+        }
+    }
     // A tree: walk it first (so the bar knows the total), then MKCOL parents before children.
     let mut root = url.clone();
     if !root.path().ends_with('/') {
@@ -193,11 +227,14 @@ pub async fn put(client: &Client, out: &Out, src: &Path, url: &Url) -> anyhow::R
     }
     let mut ok = true;
     for (_, durl) in &dirs {
-        match client.mkcol(durl).await {
-            Ok(()) => {}
+        let status = match client.mkcol(durl).await {
+            Ok(()) => 201,
             // 405: the collection exists already, which is fine for an upload into it.
-            Err(e) if e.status() == Some(405) => {}
+            Err(e) if e.status() == Some(405) => 405,
             Err(e) => return Err(e.into()),
+        };
+        if out.json {
+            out.json(&json!({"op": "mkdir", "url": durl.as_str(), "status": status}));
         }
     }
     let bar = bar(files.iter().map(|f| f.2).sum(), out.json);
