@@ -149,7 +149,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             bindings: bindings.as_ref(),
             viewer: viewer.as_ref(),
         };
-        write_response(&mut w, request, &t, &dead, minimal);
+        write_response(&mut w, request, &resolve(request), &t, &dead, minimal);
         Ok(super::multistatus(w.finish()))
     }
 }
@@ -195,6 +195,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         };
         let bindings = self.binding_index_if(request).await;
         let viewer = needs_viewer(request).then(|| self.viewer(who));
+        let resolved = resolve(request);
         let now = std::time::SystemTime::now();
         for (i, (path, meta)) in resources.iter().enumerate() {
             let none = Vec::new();
@@ -221,7 +222,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 bindings: bindings.as_ref(),
                 viewer: viewer.as_ref(),
             };
-            write_response(w, request, &target, dead, minimal);
+            write_response(w, request, &resolved, &target, dead, minimal);
         }
         Ok(())
     }
@@ -507,6 +508,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
             self.bindings = self.dav.binding_index_if(&self.request).await;
         }
         let ids = needs_ids(&self.request);
+        let resolved = resolve(&self.request);
         // Owned copies (only when wanted): the viewer borrows them while the writer below
         // needs `self`.
         let asker = needs_viewer(&self.request).then(|| (self.dav.clone(), self.who.clone()));
@@ -543,7 +545,14 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
                 bindings: self.bindings.as_ref(),
                 viewer: viewer.as_ref(),
             };
-            write_response(&mut self.w, &self.request, &target, dead, self.minimal);
+            write_response(
+                &mut self.w,
+                &self.request,
+                &resolved,
+                &target,
+                dead,
+                self.minimal,
+            );
             if self.w.pending() >= CHUNK {
                 self.started();
                 let chunk = self.w.take();
@@ -568,10 +577,20 @@ fn write_live(w: &mut MultistatusWriter, name: &QName, value: LiveValue<'_>) {
     }
 }
 
-/// One resource's `response` for the request.
+/// The live property of each name a `prop` request asks for (`None`: a dead one), looked up
+/// once per request or listing batch rather than once per resource.
+fn resolve(request: &PropFind) -> Vec<Option<&'static live::LiveProp>> {
+    match request {
+        PropFind::Prop(names) => names.iter().map(live::find).collect(),
+        PropFind::AllProp { .. } | PropFind::PropName => Vec::new(),
+    }
+}
+
+/// One resource's `response` for the request (`resolved`: [`resolve`]'s answer for it).
 fn write_response(
     w: &mut MultistatusWriter,
     request: &PropFind,
+    resolved: &[Option<&'static live::LiveProp>],
     target: &live::Target<'_>,
     dead: &[DeadProp],
     minimal: bool,
@@ -621,12 +640,12 @@ fn write_response(
             let mut missing: Vec<&QName> = Vec::new();
             let mut seen: Vec<&QName> = Vec::with_capacity(names.len());
             w.start_propstat();
-            for name in names {
+            for (i, name) in names.iter().enumerate() {
                 if seen.contains(&name) {
                     continue;
                 }
                 seen.push(name);
-                if let Some(lp) = live::find(name) {
+                if let Some(lp) = resolved.get(i).copied().flatten() {
                     match (lp.value)(target) {
                         Some(v) => write_live(w, name, v),
                         None => missing.push(name),

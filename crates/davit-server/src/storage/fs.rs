@@ -167,9 +167,9 @@ impl Inner {
 
     /// Whether a directory entry is the state directory (compared by name first: one
     /// comparison per member, the metadata only on a match).
-    fn is_state_entry(&self, entry: &std::fs::DirEntry, md: &std::fs::Metadata) -> bool {
-        self.state_entry.as_ref().is_some_and(|(name, dev, ino)| {
-            entry.file_name() == *name && md.dev() == *dev && md.ino() == *ino
+    fn is_state_entry(&self, name: &str, md: &std::fs::Metadata) -> bool {
+        self.state_entry.as_ref().is_some_and(|(state, dev, ino)| {
+            *state == *name && md.dev() == *dev && md.ino() == *ino
         })
     }
 
@@ -723,7 +723,7 @@ fn read_members(
             }
             Ok(_) => match entry.metadata() {
                 // The state directory, reached by its own parent or through a symlink to it.
-                Ok(md) if inner.is_state_entry(&entry, &md) => continue,
+                Ok(md) if inner.is_state_entry(&name, &md) => continue,
                 other => other,
             },
             Err(e) => Err(e),
@@ -915,7 +915,7 @@ fn scan_bindings(inner: &Inner, limit: u64) -> BindingIndex {
                 continue;
             };
             let Ok(md) = entry.metadata() else { continue };
-            if inner.is_state_entry(&entry, &md) {
+            if inner.is_state_entry(&name, &md) {
                 continue;
             }
             let here = Binding {
