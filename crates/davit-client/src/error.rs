@@ -32,9 +32,10 @@ pub enum Error {
     /// port and the underlying cause (reqwest's own chain repeats itself).
     #[error("{}", http_message(.0))]
     Http(reqwest::Error),
-    /// A Multi-Status (or other XML) answer that cannot be read.
+    /// A Multi-Status (or other XML) answer that cannot be read. (Not a `source`: the message
+    /// holds it already, and a chain printer would repeat it.)
     #[error("unreadable answer from the server: {0}")]
-    Xml(#[from] XmlError),
+    Xml(XmlError),
     /// Local files.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -53,6 +54,12 @@ impl Error {
             Error::Status { status, .. } => Some(*status),
             _ => None,
         }
+    }
+}
+
+impl From<XmlError> for Error {
+    fn from(e: XmlError) -> Self {
+        Error::Xml(e)
     }
 }
 

@@ -1025,3 +1025,17 @@ fn messages_name_what_went_wrong() {
     );
     assert!(!err.contains("<html>"), "{err}");
 }
+
+#[test]
+fn a_malformed_multistatus_is_said_once() {
+    let answer = leak(ms(
+        r#"<?xml version="1.0"?><D:multistatus xmlns:D="DAV:"><D:response><D:href>/a</D:href><D:propstat><D:prop></D:response></D:multistatus>"#,
+    ));
+    let (url, _) = canned(vec![answer]);
+    let err = fails_with(&["stat", &format!("{url}/a")], 1);
+    assert_eq!(err.matches("ill-formed document").count(), 1, "{err}");
+    assert!(
+        err.starts_with("davit: unreadable answer from the server: malformed XML"),
+        "{err}"
+    );
+}
