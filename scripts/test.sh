@@ -10,7 +10,7 @@
 # 3. cargo clippy --workspace --all-targets -- -D warnings
 # 4. cargo test --workspace
 # 5. scripts/litmus.sh        (release build of davit + litmus basic copymove props locks http)
-# 6. scripts/peers-client-test.sh (the davit client against Apache mod_dav, nginx dav-ext, rclone, dufs)
+# 6. scripts/peers-client-test.sh (the davit client against Apache, nginx, rclone, dufs, WsgiDAV)
 # 7. scripts/tutorial-batch-test.sh (the 207 tutorials' batch examples: curl, PHP, Python requests)
 # 8. bench/run.sh --smoke      (the benchmark harness still runs)
 # 9. scripts/deny.sh           (cargo-deny: licences, bans, sources; advisories when reachable)
@@ -155,7 +155,7 @@ FAILED=$((FAILED + l_bad))
 step_ok
 
 # ---------------------------------------------------------------- 6. client vs real servers
-step "scripts/peers-client-test.sh (davit client against Apache mod_dav, nginx dav-ext, rclone and dufs)"
+step "scripts/peers-client-test.sh (davit client against Apache mod_dav, nginx dav-ext, rclone, dufs and WsgiDAV)"
 rc=0
 DAVIT_BIN="$ROOT/target/release/davit" bash "$ROOT/scripts/peers-client-test.sh" 2>&1 |
   tee "$LOGDIR/peers.log" || rc=$?

@@ -389,9 +389,13 @@ fn upload_note(etag: Option<&str>, l: &Node) -> String {
     )
 }
 
-/// An entity tag without its weakness mark (RFC 9110 §8.8.3.2, weak comparison).
+/// An entity tag without its weakness mark (RFC 9110 §8.8.3.2, weak comparison) and quotes
+/// (WsgiDAV's `getetag` has none, its `ETag` header has them).
 fn opaque(tag: &str) -> &str {
-    tag.strip_prefix("W/").unwrap_or(tag)
+    let tag = tag.strip_prefix("W/").unwrap_or(tag);
+    tag.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(tag)
 }
 
 fn secs(t: Option<SystemTime>) -> Option<u64> {
