@@ -522,7 +522,20 @@ impl Storage for FsStorage {
             if md.is_symlink() {
                 return rename_link(&inner, &src, &dst);
             }
-            std::fs::rename(src, dst)
+            if !md.is_dir() {
+                return std::fs::rename(src, dst);
+            }
+            // Symlinks are paths: the ones that cross the moved tree's edge (a link inside it
+            // to something outside, or a link elsewhere into it) would point elsewhere after
+            // the rename. They are found first and re-pointed after, so every binding lasts.
+            let before = std::fs::canonicalize(&src)?;
+            let crossing = crossing_links(&inner, &before);
+            std::fs::rename(&src, &dst)?;
+            if !crossing.is_empty() {
+                let after = std::fs::canonicalize(&dst)?;
+                repoint(&before, &after, crossing);
+            }
+            Ok(())
         })
         .await
     }
@@ -952,6 +965,68 @@ fn scan_bindings(inner: &Inner, limit: u64) -> BindingIndex {
         list.len() > 1
     });
     BindingIndex { bound, partial }
+}
+
+/// The symlinks inside the root that cross the edge of the tree at `moved` (canonical): inside
+/// it and reaching outside, or outside and reaching into it, with where they reach now. A
+/// walk of the whole root without following symlinks, looking at entry types only (no `stat`
+/// but for the symlinks themselves), bounded like [`scan_bindings`].
+fn crossing_links(inner: &Inner, moved: &Path) -> Vec<(PathBuf, PathBuf)> {
+    let mut out = Vec::new();
+    let mut seen = 0u64;
+    let mut pending = vec![inner.root.clone()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            seen += 1;
+            if seen > BINDING_SCAN_LIMIT {
+                tracing::warn!("tree too large to look for symlinks crossing a MOVE");
+                return out;
+            }
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let path = entry.path();
+            if kind.is_dir() {
+                if path != inner.state {
+                    pending.push(path);
+                }
+            } else if kind.is_symlink() {
+                let Ok(target) = std::fs::canonicalize(&path) else {
+                    continue;
+                };
+                if !inner.allowed(&target) {
+                    continue;
+                }
+                if path.starts_with(moved) != target.starts_with(moved) {
+                    out.push((path, target));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Re-points the links [`crossing_links`] found once the tree at `before` is at `after`.
+fn repoint(before: &Path, after: &Path, links: Vec<(PathBuf, PathBuf)>) {
+    let moved = |p: &Path| match p.strip_prefix(before) {
+        Ok(rest) => after.join(rest),
+        Err(_) => p.to_owned(),
+    };
+    for (link, target) in links {
+        let (link, target) = (moved(&link), moved(&target));
+        let Some(parent) = link.parent() else {
+            continue;
+        };
+        let text = relative_link(parent, &target);
+        let redone =
+            std::fs::remove_file(&link).and_then(|()| std::os::unix::fs::symlink(&text, &link));
+        if let Err(e) = redone {
+            tracing::warn!(link = %link.display(), error = %e, "could not re-point a symlink after a MOVE");
+        }
+    }
 }
 
 /// The binding of a canonical path inside the root (`None` for the root itself).

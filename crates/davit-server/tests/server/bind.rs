@@ -443,3 +443,40 @@ async fn copy_of_a_tree_with_bindings_keeps_them_and_ends() {
     assert_eq!(s.delete("/k/").await.status, 204);
     assert_eq!(s.get("/c/d/f").await.status, 200);
 }
+
+#[tokio::test]
+async fn move_keeps_the_bindings_that_cross_the_moved_tree() {
+    let s = TestServer::start().await;
+    for c in ["/a/", "/a/c/", "/b/", "/o/", "/y/"] {
+        assert_eq!(s.mkcol(c).await.status, 201);
+    }
+    assert_eq!(s.put("/a/c/m", "m").await.status, 201);
+    assert_eq!(s.put("/o/x", "x").await.status, 201);
+    // A binding elsewhere of a collection inside the tree that moves...
+    assert_eq!(
+        bind(&s, "BIND", "/b/", &bind_body("alias", "/a/c/"))
+            .await
+            .status,
+        201
+    );
+    // ...and one inside it of a collection outside.
+    assert_eq!(
+        bind(&s, "BIND", "/a/", &bind_body("out", "/o/"))
+            .await
+            .status,
+        201
+    );
+    let c_id = id_of(&s, "/a/c/").await;
+    let o_id = id_of(&s, "/o/").await;
+    let r = s.copy_move("MOVE", "/a/", "/y/deeper/", &[]).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(s.get("/b/alias/m").await.body, &b"m"[..]);
+    assert_eq!(id_of(&s, "/b/alias/").await, c_id);
+    assert_eq!(id_of(&s, "/y/deeper/c/").await, c_id);
+    assert_eq!(s.get("/y/deeper/out/x").await.body, &b"x"[..]);
+    assert_eq!(id_of(&s, "/y/deeper/out/").await, o_id);
+    assert_eq!(
+        parents_of(&s, "/y/deeper/c/").await,
+        pairs(&[("/b/", "alias"), ("/y/deeper/", "c")])
+    );
+}
