@@ -474,6 +474,11 @@ impl Storage for FsStorage {
             }
             let full = inner.existing(&path)?;
             let mut failures = Vec::new();
+            if std::fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir()) {
+                // A collection bound elsewhere by symlinks (in whole or in part) lives on there:
+                // RFC 5842 §2.4, DELETE removes one binding.
+                keep_bound_parts(&inner, &full);
+            }
             remove_tree(&full, &path, &mut failures);
             Ok(failures)
         })
@@ -1007,6 +1012,66 @@ fn crossing_links(inner: &Inner, moved: &Path) -> Vec<(PathBuf, PathBuf)> {
         }
     }
     out
+}
+
+/// Before the directory `full` is deleted: every part of it that a symlink elsewhere binds
+/// (the directory itself, or something in it) moves to that symlink's place, shallowest first,
+/// and the other symlinks crossing its edge are re-pointed, so the rest can go without taking
+/// those bindings with it.
+fn keep_bound_parts(inner: &Inner, full: &Path) {
+    let Ok(dir) = std::fs::canonicalize(full) else {
+        return;
+    };
+    let mut crossing = crossing_links(inner, &dir);
+    if !crossing.iter().any(|(link, _)| !link.starts_with(&dir)) {
+        return;
+    }
+    loop {
+        // The shallowest target inside the doomed tree that a link from outside reaches.
+        let Some(i) = crossing
+            .iter()
+            .enumerate()
+            .filter(|(_, (link, target))| !link.starts_with(&dir) && target.starts_with(&dir))
+            .min_by_key(|(_, (_, target))| target.components().count())
+            .map(|(i, _)| i)
+        else {
+            return;
+        };
+        let (link, target) = crossing.swap_remove(i);
+        if std::fs::remove_file(&link).is_err() {
+            continue;
+        }
+        if let Err(e) = std::fs::rename(&target, &link) {
+            tracing::warn!(target = %target.display(), error = %e, "could not keep a bound part of a deleted collection");
+            let _ = std::os::unix::fs::symlink(
+                relative_link(link.parent().unwrap_or(&link), &target),
+                &link,
+            );
+            continue;
+        }
+        // What now lives at `link` was at `target`: the remaining links follow it.
+        let moved = |p: &Path| match p.strip_prefix(&target) {
+            Ok(rest) => link.join(rest),
+            Err(_) => p.to_owned(),
+        };
+        let mut still = Vec::with_capacity(crossing.len());
+        let mut redo = Vec::new();
+        for (l, t) in crossing {
+            let (nl, nt) = (moved(&l), moved(&t));
+            if nl != l || nt != t {
+                redo.push((nl.clone(), nt.clone()));
+            }
+            still.push((nl, nt));
+        }
+        for (l, t) in redo {
+            if let Some(parent) = l.parent() {
+                let text = relative_link(parent, &t);
+                let _ =
+                    std::fs::remove_file(&l).and_then(|()| std::os::unix::fs::symlink(&text, &l));
+            }
+        }
+        crossing = still;
+    }
 }
 
 /// Re-points the links [`crossing_links`] found once the tree at `before` is at `after`.

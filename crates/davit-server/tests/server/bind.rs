@@ -480,3 +480,39 @@ async fn move_keeps_the_bindings_that_cross_the_moved_tree() {
         pairs(&[("/b/", "alias"), ("/y/deeper/", "c")])
     );
 }
+
+#[tokio::test]
+async fn delete_removes_one_binding_and_the_collection_lives_on_through_the_others() {
+    let s = TestServer::start().await;
+    for c in ["/a/", "/a/c/", "/b/", "/x/", "/y/"] {
+        assert_eq!(s.mkcol(c).await.status, 201);
+    }
+    assert_eq!(s.put("/a/c/m", "m").await.status, 201);
+    assert_eq!(s.put("/a/gone", "g").await.status, 201);
+    assert_eq!(s.put("/x/n", "n").await.status, 201);
+    assert_eq!(
+        bind(&s, "BIND", "/b/", &bind_body("alias", "/a/c/"))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        bind(&s, "BIND", "/y/", &bind_body("x2", "/x/"))
+            .await
+            .status,
+        201
+    );
+    let (c_id, x_id) = (id_of(&s, "/a/c/").await, id_of(&s, "/x/").await);
+    // A part of the deleted tree is bound elsewhere: it stays there; the rest goes.
+    assert_eq!(s.delete("/a/").await.status, 204);
+    assert_eq!(s.get("/a/c/m").await.status, 404);
+    assert_eq!(s.get("/a/gone").await.status, 404);
+    assert_eq!(s.get("/b/alias/m").await.body, &b"m"[..]);
+    assert_eq!(id_of(&s, "/b/alias/").await, c_id);
+    // The deleted collection itself is bound elsewhere: it lives on there.
+    assert_eq!(s.delete("/x/").await.status, 204);
+    assert_eq!(s.get("/x/n").await.status, 404);
+    assert_eq!(s.get("/y/x2/n").await.body, &b"n"[..]);
+    assert_eq!(id_of(&s, "/y/x2/").await, x_id);
+    assert_eq!(parents_of(&s, "/y/x2/").await, pairs(&[("/y/", "x2")]));
+}
