@@ -1064,11 +1064,7 @@ fn keep_bound_parts(inner: &Inner, full: &Path) {
             still.push((nl, nt));
         }
         for (l, t) in redo {
-            if let Some(parent) = l.parent() {
-                let text = relative_link(parent, &t);
-                let _ =
-                    std::fs::remove_file(&l).and_then(|()| std::os::unix::fs::symlink(&text, &l));
-            }
+            relink(&l, &t);
         }
         crossing = still;
     }
@@ -1081,16 +1077,19 @@ fn repoint(before: &Path, after: &Path, links: Vec<(PathBuf, PathBuf)>) {
         Err(_) => p.to_owned(),
     };
     for (link, target) in links {
-        let (link, target) = (moved(&link), moved(&target));
-        let Some(parent) = link.parent() else {
-            continue;
-        };
-        let text = relative_link(parent, &target);
-        let redone =
-            std::fs::remove_file(&link).and_then(|()| std::os::unix::fs::symlink(&text, &link));
-        if let Err(e) = redone {
-            tracing::warn!(link = %link.display(), error = %e, "could not re-point a symlink after a MOVE");
-        }
+        relink(&moved(&link), &moved(&target));
+    }
+}
+
+/// Replaces the symlink at `link` with a relative one to `target`.
+fn relink(link: &Path, target: &Path) {
+    let Some(parent) = link.parent() else {
+        return;
+    };
+    let text = relative_link(parent, target);
+    let redone = std::fs::remove_file(link).and_then(|()| std::os::unix::fs::symlink(&text, link));
+    if let Err(e) = redone {
+        tracing::warn!(link = %link.display(), error = %e, "could not re-point a symlink");
     }
 }
 
