@@ -31,6 +31,13 @@ enum Command {
     Serve(ServeArgs),
     /// Read a password from standard input and print its argon2 hash, for `[[auth.user]]`.
     HashPassword,
+    /// Print a shell completion script: `davit completions bash > /etc/bash_completion.d/davit`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `davit man > davit.1; man ./davit.1`.
+    Man,
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -83,24 +90,42 @@ struct TlsFiles {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let cli = match cli.command {
+    match Cli::parse().command {
         // The client prints its own errors and has its own exit statuses (see `cli`).
         Command::Client(cmd) => std::process::exit(i32::from(cli::run(cmd))),
-        Command::HashPassword => return hash_password(),
-        serve @ Command::Serve(_) => Cli { command: serve },
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match cli.command {
-        Command::Serve(args) => run_serve(args),
-        Command::Client(_) | Command::HashPassword => Ok(()),
+        Command::HashPassword => hash_password(),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "davit", &mut out);
+            print_all(&out)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out)?;
+            print_all(&out)
+        }
+        Command::Serve(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init();
+            run_serve(args)
+        }
+    }
+}
+
+/// Writes generated text to standard output; a reader that stops early (`| head`) is fine.
+fn print_all(text: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
 }
 

@@ -1039,3 +1039,48 @@ fn a_malformed_multistatus_is_said_once() {
         "{err}"
     );
 }
+
+#[test]
+fn completions_and_the_manual_page_cover_every_command() {
+    // The bash script is valid bash and completes the subcommands.
+    let bash = ok(&["completions", "bash"]);
+    let check = Command::new("bash")
+        .args(["-n", "-c", &bash])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    for sub in ["serve", "sync", "df", "ls", "props"] {
+        assert!(
+            bash.split_whitespace().any(|w| w == sub),
+            "bash completes {sub}"
+        );
+    }
+    assert!(ok(&["completions", "zsh"]).starts_with("#compdef davit"));
+    assert!(ok(&["completions", "fish"]).contains("complete -c davit"));
+    // The manual page: a roff document with its sections, listing every subcommand.
+    let man = ok(&["man"]);
+    let sections: Vec<&str> = man.lines().filter_map(|l| l.strip_prefix(".SH ")).collect();
+    assert_eq!(
+        sections,
+        [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "OPTIONS",
+            "SUBCOMMANDS",
+            "VERSION"
+        ]
+    );
+    assert!(man.lines().any(|l| l.starts_with(".TH davit 1")));
+    for sub in ["serve", "sync", "df", "completions", "man"] {
+        assert!(
+            man.lines().any(|l| l == format!("davit\\-{sub}(1)")),
+            "man lists {sub}"
+        );
+    }
+    assert_eq!(davit(&["completions", "tcsh"]).status.code(), Some(2));
+}
