@@ -164,18 +164,16 @@ pub(super) fn push_name(out: &mut String, name: &QName) {
 }
 
 impl PropFind {
-    /// The request body that asks for this (what a client sends).
-    pub fn to_xml(&self) -> String {
-        let mut out = String::from(
-            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:propfind xmlns:D=\"DAV:\">",
-        );
+    /// Appends what is asked for (`allprop` with its `include`, `propname`, or `prop`), as in
+    /// a `propfind` or a REPORT body.
+    pub(super) fn write_props(&self, out: &mut String) {
         match self {
             PropFind::AllProp { include } => {
                 out.push_str("<D:allprop/>");
                 if !include.is_empty() {
                     out.push_str("<D:include>");
                     for n in include {
-                        push_name(&mut out, n);
+                        push_name(out, n);
                     }
                     out.push_str("</D:include>");
                 }
@@ -184,11 +182,19 @@ impl PropFind {
             PropFind::Prop(names) => {
                 out.push_str("<D:prop>");
                 for n in names {
-                    push_name(&mut out, n);
+                    push_name(out, n);
                 }
                 out.push_str("</D:prop>");
             }
         }
+    }
+
+    /// The request body that asks for this (what a client sends).
+    pub fn to_xml(&self) -> String {
+        let mut out = String::from(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:propfind xmlns:D=\"DAV:\">",
+        );
+        self.write_props(&mut out);
         out.push_str("</D:propfind>\n");
         out
     }

@@ -2,7 +2,6 @@
 //! into a typed request; any other report is named so the server can refuse it with
 //! `DAV:supported-report`.
 
-use super::request::push_name;
 use super::{parse_document, propfind_from, Limits, PropFind, QName, XmlError};
 
 /// How far below the collection a sync reaches (RFC 6578 §3.3).
@@ -144,26 +143,7 @@ impl SyncCollection {
             out.push_str(&n.to_string());
             out.push_str("</D:nresults></D:limit>");
         }
-        match &self.props {
-            PropFind::AllProp { include } => {
-                out.push_str("<D:allprop/>");
-                if !include.is_empty() {
-                    out.push_str("<D:include>");
-                    for n in include {
-                        push_name(&mut out, n);
-                    }
-                    out.push_str("</D:include>");
-                }
-            }
-            PropFind::PropName => out.push_str("<D:propname/>"),
-            PropFind::Prop(names) => {
-                out.push_str("<D:prop>");
-                for n in names {
-                    push_name(&mut out, n);
-                }
-                out.push_str("</D:prop>");
-            }
-        }
+        self.props.write_props(&mut out);
         out.push_str("</D:sync-collection>\n");
         out
     }
