@@ -10,16 +10,16 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use davit_proto::headers::parse_basic_credentials;
 use davit_proto::href::DavPath;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
 /// What a principal may do with a resource. Ordered: `None < Read < ReadWrite`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Access {
     /// Nothing; the resource is not even visible.
@@ -31,7 +31,7 @@ pub enum Access {
 }
 
 /// The `[auth]` table of the configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// The realm in `WWW-Authenticate`.
@@ -51,6 +51,10 @@ pub struct AuthConfig {
     pub rules: Vec<RuleConfig>,
 }
 
+fn redacted<S: serde::Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("(set)")
+}
+
 fn default_realm() -> String {
     "davit".to_owned()
 }
@@ -62,12 +66,13 @@ fn default_max_failures() -> u32 {
 }
 
 /// One `[[auth.user]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     /// Login name.
     pub name: String,
-    /// An argon2 PHC string, as printed by `davit hash-password`.
+    /// An argon2 PHC string, as printed by `davit hash-password` (never printed back).
+    #[serde(serialize_with = "redacted")]
     pub password_hash: String,
     /// Confines the user to this subtree (`{user}` is replaced by the name).
     pub root: Option<String>,
@@ -77,7 +82,7 @@ pub struct UserConfig {
 }
 
 /// One `[[auth.rule]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// The subtree the rule applies to (`{user}` is replaced by the name).
@@ -128,13 +133,10 @@ struct Rule {
 /// does not cost an argon2 run per request.
 const VERIFIED_TTL: Duration = Duration::from_secs(300);
 
-/// The authentication and authorization state of a server.
+/// The authentication and authorization state of a server: the users and rules of the
+/// configuration (replaced whole by [`Auth::reload`]) and what requests have taught it.
 pub struct Auth {
-    realm: String,
-    anonymous: Access,
-    max_failures: u32,
-    users: HashMap<String, User>,
-    rules: Vec<Rule>,
+    policy: arc_swap::ArcSwap<Policy>,
     /// A hash to verify against for unknown users, so they cost the same time as known ones.
     dummy_hash: String,
     verified: Mutex<HashMap<String, ([u8; 32], Instant)>>,
@@ -145,13 +147,22 @@ pub struct Auth {
     verifications: tokio::sync::Semaphore,
 }
 
+/// What the `[auth]` table says: who exists and who may do what.
+struct Policy {
+    realm: String,
+    anonymous: Access,
+    max_failures: u32,
+    users: HashMap<String, User>,
+    rules: Vec<Rule>,
+}
+
 /// Failure records kept before the stale ones (over a minute old) are swept out.
 const FAILURE_RECORDS: usize = 4096;
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auth")
-            .field("realm", &self.realm)
+            .field("realm", &self.policy.load().realm)
             .finish_non_exhaustive()
     }
 }
@@ -173,9 +184,9 @@ fn parse_path(s: &str) -> Option<DavPath> {
     DavPath::parse(s).ok()
 }
 
-impl Auth {
-    /// Checks the configuration (hashes parse, paths are paths) and builds the state.
-    pub fn new(cfg: &AuthConfig) -> Result<Auth, AuthConfigError> {
+impl Policy {
+    /// Checks the configuration (hashes parse, paths are paths).
+    fn new(cfg: &AuthConfig) -> Result<Policy, AuthConfigError> {
         let mut users = HashMap::new();
         for u in &cfg.users {
             PasswordHash::new(&u.password_hash)
@@ -214,7 +225,7 @@ impl Auth {
                 )));
             }
         }
-        Ok(Auth {
+        Ok(Policy {
             realm: cfg.realm.clone(),
             anonymous: cfg.anonymous,
             max_failures: cfg.max_failures_per_minute,
@@ -228,6 +239,15 @@ impl Auth {
                     access: r.access,
                 })
                 .collect(),
+        })
+    }
+}
+
+impl Auth {
+    /// Checks the configuration (hashes parse, paths are paths) and builds the state.
+    pub fn new(cfg: &AuthConfig) -> Result<Auth, AuthConfigError> {
+        Ok(Auth {
+            policy: arc_swap::ArcSwap::from_pointee(Policy::new(cfg)?),
             dummy_hash: hash_password("davit-dummy-password")?,
             verified: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
@@ -237,11 +257,43 @@ impl Auth {
         })
     }
 
+    /// Replaces the users and rules with those of `cfg` (SIGHUP), or keeps the old ones and
+    /// says why when `cfg` is invalid. Passwords remembered as verified are forgotten, so a
+    /// changed or removed password stops working at once. Users' `quota_bytes` are read at
+    /// start-up only: the answer says whether they differ.
+    pub fn reload(&self, cfg: &AuthConfig) -> Result<Reloaded, AuthConfigError> {
+        let policy = Policy::new(cfg)?;
+        let mut old = self.quota_limits();
+        let mut new = policy.quota_limits();
+        old.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        new.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        let reloaded = Reloaded {
+            users: policy.users.len(),
+            rules: policy.rules.len(),
+            quotas_changed: old != new,
+        };
+        self.policy.store(Arc::new(policy));
+        if let Ok(mut cache) = self.verified.lock() {
+            cache.clear();
+        }
+        Ok(reloaded)
+    }
+
+    /// Client addresses refused for failed logins right now (a gauge of the metrics).
+    pub fn rate_limited_addresses(&self) -> usize {
+        let max = self.policy.load().max_failures;
+        self.failures.lock().map_or(0, |f| {
+            f.values()
+                .filter(|(n, since)| *n >= max && since.elapsed() < Duration::from_secs(60))
+                .count()
+        })
+    }
+
     /// The `WWW-Authenticate` value.
     pub fn challenge(&self) -> String {
         format!(
             "Basic realm=\"{}\", charset=\"UTF-8\"",
-            self.realm.replace('"', "")
+            self.policy.load().realm.replace('"', "")
         )
     }
 
@@ -299,7 +351,7 @@ impl Auth {
         if self.recently_verified(user, &digest) {
             return Ok(true);
         }
-        let (hash, known_user) = match self.users.get(user) {
+        let (hash, known_user) = match self.policy.load().users.get(user) {
             Some(u) => (u.hash.clone(), true),
             None => (self.dummy_hash.clone(), false),
         };
@@ -342,7 +394,7 @@ impl Auth {
                 f.remove(&ip);
                 false
             }
-            Some((n, _)) => *n >= self.max_failures,
+            Some((n, _)) => *n >= self.policy.load().max_failures,
             None => false,
         }
     }
@@ -378,15 +430,43 @@ impl Auth {
 
     /// The quotas users' `quota_bytes` put on their roots.
     pub fn quota_limits(&self) -> Vec<(DavPath, u64)> {
-        self.users
-            .values()
-            .filter_map(|u| Some((u.root.clone()?, u.quota_bytes?)))
-            .collect()
+        self.policy.load().quota_limits()
     }
 
     /// Whether `name` is a configured user.
     pub fn has_user(&self, name: &str) -> bool {
-        self.users.contains_key(name)
+        self.policy.load().users.contains_key(name)
+    }
+
+    /// What `who` may do with the resource at `path`.
+    pub fn access(&self, who: &Principal, path: &DavPath) -> Access {
+        self.policy.load().access(who, path)
+    }
+
+    /// The least `who` may do anywhere in the tree at `path` (for operations on whole trees).
+    pub fn tree_access(&self, who: &Principal, path: &DavPath) -> Access {
+        self.policy.load().tree_access(who, path)
+    }
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Users now configured.
+    pub users: usize,
+    /// Rules now configured.
+    pub rules: usize,
+    /// Users' `quota_bytes` differ from those in force (which stay until a restart).
+    pub quotas_changed: bool,
+}
+
+impl Policy {
+    /// The quotas users' `quota_bytes` put on their roots.
+    fn quota_limits(&self) -> Vec<(DavPath, u64)> {
+        self.users
+            .values()
+            .filter_map(|u| Some((u.root.clone()?, u.quota_bytes?)))
+            .collect()
     }
 
     fn user_root(&self, who: &Principal) -> Option<&DavPath> {
@@ -397,15 +477,15 @@ impl Auth {
     }
 
     /// What `who` may do with the resource at `path`.
-    pub fn access(&self, who: &Principal, path: &DavPath) -> Access {
+    fn access(&self, who: &Principal, path: &DavPath) -> Access {
         if let Some(root) = self.user_root(who) {
             if !path.starts_with(root) {
                 return Access::None;
             }
         }
         let mut best: Option<(usize, Access)> = None;
-        for rule in self.rules.iter().filter(|r| Self::applies(r, who)) {
-            if let Some(rp) = Self::rule_path(rule, who) {
+        for rule in self.rules.iter().filter(|r| Auth::applies(r, who)) {
+            if let Some(rp) = Auth::rule_path(rule, who) {
                 if path.starts_with(&rp) {
                     let len = rp.as_str().len();
                     if best.is_none_or(|(l, _)| len >= l) {
@@ -424,15 +504,15 @@ impl Auth {
     }
 
     /// The least `who` may do anywhere in the tree at `path` (for operations on whole trees).
-    pub fn tree_access(&self, who: &Principal, path: &DavPath) -> Access {
+    fn tree_access(&self, who: &Principal, path: &DavPath) -> Access {
         let mut least = self.access(who, path);
         if let Some(root) = self.user_root(who) {
             if root != path && root.starts_with(path) {
                 return Access::None;
             }
         }
-        for rule in self.rules.iter().filter(|r| Self::applies(r, who)) {
-            if let Some(rp) = Self::rule_path(rule, who) {
+        for rule in self.rules.iter().filter(|r| Auth::applies(r, who)) {
+            if let Some(rp) = Auth::rule_path(rule, who) {
                 if rp != *path && rp.starts_with(path) {
                     least = least.min(self.access(who, &rp));
                 }

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use std::path::PathBuf;
 
 /// Everything the request handlers need to know from the configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DavConfig {
     /// Largest XML request body accepted (PROPFIND, PROPPATCH, ...); larger ones get 413.

@@ -124,6 +124,11 @@ impl DavError {
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
+        match &self {
+            DavError::Io(e) => crate::metrics::METRICS.storage_error(e),
+            DavError::Store(_) => crate::metrics::METRICS.metadata_error(),
+            _ => {}
+        }
         let (ctype, text) = match &self {
             DavError::Condition {
                 condition, hrefs, ..

@@ -4,6 +4,7 @@
 //!
 //! The protocol itself (XML, headers, hrefs) lives in `davit-proto`; this crate does the I/O.
 
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod changes;
@@ -14,6 +15,7 @@ mod handler;
 mod journal;
 pub mod live;
 pub mod locks;
+pub mod metrics;
 pub mod props;
 pub mod quota;
 mod send_timeout;

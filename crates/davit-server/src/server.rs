@@ -7,6 +7,7 @@ use crate::config::{default_state_dir, DavConfig};
 use crate::fragment_guard::FragmentGuard;
 use crate::handler::Dav;
 use crate::locks::{EmbeddedLockStore, LockStore};
+use crate::metrics::{MethodIndex, Refusal, METRICS};
 use crate::props::{PropStore, SqlitePropStore};
 use crate::send_timeout::SendTimeout;
 use crate::storage::{FsStorage, Storage};
@@ -125,12 +126,19 @@ where
     let needs_peer = dav.requires_auth();
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(tokio::sync::TryAcquireError::Closed) => break,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                METRICS.refused(Refusal::Limit);
+                tokio::select! {
+                    p = slots.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
         };
         tokio::select! {
             accepted = listener.accept() => {
@@ -144,6 +152,7 @@ where
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let open = METRICS.accepted();
                 let dav = shared.clone();
                 let activity = Arc::new(Activity::new());
                 let service = {
@@ -163,7 +172,7 @@ where
                 match &tls {
                     None => {
                         tokio::spawn(async move {
-                            let _permit = permit;
+                            let _permit = (permit, open);
                             drive(stream, service, limits, activity, stop, peer).await;
                         });
                     }
@@ -176,15 +185,17 @@ where
                             }
                         };
                         tokio::spawn(async move {
-                            let _permit = permit;
+                            let _permit = (permit, open);
                             let handshake = tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await;
                             let stream = match handshake {
                                 Ok(Ok(s)) => s,
                                 Ok(Err(e)) => {
+                                    METRICS.refused(Refusal::TlsHandshake);
                                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
                                     return;
                                 }
                                 Err(_) => {
+                                    METRICS.refused(Refusal::TlsHandshake);
                                     tracing::debug!(%peer, "TLS handshake timed out");
                                     return;
                                 }
@@ -484,15 +495,13 @@ where
     P: PropStore + Clone,
     L: LockStore + Clone,
 {
-    // The log line's fields are gathered only when it will be written: the path's copy and
-    // the clock read are measurable at tens of thousands of requests per second.
-    let log = tracing::enabled!(target: "davit::access", tracing::Level::INFO).then(|| {
-        (
-            Instant::now(),
-            req.method().clone(),
-            req.uri().path().to_owned(),
-        )
-    });
+    let start = Instant::now();
+    let method = MethodIndex::of(req.method());
+    let request_id = request_id(req.headers());
+    // The log line's own fields are gathered only when it will be written: the path's copy
+    // is measurable at tens of thousands of requests per second.
+    let log = tracing::enabled!(target: "davit::access", tracing::Level::INFO)
+        .then(|| (req.method().clone(), req.uri().path().to_owned()));
     let resp = dav.handle(req).await;
     let status = resp.status().as_u16();
     let (mut parts, body) = resp.into_parts();
@@ -500,34 +509,75 @@ where
         http::header::SERVER,
         http::HeaderValue::from_static(concat!("davit/", env!("CARGO_PKG_VERSION"))),
     );
+    let user = parts.extensions.remove::<crate::handler::AuthUser>();
+    let log = log.map(|(method, path)| AccessLog {
+        method,
+        path,
+        request_id: request_id.clone(),
+        user,
+    });
+    parts.headers.insert(X_REQUEST_ID, request_id);
     Response::from_parts(
         parts,
         Logged {
             inner: body,
             bytes: 0,
             in_flight,
-            log: log.map(|(start, method, path)| AccessLog {
-                method,
-                path,
-                status,
-                start,
-            }),
+            start,
+            method,
+            status,
+            log,
         },
     )
+}
+
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
+/// The request's id: the `X-Request-Id` a proxy set (up to 128 characters of letters, digits
+/// and `-._:+/=@`), else a new one, unique in this process and unlikely to repeat across
+/// restarts (a random prefix and a counter).
+fn request_id(headers: &http::HeaderMap) -> http::HeaderValue {
+    if let Some(v) = headers.get(X_REQUEST_ID) {
+        let b = v.as_bytes();
+        let ok = |c: &u8| c.is_ascii_alphanumeric() || b"-._:+/=@".contains(c);
+        if !b.is_empty() && b.len() <= 128 && b.iter().all(ok) {
+            return v.clone();
+        }
+    }
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let b = uuid::Uuid::new_v4().into_bytes();
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    });
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [b'-'; 25];
+    for (i, slot) in id[..8].iter_mut().enumerate() {
+        *slot = HEX[(prefix >> (28 - 4 * i) & 0xf) as usize];
+    }
+    for (i, slot) in id[9..].iter_mut().enumerate() {
+        *slot = HEX[(n >> (60 - 4 * i) & 0xf) as usize];
+    }
+    http::HeaderValue::from_bytes(&id).unwrap_or(http::HeaderValue::from_static("-"))
 }
 
 struct AccessLog {
     method: Method,
     path: String,
-    status: u16,
-    start: Instant,
+    request_id: http::HeaderValue,
+    user: Option<crate::handler::AuthUser>,
 }
 
-/// A response body that counts what it sent and writes the access-log line when the response
-/// is done (or abandoned), so streamed bodies are logged with their real size and duration.
+/// A response body that counts what it sent, and when the response is done (or abandoned)
+/// counts the request in the metrics and writes the access-log line, so streamed bodies are
+/// counted and logged with their real size and duration.
 struct Logged {
     inner: Body,
     bytes: u64,
+    start: Instant,
+    method: MethodIndex,
+    status: u16,
     log: Option<AccessLog>,
     /// The request on the connection's idle clock: ends when the body is done.
     in_flight: InFlight,
@@ -565,14 +615,18 @@ impl http_body::Body for Logged {
 
 impl Drop for Logged {
     fn drop(&mut self) {
+        let took = self.start.elapsed();
+        METRICS.request(self.method, self.status, self.bytes, took);
         if let Some(l) = self.log.take() {
             tracing::info!(
                 target: "davit::access",
+                request_id = l.request_id.to_str().unwrap_or("-"),
+                user = l.user.as_ref().map_or("-", |u| u.0.as_str()),
                 method = %l.method,
                 path = %l.path,
-                status = l.status,
+                status = self.status,
                 bytes = self.bytes,
-                ms = %format_args!("{:.3}", l.start.elapsed().as_secs_f64() * 1000.0),
+                duration_ms = (took.as_secs_f64() * 1e6).round() / 1e3,
             );
         }
     }

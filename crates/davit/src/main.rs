@@ -2,13 +2,14 @@
 //! (`ls`, `get`, `put`, …, see `cli`) are the WebDAV client.
 
 mod cli;
+mod config;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use davit_server::{DavConfig, Server};
-use serde::Deserialize;
+use config::{FileConfig, TlsFiles, DEFAULT_LISTEN};
+use davit_server::Server;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 // Listings allocate and free small strings by the thousand, across threads (the directory is
 // read on one, the XML written on another); mimalloc handles that with far less overhead than
@@ -16,10 +17,11 @@ use std::path::PathBuf;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const DEFAULT_LISTEN: &str = "127.0.0.1:4918";
+/// The version and the commit it was built from (set by build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("DAVIT_COMMIT"), ")");
 
 #[derive(Parser)]
-#[command(name = "davit", version, about = "A WebDAV server and client")]
+#[command(name = "davit", version = VERSION, about = "A WebDAV server and client")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,6 +33,12 @@ enum Command {
     Serve(ServeArgs),
     /// Read a password from standard input and print its argon2 hash, for `[[auth.user]]`.
     HashPassword,
+    /// Check a configuration file: every error with its key (exit 1), else the effective
+    /// settings (exit 0).
+    CheckConfig {
+        /// The TOML file `davit serve --config` would read.
+        file: PathBuf,
+    },
     /// Print a shell completion script: `davit completions bash > /etc/bash_completion.d/davit`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -65,28 +73,19 @@ struct ServeArgs {
     /// Worker threads, each with its own event loop and listener [default: one per core].
     #[arg(long)]
     workers: Option<usize>,
+    /// Serve /metrics, /healthz and /readyz on this address [default: the config's
+    /// `[admin] listen`, else off].
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// How log lines are written: `text`, or `json` (one object per line).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
-/// The configuration file. Command-line flags win over it.
-#[derive(Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    root: Option<PathBuf>,
-    state_dir: Option<PathBuf>,
-    dav: DavConfig,
-    /// Users and access rules; without this table everyone may do everything.
-    auth: Option<davit_server::auth::AuthConfig>,
-    /// HTTPS.
-    tls: Option<TlsFiles>,
-}
-
-/// The `[tls]` table.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TlsFiles {
-    cert: PathBuf,
-    key: PathBuf,
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -94,6 +93,7 @@ fn main() -> anyhow::Result<()> {
         // The client prints its own errors and has its own exit statuses (see `cli`).
         Command::Client(cmd) => std::process::exit(i32::from(cli::run(cmd))),
         Command::HashPassword => hash_password(),
+        Command::CheckConfig { file } => check_config(&file),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut out = Vec::new();
@@ -106,14 +106,21 @@ fn main() -> anyhow::Result<()> {
             print_all(&out)
         }
         Command::Serve(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-                )
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .init();
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            let logs = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr);
+            match args.log_format {
+                LogFormat::Json => logs
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .init(),
+                LogFormat::Text => logs
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .init(),
+            }
             run_serve(args)
         }
     }
@@ -129,13 +136,30 @@ fn print_all(text: &[u8]) -> anyhow::Result<()> {
     }
 }
 
+/// `davit check-config FILE`.
+fn check_config(path: &Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    match config::parse(&text) {
+        Ok(c) => print_all(config::effective(c)?.as_bytes()),
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{}: {e}", path.display());
+            }
+            eprintln!(
+                "{}: {} error{}",
+                path.display(),
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+            std::process::exit(1);
+        }
+    }
+}
+
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let file: FileConfig = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
-        }
+        Some(path) => config::read(path)?,
         None => FileConfig::default(),
     };
     let root = args.dir.or(file.root).unwrap_or_else(|| PathBuf::from("."));
@@ -143,6 +167,13 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(a) => a,
         None => DEFAULT_LISTEN.parse()?,
     };
+    let admin_listen = args.admin_listen.or(file.admin.map(|a| a.listen));
+    if let Some(admin) = admin_listen {
+        anyhow::ensure!(
+            !config::same_port(admin, listen),
+            "admin.listen: {admin} is the WebDAV port; the admin listener needs its own"
+        );
+    }
     let state_dir = args.state_dir.or(file.state_dir);
     let mut server = Server::open(&root, state_dir.as_deref(), file.dav)
         .with_context(|| format!("opening {}", root.display()))?;
@@ -152,7 +183,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let tls_files = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
-        _ => file.tls,
+        _ => file.tls.clone(),
     };
     let tls = match &tls_files {
         Some(f) => {
@@ -173,6 +204,19 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         .block_on(server.recover())
         .context("recovering interrupted operations")?;
     let (listeners, addr) = bind_listeners(listen, workers)?;
+    let admin = match admin_listen {
+        Some(a) => {
+            let l = control
+                .block_on(tokio::net::TcpListener::bind(a))
+                .with_context(|| format!("admin.listen: listening on {a}"))?;
+            tracing::info!(
+                "admin listener (metrics, health) on http://{}/",
+                l.local_addr()?
+            );
+            Some(l)
+        }
+        None => None,
+    };
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         "serving {} on {scheme}://{addr}/ ({workers} worker thread{})",
@@ -197,8 +241,26 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         threads.push(thread);
     }
     control.block_on(async {
-        if let Some(tls) = tls.clone() {
-            tokio::spawn(reload_on_sighup(tls));
+        tokio::spawn(reload_on_sighup(Reload {
+            config: args.config.clone(),
+            server: server.clone(),
+            tls: tls.clone(),
+            tls_files: tls_files.clone(),
+        }));
+        if let Some(listener) = admin {
+            let build = davit_server::metrics::BuildInfo {
+                version: env!("CARGO_PKG_VERSION").into(),
+                commit: env!("DAVIT_COMMIT").into(),
+            };
+            let mut stopped = stopped.clone();
+            tokio::spawn(davit_server::admin::serve_admin(
+                listener,
+                server.clone(),
+                build,
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            ));
         }
         shutdown_signal().await;
     });
@@ -271,24 +333,76 @@ fn hash_password() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reloads the certificate and key on every SIGHUP (new connections get the new ones).
-async fn reload_on_sighup(tls: davit_server::tls::Tls) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::error!("cannot listen for SIGHUP; TLS files will not be reloaded");
-            return;
-        };
-        while hup.recv().await.is_some() {
+/// What SIGHUP reloads: users and rules from the configuration file, and the TLS files.
+struct Reload {
+    config: Option<PathBuf>,
+    server: Server,
+    tls: Option<davit_server::tls::Tls>,
+    tls_files: Option<TlsFiles>,
+}
+
+impl Reload {
+    /// One reload. A configuration that does not check out is refused whole, and the running
+    /// one kept; so are changes that need a restart (said in the log).
+    fn run(&self) {
+        if let Some(path) = &self.config {
+            match config::read(path) {
+                Err(e) => {
+                    tracing::error!("reload refused, keeping the running configuration: {e:#}")
+                }
+                Ok(file) => self.apply(&file),
+            }
+        }
+        if let Some(tls) = &self.tls {
             match tls.reload() {
                 Ok(()) => tracing::info!("reloaded the TLS certificate and key"),
                 Err(e) => tracing::error!(error = %e, "TLS reload failed; keeping the old files"),
             }
         }
     }
+
+    fn apply(&self, file: &FileConfig) {
+        match (self.server.auth(), &file.auth) {
+            (Some(auth), Some(new)) => match auth.reload(new) {
+                Ok(r) => {
+                    tracing::info!(users = r.users, rules = r.rules, "reloaded users and rules");
+                    if r.quotas_changed {
+                        tracing::warn!("users' quota_bytes changed: they take effect at restart");
+                    }
+                }
+                Err(e) => tracing::error!("reload refused, keeping users and rules: {e}"),
+            },
+            (None, None) => {}
+            (Some(_), None) | (None, Some(_)) => tracing::error!(
+                "reload refused: turning [auth] on or off needs a restart; keeping users and rules"
+            ),
+        }
+        if file.tls.is_some() && file.tls != self.tls_files {
+            tracing::warn!("[tls] names other files: they take effect at restart");
+        }
+    }
+}
+
+/// Reloads on every SIGHUP (new connections get the new certificate; open ones are kept).
+async fn reload_on_sighup(reload: Reload) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::error!("cannot listen for SIGHUP; nothing will be reloaded");
+            return;
+        };
+        let reload = std::sync::Arc::new(reload);
+        while hup.recv().await.is_some() {
+            // Reading files and an argon2 run: not on the loop that serves the admin port.
+            let r = reload.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || r.run()).await {
+                tracing::error!(error = %e, "the reload failed");
+            }
+        }
+    }
     #[cfg(not(unix))]
-    let _ = tls;
+    let _ = reload;
 }
 
 /// Resolves on SIGINT or SIGTERM.

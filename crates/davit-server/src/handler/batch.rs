@@ -238,12 +238,14 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             _ => return Err(DavError::UnsupportedMediaType(NOT_A_BATCH)),
         };
         // Held until the batch is done: its document and operations stay in memory that long.
-        let slot = self
-            .batch_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| DavError::Io(std::io::Error::other(e)))?;
+        let slot = {
+            let _waiting = crate::metrics::METRICS.waiting_for_batch_slot();
+            self.batch_slots
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| DavError::Io(std::io::Error::other(e)))?
+        };
         let body = self
             .read_limited(parts, body, self.config.batch_max_body)
             .await?;

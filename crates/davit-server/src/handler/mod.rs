@@ -84,6 +84,10 @@ fn quotas_of(config: &DavConfig, users: Vec<(DavPath, u64)>) -> crate::quota::Qu
 /// batch POSTs of that size could exhaust memory; over it, a batch waits its turn.
 const BATCH_MEMORY: usize = 512 << 20;
 
+fn batch_slot_count(config: &DavConfig) -> usize {
+    (BATCH_MEMORY / config.batch_max_body.max(1)).clamp(1, 4096)
+}
+
 impl<S: Clone, P: Clone, L: Clone> Clone for Dav<S, P, L> {
     fn clone(&self) -> Self {
         Dav {
@@ -103,6 +107,10 @@ impl<S: Clone, P: Clone, L: Clone> Clone for Dav<S, P, L> {
     }
 }
 
+/// The user a response was made for (for the access log), in the response's extensions.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub String);
+
 /// A parsed request target.
 pub(crate) struct Target {
     /// The decoded path.
@@ -120,9 +128,7 @@ where
     /// A server over content, dead-property and lock stores.
     pub fn new(storage: S, props: P, locks: L, config: DavConfig) -> Self {
         let connection_slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
-        let batch_slots = Arc::new(tokio::sync::Semaphore::new(
-            (BATCH_MEMORY / config.batch_max_body.max(1)).clamp(1, 4096),
-        ));
+        let batch_slots = Arc::new(tokio::sync::Semaphore::new(batch_slot_count(&config)));
         let quotas = Arc::new(quotas_of(&config, Vec::new()));
         Dav {
             quotas,
@@ -163,6 +169,53 @@ where
         &self.config
     }
 
+    /// The authentication state, when requests must authenticate (reloaded on SIGHUP).
+    pub fn auth(&self) -> Option<&Auth> {
+        self.auth.as_deref()
+    }
+
+    /// Answers when storage, the property store and the lock store all answer (for
+    /// `/readyz`); the error says which did not.
+    pub async fn readiness(&self) -> Result<(), String> {
+        let root = DavPath::root();
+        self.storage
+            .metadata(&root)
+            .await
+            .map_err(|e| format!("storage: {e}"))?;
+        self.props
+            .check()
+            .await
+            .map_err(|e| format!("property store: {}", e.0))?;
+        self.locks
+            .under(&root)
+            .await
+            .map_err(|e| format!("lock store: {}", e.0))?;
+        Ok(())
+    }
+
+    /// What the metrics report about this server right now.
+    pub async fn gauges(&self) -> crate::metrics::Gauges {
+        let max = self.config.max_connections.max(1) as u64;
+        let slots = batch_slot_count(&self.config) as u64;
+        let now = std::time::SystemTime::now();
+        let locks = match self.locks.under(&DavPath::root()).await {
+            Ok(locks) => locks.iter().filter(|l| !l.expired(now)).count() as u64,
+            Err(_) => 0,
+        };
+        crate::metrics::Gauges {
+            connections_open: crate::metrics::METRICS.connections_open(),
+            connections_max: max,
+            locks_active: locks,
+            batch_slots_in_use: slots.saturating_sub(self.batch_slots.available_permits() as u64),
+            batch_slots_waiting: crate::metrics::METRICS.batch_waiting(),
+            batch_slots: slots,
+            rate_limited_addresses: self
+                .auth
+                .as_ref()
+                .map_or(0, |a| a.rate_limited_addresses() as u64),
+        }
+    }
+
     /// Waits for the next frame of a request body, giving up (408) when the client sends
     /// nothing for `body_idle_timeout_secs`, or when the body as a whole falls behind
     /// `body_min_rate` (see [`BodyClock`]).
@@ -189,6 +242,7 @@ where
             Ok(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     clock.received += data.len() as u64;
+                    crate::metrics::METRICS.received(data.len());
                 }
                 Ok(Some(frame))
             }
@@ -274,17 +328,27 @@ where
                     parts.extensions.insert(who);
                 }
                 Err(AuthFailure::Unauthorized) => {
-                    return DavError::Unauthorized(auth.challenge()).into_response()
+                    crate::metrics::METRICS.auth_failure();
+                    return DavError::Unauthorized(auth.challenge()).into_response();
                 }
                 Err(AuthFailure::TooManyAttempts) => {
-                    return DavError::TooManyRequests.into_response()
+                    crate::metrics::METRICS.rate_limited();
+                    return DavError::TooManyRequests.into_response();
                 }
             }
         }
-        match self.dispatch(parts, body).await {
+        let user = match parts.extensions.get::<Principal>() {
+            Some(Principal::User(name)) => Some(AuthUser(name.clone())),
+            _ => None,
+        };
+        let mut resp = match self.dispatch(parts, body).await {
             Ok(resp) => resp,
             Err(e) => e.into_response(),
+        };
+        if let Some(user) = user {
+            resp.extensions_mut().insert(user);
         }
+        resp
     }
 
     /// 401 or 403 unless the request's principal has at least `need` on `path` (on the whole

@@ -53,6 +53,11 @@ pub trait PropStore: Send + Sync + 'static {
         true
     }
 
+    /// Answers when the store can serve (for `/readyz`); the default has nothing to ask.
+    fn check(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        std::future::ready(Ok(()))
+    }
+
     /// Starts a transaction.
     fn begin(&self) -> impl Future<Output = Result<Self::Tx, StoreError>> + Send;
     /// Makes the transaction's changes durable, together with a record that batch `id`

@@ -138,6 +138,11 @@ impl PropStore for SqlitePropStore {
         .await
     }
 
+    async fn check(&self) -> Result<(), StoreError> {
+        self.with(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
     async fn was_committed(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_owned();
         self.with(move |c| {
