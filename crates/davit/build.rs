@@ -24,13 +24,20 @@ fn git_commit() -> Option<String> {
             .and_then(|o| String::from_utf8(o.stdout).ok())
             .map(|s| s.trim().to_owned())
     };
-    // Rebuild when HEAD moves (a commit, a checkout).
-    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
-        println!("cargo:rerun-if-changed={dir}/HEAD");
+    // Rebuild when HEAD moves (a commit, a checkout). Only files that exist: cargo would
+    // run this again on every build for a missing one.
+    if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
+        let mut watch = vec![
+            format!("{dir}/HEAD"),
+            format!("{dir}/packed-refs"),
+            format!("{dir}/refs/heads"),
+        ];
         if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={dir}/{head}");
+            watch.push(format!("{dir}/{head}"));
         }
-        println!("cargo:rerun-if-changed={dir}/packed-refs");
+        for file in watch.iter().filter(|f| std::path::Path::new(f).exists()) {
+            println!("cargo:rerun-if-changed={file}");
+        }
     }
     git(&["rev-parse", "--short=12", "HEAD"])
 }

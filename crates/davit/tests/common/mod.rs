@@ -21,6 +21,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(root: &Path, log: &Path) -> Server {
+        Server::start_with(root, log, &[])
+    }
+
+    /// [`Server::start`] with more arguments for `davit serve`.
+    pub fn start_with(root: &Path, log: &Path, args: &[&str]) -> Server {
         let port = free_port();
         let log = std::fs::File::create(log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_davit"))
@@ -28,6 +33,7 @@ impl Server {
             .arg(root)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -47,6 +53,11 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         server
+    }
+
+    /// The process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL, and reap the process.
