@@ -45,7 +45,12 @@ enum Command {
         shell: clap_complete::Shell,
     },
     /// Print the manual page (roff): `davit man > davit.1; man ./davit.1`.
-    Man,
+    Man {
+        /// Instead, write a page for davit and one for each subcommand (`davit-serve.1`, ...)
+        /// into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -100,7 +105,12 @@ fn main() -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut cmd, "davit", &mut out);
             print_all(&out)
         }
-        Command::Man => {
+        Command::Man { dir: Some(dir) } => {
+            std::fs::create_dir_all(&dir)?;
+            clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), &dir)
+                .with_context(|| format!("writing manual pages to {}", dir.display()))
+        }
+        Command::Man { dir: None } => {
             let mut out = Vec::new();
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out)?;
             print_all(&out)

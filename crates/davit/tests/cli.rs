@@ -1083,4 +1083,23 @@ fn completions_and_the_manual_page_cover_every_command() {
         );
     }
     assert_eq!(davit(&["completions", "tcsh"]).status.code(), Some(2));
+    // `man --dir`: a page per subcommand, each with its own options (what the package installs).
+    let dir = tempfile::tempdir().unwrap();
+    ok(&["man", "--dir", dir.path().to_str().unwrap()]);
+    let serve = std::fs::read_to_string(dir.path().join("davit-serve.1")).unwrap();
+    assert!(serve.lines().any(|l| l.starts_with(".TH davit-serve 1")));
+    for flag in ["admin\\-listen", "log\\-format", "config"] {
+        assert!(
+            serve.lines().any(|l| l.contains(&format!("\\-\\-{flag}"))),
+            "davit-serve(1) has --{flag}"
+        );
+    }
+    for page in [
+        "davit.1",
+        "davit-check-config.1",
+        "davit-sync.1",
+        "davit-props-set.1",
+    ] {
+        assert!(dir.path().join(page).is_file(), "{page}");
+    }
 }
