@@ -13,7 +13,11 @@
 # 6. scripts/peers-client-test.sh (the davit client against Apache, nginx, rclone, dufs, WsgiDAV)
 # 7. scripts/tutorial-batch-test.sh (the 207 tutorials' batch examples: curl, PHP, Python requests)
 # 8. bench/run.sh --smoke      (the benchmark harness still runs)
-# 9. scripts/deny.sh           (cargo-deny: licences, bans, sources; advisories when reachable)
+# 9. scripts/prometheus-test.sh (Debian's prometheus scrapes the admin listener; values read
+#                               back through its query API)
+# 10. scripts/package-test.sh  (cargo-deb package: dpkg -i, systemd-analyze verify, litmus
+#                               basic against /usr/bin/davit with the packaged configuration)
+# 11. scripts/deny.sh          (cargo-deny: licences, bans, sources; advisories when reachable)
 #
 # Stops at the first failing step. The last line of output is always the summary
 #     N passed, M failed
@@ -28,7 +32,7 @@ cd "$ROOT"
 PASSED=0
 FAILED=0
 STEP_NO=0
-STEPS=9
+STEPS=11
 LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/davit-test.XXXXXX")"
 trap 'rm -rf -- "$LOGDIR"' EXIT
 
@@ -196,7 +200,28 @@ else
 fi
 step_ok
 
-# ---------------------------------------------------------------- 9. dependency policy
+# ---------------------------------------------------------------- 9, 10. operations
+run_counted() { # SCRIPT — runs it with the release binary, adds its "N passed, M failed"
+  local rc=0 log="$LOGDIR/$(basename "$1").log"
+  DAVIT_BIN="$ROOT/target/release/davit" bash "$ROOT/$1" 2>&1 | tee "$log" || rc=$?
+  local line n_pass=0 n_fail=0
+  line="$(strip_ansi <"$log" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1 || true)"
+  if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+    n_pass=${BASH_REMATCH[1]}
+    n_fail=${BASH_REMATCH[2]}
+  fi
+  PASSED=$((PASSED + n_pass))
+  [[ $rc == 0 ]] || step_failed "$n_fail"
+  FAILED=$((FAILED + n_fail))
+}
+step "scripts/prometheus-test.sh (a real Prometheus scrapes the admin listener)"
+run_counted scripts/prometheus-test.sh
+step_ok
+step "scripts/package-test.sh (the Debian package, installed and run)"
+run_counted scripts/package-test.sh
+step_ok
+
+# ---------------------------------------------------------------- 11. dependency policy
 step "scripts/deny.sh (cargo-deny: licences, bans, sources; advisories when reachable)"
 bash "$ROOT/scripts/deny.sh" || step_failed
 step_ok
