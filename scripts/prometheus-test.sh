@@ -137,4 +137,21 @@ expect 'davit_http_request_duration_seconds_bucket{method="PUT",le="+Inf"}' 5
 expect 'davit_connections_accepted_total' 11
 expect "count(davit_build_info{version=\"$("$BIN" --version | cut -d' ' -f2)\"})" 1
 expect 'davit_locks_active' 0
+
+# Every query the README offers for dashboards and alerts evaluates and returns series.
+series() { # PROMQL — prints how many series the query returned, or "error"
+  curl -s --get "http://127.0.0.1:$PROM/api/v1/query" --data-urlencode "query=$1" |
+    python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print(len(r["data"]["result"]) if r.get("status") == "success" else "error: " + r.get("error", "?"))'
+}
+n_queries=0
+while IFS= read -r q; do
+  [[ -z $q || $q == \#* ]] && continue
+  n_queries=$((n_queries + 1))
+  got=$(series "$q")
+  if [[ $got =~ ^[1-9][0-9]*$ ]]; then pass "README query: $q ($got series)"; else fail "README query: $q: $got"; fi
+done < <(awk '/^```promql$/ {on = 1; next} /^```$/ {on = 0} on' "$ROOT/README.md")
+[[ $n_queries -gt 0 ]] || fail "no promql block found in README.md"
 finish
