@@ -148,7 +148,9 @@ pub static METRICS: Metrics = Metrics::new();
 pub struct MethodIndex(u8);
 
 impl MethodIndex {
-    /// The index of `method` (`other` for methods davit does not serve).
+    /// The index of `method` (`other` for methods davit does not serve). Not inlined, so that
+    /// bench/instructions.sh can report what counting costs.
+    #[inline(never)]
     pub fn of(method: &http::Method) -> Self {
         let name = method.as_str();
         let last = METHODS.len() - 1;
@@ -177,7 +179,9 @@ impl Metrics {
         }
     }
 
-    /// A request is done: its response was sent whole (or abandoned) after `took`.
+    /// A request is done: its response was sent whole (or abandoned) after `took`. Not
+    /// inlined, so that bench/instructions.sh can report what counting costs.
+    #[inline(never)]
     pub fn request(&self, method: MethodIndex, status: u16, sent: u64, took: Duration) {
         let m = usize::from(method.0);
         let class = usize::from((status / 100).clamp(1, 5) - 1);

@@ -535,7 +535,9 @@ const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-
 
 /// The request's id: the `X-Request-Id` a proxy set (up to 128 characters of letters, digits
 /// and `-._:+/=@`), else a new one, unique in this process and unlikely to repeat across
-/// restarts (a random prefix and a counter).
+/// restarts (a random prefix and a counter). Not inlined, so that bench/instructions.sh can
+/// report what it costs.
+#[inline(never)]
 fn request_id(headers: &http::HeaderMap) -> http::HeaderValue {
     if let Some(v) = headers.get(X_REQUEST_ID) {
         let b = v.as_bytes();
