@@ -309,6 +309,9 @@ fn sighup_reloads_users_and_keeps_them_when_the_new_file_is_bad() {
     };
     assert_eq!(status("ann", "first"), 207);
     assert_eq!(status("bob", "second"), 401);
+    // A keep-alive connection opened before the reload, used across it.
+    let mut kept = KeepAlive::open(server.port);
+    assert_eq!(kept.propfind(&basic("ann", "first")), 207);
 
     users_config(&config, &[("ann", "changed"), ("bob", "second")]);
     hup(&server);
@@ -322,6 +325,7 @@ fn sighup_reloads_users_and_keeps_them_when_the_new_file_is_bad() {
     assert_eq!(status("ann", "first"), 401);
     assert_eq!(status("ann", "changed"), 207);
     assert_eq!(status("bob", "second"), 207);
+    assert_eq!(kept.propfind(&basic("bob", "second")), 207);
     // The access log names the user.
     let text = std::fs::read_to_string(&log).expect("log");
     assert!(
@@ -336,6 +340,71 @@ fn sighup_reloads_users_and_keeps_them_when_the_new_file_is_bad() {
     wait_until("the refusal", || count("reload refused") == 1);
     assert_eq!(status("ann", "changed"), 207);
     assert_eq!(status("bob", "second"), 207);
+}
+
+/// One HTTP/1.1 connection kept open across requests.
+struct KeepAlive {
+    stream: std::net::TcpStream,
+    port: u16,
+}
+
+impl KeepAlive {
+    fn open(port: u16) -> KeepAlive {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(common::IO_TIMEOUT))
+            .expect("timeout");
+        KeepAlive { stream, port }
+    }
+
+    /// A Depth 0 PROPFIND of the root; its status. The body is read by its Content-Length or
+    /// chunks, and the connection stays open.
+    fn propfind(&mut self, authorization: &str) -> u16 {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let request = format!(
+            "PROPFIND / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nDepth: 0\r\nAuthorization: {authorization}\r\nContent-Length: 0\r\n\r\n",
+            self.port
+        );
+        self.stream.write_all(request.as_bytes()).expect("send");
+        let mut reader = BufReader::new(&self.stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("status line");
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("status line {line:?}"));
+        let (mut length, mut chunked) = (0usize, false);
+        loop {
+            line.clear();
+            reader.read_line(&mut line).expect("header");
+            let l = line.trim_end().to_ascii_lowercase();
+            if l.is_empty() {
+                break;
+            }
+            if let Some(v) = l.strip_prefix("content-length:") {
+                length = v.trim().parse().expect("content-length");
+            }
+            chunked |= l == "transfer-encoding: chunked";
+        }
+        if chunked {
+            loop {
+                line.clear();
+                reader.read_line(&mut line).expect("chunk size");
+                let size = usize::from_str_radix(line.trim(), 16).expect("chunk size");
+                let mut chunk = vec![0; size + 2];
+                reader.read_exact(&mut chunk).expect("chunk");
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).expect("body");
+        }
+        assert!(reader.buffer().is_empty(), "more than one response");
+        status
+    }
 }
 
 #[test]
