@@ -510,11 +510,13 @@ where
         http::HeaderValue::from_static(concat!("davit/", env!("CARGO_PKG_VERSION"))),
     );
     let user = parts.extensions.remove::<crate::handler::AuthUser>();
-    let log = log.map(|(method, path)| AccessLog {
-        method,
-        path,
-        request_id: request_id.clone(),
-        user,
+    let log = log.map(|(method, path)| {
+        Box::new(AccessLog {
+            method,
+            path,
+            request_id: request_id.clone(),
+            user,
+        })
     });
     parts.headers.insert(X_REQUEST_ID, request_id);
     Response::from_parts(
@@ -534,9 +536,9 @@ where
 const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// The request's id: the `X-Request-Id` a proxy set (up to 128 characters of letters, digits
-/// and `-._:+/=@`), else a new one, unique in this process and unlikely to repeat across
-/// restarts (a random prefix and a counter). Not inlined, so that bench/instructions.sh can
-/// report what it costs.
+/// and `-._:+/=@`), else a new one, `PPPPPPPP-NNNNNNNNNNNNNNNN`: a random prefix per process
+/// and a counter, in hex; unique in the process and unlikely to repeat across restarts. Not
+/// inlined, so that bench/instructions.sh can report what it costs.
 #[inline(never)]
 fn request_id(headers: &http::HeaderMap) -> http::HeaderValue {
     if let Some(v) = headers.get(X_REQUEST_ID) {
@@ -547,7 +549,7 @@ fn request_id(headers: &http::HeaderMap) -> http::HeaderValue {
         }
     }
     static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static NEXT: AtomicU64 = AtomicU64::new(1);
     let prefix = *PREFIX.get_or_init(|| {
         let b = uuid::Uuid::new_v4().into_bytes();
         u32::from_le_bytes([b[0], b[1], b[2], b[3]])
@@ -580,7 +582,8 @@ struct Logged {
     start: Instant,
     method: MethodIndex,
     status: u16,
-    log: Option<AccessLog>,
+    /// Boxed: only when the access log is on, and the response's future stays small.
+    log: Option<Box<AccessLog>>,
     /// The request on the connection's idle clock: ends when the body is done.
     in_flight: InFlight,
 }
@@ -631,5 +634,32 @@ impl Drop for Logged {
                 duration_ms = (took.as_secs_f64() * 1e6).round() / 1e3,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_kept_when_usable_else_made_new() {
+        let counter = |id: &http::HeaderValue| {
+            let text = id.to_str().unwrap_or_default();
+            assert_eq!((text.len(), &text[8..9]), (25, "-"), "{text}");
+            u64::from_str_radix(&text[9..], 16).unwrap_or(u64::MAX)
+        };
+        let none = http::HeaderMap::new();
+        let (a, b) = (request_id(&none), request_id(&none));
+        assert_eq!(
+            a.as_bytes()[..8],
+            b.as_bytes()[..8],
+            "one prefix per process"
+        );
+        assert!(counter(&b) > counter(&a));
+        let mut h = http::HeaderMap::new();
+        h.insert(X_REQUEST_ID, http::HeaderValue::from_static("lb-7:abc"));
+        assert_eq!(request_id(&h), "lb-7:abc");
+        h.insert(X_REQUEST_ID, http::HeaderValue::from_static("a b"));
+        assert!(counter(&request_id(&h)) > counter(&b));
     }
 }

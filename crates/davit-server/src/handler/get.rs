@@ -71,6 +71,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let head = |status: StatusCode, body: Body| {
             let mut r = Response::new(body);
             *r.status_mut() = status;
+            // Room for these, the body's two, and the server's Server and X-Request-Id: no
+            // growing the map on the way out.
+            *r.headers_mut() = http::HeaderMap::with_capacity(8);
             let h = r.headers_mut();
             h.insert(header::ETAG, etag.clone());
             h.insert(header::LAST_MODIFIED, last_modified.clone());
