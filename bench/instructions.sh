@@ -91,7 +91,7 @@ measure() {
   sleep 0.5
   dump=$(ls -t "$RUN"/cg.*.* 2>/dev/null | head -n 1)
   total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
-  callgrind_annotate --inclusive=yes "$dump" >"$RUN/inclusive" 2>/dev/null || true
+  callgrind_annotate --inclusive=yes --threshold=100 "$dump" >"$RUN/inclusive" 2>/dev/null || true
   fallback=$(awk '/existing_via_canonical \[/ && !seen { gsub(",", "", $1); print $1; seen = 1 }' "$RUN/inclusive")
   # Counting for the metrics and the request id: their functions are kept out of line for this.
   metrics=$(awk '/(metrics::Metrics::request|metrics::MethodIndex::of|server::request_id) \[/ {
