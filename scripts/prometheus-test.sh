@@ -54,6 +54,7 @@ DAV=$(free_port)
 ADMIN=$(free_port)
 PROM=$(free_port)
 mkdir -p "$WORK/root" "$WORK/tsdb"
+launched=$(date +%s.%N)
 "$BIN" serve "$WORK/root" --listen "127.0.0.1:$DAV" --admin-listen "127.0.0.1:$ADMIN" \
   2>"$WORK/davit.log" &
 PIDS+=($!)
@@ -137,6 +138,12 @@ expect 'davit_http_request_duration_seconds_bucket{method="PUT",le="+Inf"}' 5
 expect 'davit_connections_accepted_total' 11
 expect "count(davit_build_info{version=\"$("$BIN" --version | cut -d' ' -f2)\"})" 1
 expect 'davit_locks_active' 0
+start=$(query 'process_start_time_seconds{job="davit"}')
+if python3 -c "import sys; sys.exit(0 if abs(float('$start') - float('$launched')) < 2 else 1)" 2>/dev/null; then
+  pass "process_start_time_seconds = $start, when davit was started ($launched)"
+else
+  fail "process_start_time_seconds = $start, davit was started at $launched"
+fi
 
 # Every query the README offers for dashboards and alerts evaluates and returns series.
 series() { # PROMQL — prints how many series the query returned, or "error"

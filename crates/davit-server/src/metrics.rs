@@ -284,12 +284,84 @@ pub struct BuildInfo {
     pub commit: String,
 }
 
+/// What the kernel says about this process (the `process_*` metrics every Prometheus client
+/// exports), read at scrape time from `/proc/self`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Process {
+    /// User and system CPU time, in seconds.
+    pub cpu_seconds: f64,
+    /// Resident and virtual memory, in bytes.
+    pub resident_bytes: u64,
+    pub virtual_bytes: u64,
+    /// Threads.
+    pub threads: u64,
+    /// Open file descriptors, and the most the process may open.
+    pub open_fds: u64,
+    pub max_fds: Option<u64>,
+    /// When the process started, in seconds since the Unix epoch.
+    pub start_time_seconds: f64,
+}
+
+impl Process {
+    /// Reads `/proc/self/stat`, `/proc/stat` (boot time) and `/proc/self/fd`; `None` where
+    /// there is no `/proc` (or not Linux's).
+    #[cfg(target_os = "linux")]
+    pub fn read() -> Option<Process> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        Process::parse(
+            &stat,
+            &std::fs::read_to_string("/proc/stat").ok()?,
+            rustix::param::clock_ticks_per_second(),
+            rustix::param::page_size() as u64,
+            std::fs::read_dir("/proc/self/fd").ok()?.count() as u64,
+            rustix::process::getrlimit(rustix::process::Resource::Nofile).current,
+        )
+    }
+
+    /// Not Linux: nothing to read.
+    #[cfg(not(target_os = "linux"))]
+    pub fn read() -> Option<Process> {
+        None
+    }
+
+    /// The figures from the text of `/proc/self/stat` and `/proc/stat` (proc(5)).
+    pub fn parse(
+        self_stat: &str,
+        stat: &str,
+        ticks: u64,
+        page: u64,
+        open_fds: u64,
+        max_fds: Option<u64>,
+    ) -> Option<Process> {
+        // The command name is in parentheses and may hold spaces: count fields after it.
+        let rest = &self_stat[self_stat.rfind(')')? + 1..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // proc(5) numbers fields from 1 with the pid; `rest` starts at field 3 (state).
+        let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+        let ticks = ticks.max(1) as f64;
+        let boot: u64 = stat
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse().ok())?;
+        Some(Process {
+            cpu_seconds: (field(14)? + field(15)?) as f64 / ticks,
+            threads: field(20)?,
+            start_time_seconds: boot as f64 + field(22)? as f64 / ticks,
+            virtual_bytes: field(23)?,
+            resident_bytes: field(24)? * page,
+            open_fds,
+            max_fds,
+        })
+    }
+}
+
 /// One scrape: the counters and the gauges read for it.
 #[derive(Debug)]
 struct Scrape {
     metrics: &'static Metrics,
     gauges: Gauges,
     build: BuildInfo,
+    process: Option<Process>,
 }
 
 /// The exposition of `metrics` and `gauges` in the OpenMetrics text format.
@@ -299,6 +371,7 @@ pub fn encode(metrics: &'static Metrics, gauges: Gauges, build: BuildInfo) -> St
         metrics,
         gauges,
         build,
+        process: Process::read(),
     }));
     let mut out = String::with_capacity(16 * 1024);
     // Writing into a String cannot fail.
@@ -479,6 +552,56 @@ impl Collector for Scrape {
                 }
             }
         }
+        if let Some(p) = &self.process {
+            encoder
+                .encode_descriptor(
+                    "process_cpu",
+                    "User and system CPU time spent.",
+                    Some(&Unit::Seconds),
+                    MetricType::Counter,
+                )?
+                .encode_counter(&p.cpu_seconds, NoExemplar::None)?;
+            let bytes = Some(&Unit::Bytes);
+            for (name, help, unit, value) in [
+                (
+                    "process_resident_memory",
+                    "Resident memory size.",
+                    bytes,
+                    p.resident_bytes as f64,
+                ),
+                (
+                    "process_virtual_memory",
+                    "Virtual memory size.",
+                    bytes,
+                    p.virtual_bytes as f64,
+                ),
+                (
+                    "process_open_fds",
+                    "Open file descriptors.",
+                    None,
+                    p.open_fds as f64,
+                ),
+                ("process_threads", "Threads.", None, p.threads as f64),
+                (
+                    "process_start_time",
+                    "Start time of the process since the Unix epoch.",
+                    Some(&Unit::Seconds),
+                    p.start_time_seconds,
+                ),
+            ] {
+                encoder
+                    .encode_descriptor(name, help, unit, MetricType::Gauge)?
+                    .encode_gauge(&value)?;
+            }
+            if let Some(max) = p.max_fds {
+                gauge(
+                    &mut encoder,
+                    "process_max_fds",
+                    "Most open file descriptors allowed.",
+                    max,
+                )?;
+            }
+        }
         let info = [
             ("version", self.build.version.as_str()),
             ("commit", self.build.commit.as_str()),
@@ -633,6 +756,37 @@ mod tests {
             &[("method", "GET")],
         );
         assert!((sum - 20.0033).abs() < 1e-9, "{sum}");
+    }
+
+    #[test]
+    fn process_figures_come_from_proc() {
+        // proc(5): a command name with a space and a parenthesis in it.
+        let self_stat = "4242 (davit (x) y) S 1 4242 4242 0 -1 4194560 1030 0 0 0 \
+                         250 130 0 0 20 0 9 0 1234500 805306368 2048 18446744073709551615";
+        let stat = "cpu  1 2 3\nbtime 1764748800\nprocesses 99\n";
+        let p = Process::parse(self_stat, stat, 100, 4096, 17, Some(65536));
+        assert_eq!(
+            p,
+            Some(Process {
+                cpu_seconds: 3.8,
+                resident_bytes: 2048 * 4096,
+                virtual_bytes: 805_306_368,
+                threads: 9,
+                open_fds: 17,
+                max_fds: Some(65536),
+                start_time_seconds: 1_764_748_800.0 + 12_345.0,
+            })
+        );
+        assert_eq!(Process::parse("garbage", stat, 100, 4096, 1, None), None);
+        // This process, on Linux: plausible figures.
+        #[cfg(target_os = "linux")]
+        {
+            let me = Process::read().unwrap_or_else(|| panic!("no /proc/self"));
+            assert!(
+                me.resident_bytes > 0 && me.threads >= 1 && me.open_fds >= 3,
+                "{me:?}"
+            );
+        }
     }
 
     #[test]
