@@ -13,11 +13,12 @@
 # 6. scripts/peers-client-test.sh (the davit client against Apache, nginx, rclone, dufs, WsgiDAV)
 # 7. scripts/tutorial-batch-test.sh (the 207 tutorials' batch examples: curl, PHP, Python requests)
 # 8. bench/run.sh --smoke      (the benchmark harness still runs)
-# 9. scripts/prometheus-test.sh (Debian's prometheus scrapes the admin listener; values read
+# 9. scripts/pg-test.sh       (a private PostgreSQL: the distributed backend's stores)
+# 10. scripts/prometheus-test.sh (Debian's prometheus scrapes the admin listener; values read
 #                               back through its query API)
-# 10. scripts/package-test.sh  (cargo-deb package: dpkg -i, systemd-analyze verify, litmus
+# 11. scripts/package-test.sh  (cargo-deb package: dpkg -i, systemd-analyze verify, litmus
 #                               basic against /usr/bin/davit with the packaged configuration)
-# 11. scripts/deny.sh          (cargo-deny: licences, bans, sources; advisories when reachable)
+# 12. scripts/deny.sh          (cargo-deny: licences, bans, sources; advisories when reachable)
 #
 # Stops at the first failing step. The last line of output is always the summary
 #     N passed, M failed
@@ -32,7 +33,7 @@ cd "$ROOT"
 PASSED=0
 FAILED=0
 STEP_NO=0
-STEPS=11
+STEPS=12
 LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/davit-test.XXXXXX")"
 trap 'rm -rf -- "$LOGDIR"' EXIT
 
@@ -200,7 +201,7 @@ else
 fi
 step_ok
 
-# ---------------------------------------------------------------- 9, 10. operations
+# ---------------------------------------------------------------- 9-11. real services
 run_counted() { # SCRIPT — runs it with the release binary, adds its "N passed, M failed"
   local rc=0 log="$LOGDIR/$(basename "$1").log"
   DAVIT_BIN="$ROOT/target/release/davit" bash "$ROOT/$1" 2>&1 | tee "$log" || rc=$?
@@ -214,6 +215,9 @@ run_counted() { # SCRIPT — runs it with the release binary, adds its "N passed
   [[ $rc == 0 ]] || step_failed "$n_fail"
   FAILED=$((FAILED + n_fail))
 }
+step "scripts/pg-test.sh (the distributed backend against a real PostgreSQL)"
+run_counted scripts/pg-test.sh
+step_ok
 step "scripts/prometheus-test.sh (a real Prometheus scrapes the admin listener)"
 run_counted scripts/prometheus-test.sh
 step_ok
@@ -221,7 +225,7 @@ step "scripts/package-test.sh (the Debian package, installed and run)"
 run_counted scripts/package-test.sh
 step_ok
 
-# ---------------------------------------------------------------- 11. dependency policy
+# ---------------------------------------------------------------- 12. dependency policy
 step "scripts/deny.sh (cargo-deny: licences, bans, sources; advisories when reachable)"
 bash "$ROOT/scripts/deny.sh" || step_failed
 step_ok

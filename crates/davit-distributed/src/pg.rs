@@ -1,0 +1,134 @@
+//! The PostgreSQL connection pool, its settings (the `[store]` table) and the schema.
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use serde::Deserialize;
+use std::time::Duration;
+use tokio_postgres::NoTls;
+
+/// How to reach PostgreSQL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgConfig {
+    /// A libpq connection URL or key/value string (`postgres://user:pass@host:5432/db`,
+    /// `host=/run/postgresql dbname=davit`).
+    pub url: String,
+    /// Most connections this instance opens.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// Seconds to wait for a connection (opening one, or a free one from the pool) before a
+    /// request fails with 503.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_pool_size() -> usize {
+    16
+}
+fn default_timeout() -> u64 {
+    5
+}
+
+/// PostgreSQL failed or could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// The settings do not make sense.
+    #[error("store.url: {0}")]
+    Config(String),
+    /// No connection could be had in time.
+    #[error("PostgreSQL is unavailable: {0}")]
+    Unavailable(String),
+    /// A statement failed.
+    #[error("PostgreSQL: {0}")]
+    Query(#[from] tokio_postgres::Error),
+}
+
+impl From<PgError> for davit_server::props::StoreError {
+    fn from(e: PgError) -> Self {
+        davit_server::props::StoreError(e.to_string())
+    }
+}
+
+/// A pool of connections to the shared database.
+#[derive(Clone)]
+pub struct Pg {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Pg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pg")
+            .field("status", &self.pool.status())
+            .finish()
+    }
+}
+
+/// Serialises schema changes of instances starting together (an advisory lock key: "davit"
+/// in ASCII).
+const SCHEMA_LOCK: i64 = 0x0064_6176_6974;
+
+/// The schema, created when missing. Every statement is idempotent.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS davit_locks (
+    token text PRIMARY KEY,
+    root text NOT NULL,
+    exclusive boolean NOT NULL,
+    infinite boolean NOT NULL,
+    owner text,
+    timeout_secs bigint,
+    expires timestamptz,
+    principal text
+);
+CREATE INDEX IF NOT EXISTS davit_locks_root ON davit_locks (root text_pattern_ops);
+";
+
+impl Pg {
+    /// Opens the pool, checks that the server answers within the time-out, and creates the
+    /// schema where it is missing.
+    pub async fn connect(config: &PgConfig) -> Result<Pg, PgError> {
+        let mut pg: tokio_postgres::Config = config
+            .url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| PgError::Config(e.to_string()))?;
+        let timeout = Duration::from_secs(config.timeout_secs.max(1));
+        pg.connect_timeout(timeout);
+        if pg.get_application_name().is_none() {
+            pg.application_name("davit");
+        }
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .build()
+            .map_err(|e| PgError::Config(e.to_string()))?;
+        let pg = Pg { pool };
+        pg.migrate().await?;
+        Ok(pg)
+    }
+
+    /// A connection from the pool.
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, PgError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| PgError::Unavailable(e.to_string()))
+    }
+
+    async fn migrate(&self) -> Result<(), PgError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+            .await?;
+        tx.batch_execute(SCHEMA).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
