@@ -33,7 +33,7 @@ impl PgLockStore {
 fn lock_of(row: &Row) -> Result<Lock, StoreError> {
     let root: String = row.get(1);
     let root = DavPath::parse(&root)
-        .map_err(|_| StoreError(format!("a stored lock root is not a path: {root:?}")))?;
+        .map_err(|_| StoreError::Failed(format!("a stored lock root is not a path: {root:?}")))?;
     let timeout: Option<i64> = row.get(5);
     Ok(Lock {
         token: row.get(0),

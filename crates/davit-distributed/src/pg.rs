@@ -44,7 +44,18 @@ pub enum PgError {
 
 impl From<PgError> for davit_server::props::StoreError {
     fn from(e: PgError) -> Self {
-        davit_server::props::StoreError(e.to_string())
+        use davit_server::props::StoreError;
+        match &e {
+            PgError::Unavailable(_) => StoreError::Unavailable(e.to_string()),
+            // The connection broke mid-statement (the server went away): as unavailable.
+            PgError::Query(q)
+                if q.is_closed()
+                    || std::error::Error::source(q).is_some_and(|s| s.is::<std::io::Error>()) =>
+            {
+                StoreError::Unavailable(e.to_string())
+            }
+            _ => StoreError::Failed(e.to_string()),
+        }
     }
 }
 

@@ -69,9 +69,12 @@ pub enum DavError {
     /// A storage failure; its kind decides the status.
     #[error(transparent)]
     Io(#[from] io::Error),
-    /// The propery store failed.
+    /// A metadata store (properties, locks, change log) failed.
     #[error("property store: {0}")]
     Store(String),
+    /// A store the request needs could not be reached (503, `Retry-After`).
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl DavError {
@@ -105,6 +108,7 @@ impl DavError {
             DavError::Condition { status, .. } => *status,
             DavError::Io(e) => io_status(e),
             DavError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            DavError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -119,6 +123,7 @@ impl DavError {
                 builder = builder.header(header::WWW_AUTHENTICATE, challenge.as_str())
             }
             DavError::TooManyRequests => builder = builder.header(header::RETRY_AFTER, "60"),
+            DavError::Unavailable(_) => builder = builder.header(header::RETRY_AFTER, "5"),
             _ => {}
         }
         if status.is_server_error() {
@@ -126,7 +131,8 @@ impl DavError {
         }
         match &self {
             DavError::Io(e) => crate::metrics::METRICS.storage_error(e),
-            DavError::Store(_) => crate::metrics::METRICS.metadata_error(),
+            DavError::Store(_) => crate::metrics::METRICS.metadata_error(false),
+            DavError::Unavailable(_) => crate::metrics::METRICS.metadata_error(true),
             _ => {}
         }
         let (ctype, text) = match &self {
@@ -213,7 +219,10 @@ pub type DavResult<T> = Result<T, DavError>;
 
 impl From<crate::props::StoreError> for DavError {
     fn from(e: crate::props::StoreError) -> Self {
-        DavError::Store(e.0)
+        match e {
+            crate::props::StoreError::Failed(m) => DavError::Store(m),
+            crate::props::StoreError::Unavailable(m) => DavError::Unavailable(m),
+        }
     }
 }
 

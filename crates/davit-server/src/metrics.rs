@@ -250,9 +250,15 @@ impl Metrics {
         self.batch_waiting.load(Relaxed)
     }
 
-    /// A failure of the metadata store (dead properties, locks, change log).
-    pub fn metadata_error(&self) {
-        self.errors[Backend::Metadata as usize][ERROR_KINDS.len() - 1].fetch_add(1, Relaxed);
+    /// A failure of the metadata store (dead properties, locks, change log); `unavailable`
+    /// when it could not be reached.
+    pub fn metadata_error(&self, unavailable: bool) {
+        let kind = if unavailable {
+            3
+        } else {
+            ERROR_KINDS.len() - 1
+        };
+        self.errors[Backend::Metadata as usize][kind].fetch_add(1, Relaxed);
     }
 }
 
@@ -669,7 +675,8 @@ mod tests {
         M.received(42);
         M.storage_error(&io::ErrorKind::StorageFull.into());
         M.storage_error(&io::ErrorKind::NotFound.into());
-        M.metadata_error();
+        M.metadata_error(false);
+        M.metadata_error(true);
         M.auth_failure();
         M.refused(Refusal::Limit);
 
@@ -709,6 +716,7 @@ mod tests {
         assert_eq!(errors("storage", "no_space"), 1.0);
         assert_eq!(errors("storage", "other"), 0.0);
         assert_eq!(errors("metadata", "other"), 1.0);
+        assert_eq!(errors("metadata", "unavailable"), 1.0);
         assert_eq!(
             value(
                 &s,

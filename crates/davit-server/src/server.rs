@@ -55,14 +55,14 @@ impl Server {
         // Two files: an atomic batch holds the property store's write lock for its whole run,
         // and lock changes must not wait for it.
         let props = SqlitePropStore::open(&state.join("props.sqlite3"))
-            .map_err(|e| io::Error::other(e.0))?;
+            .map_err(|e| io::Error::other(e.to_string()))?;
         let locks = EmbeddedLockStore::open(&state.join("locks.sqlite3"))
-            .map_err(|e| io::Error::other(e.0))?;
+            .map_err(|e| io::Error::other(e.to_string()))?;
         let changes = crate::changes::SqliteChangeLog::open(
             &state.join("changes.sqlite3"),
             config.sync_max_tombstones,
         )
-        .map_err(|e| io::Error::other(e.0))?;
+        .map_err(|e| io::Error::other(e.to_string()))?;
         Ok(Dav::new(storage, props, locks, config)
             .with_journal(state.join("journal"))
             .with_change_log(std::sync::Arc::new(changes)))

@@ -41,7 +41,7 @@ struct Counters {
 }
 
 fn err(e: rusqlite::Error) -> StoreError {
-    StoreError(e.to_string())
+    StoreError::Failed(e.to_string())
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -142,12 +142,12 @@ impl SqliteChangeLog {
         tokio::task::spawn_blocking(move || {
             let mut guard = conn
                 .lock()
-                .map_err(|_| StoreError("change log lock poisoned".into()))?;
+                .map_err(|_| StoreError::Failed("change log lock poisoned".into()))?;
             apply_queued(&mut guard, &queue, max);
             f(&mut guard)
         })
         .await
-        .map_err(|e| StoreError(format!("change log task failed: {e}")))?
+        .map_err(|e| StoreError::Failed(format!("change log task failed: {e}")))?
     }
 }
 
@@ -278,7 +278,7 @@ fn apply_queued(c: &mut Connection, queue: &Mutex<Vec<Noted>>, max: u64) {
         return;
     }
     if let Err(e) = apply_notes(c, &notes, max) {
-        tracing::warn!(error = %e.0, "cannot record changes for sync");
+        tracing::warn!(error = %e, "cannot record changes for sync");
     }
 }
 
@@ -427,7 +427,7 @@ impl ChangeLog for SqliteChangeLog {
         match self.queue.lock() {
             Ok(mut q) => q.extend(notes),
             Err(_) => {
-                return futures_util::future::ready(Err(StoreError(
+                return futures_util::future::ready(Err(StoreError::Failed(
                     "change log queue poisoned".into(),
                 )))
                 .boxed()

@@ -185,11 +185,11 @@ where
         self.props
             .check()
             .await
-            .map_err(|e| format!("property store: {}", e.0))?;
+            .map_err(|e| format!("property store: {e}"))?;
         self.locks
             .under(&root)
             .await
-            .map_err(|e| format!("lock store: {}", e.0))?;
+            .map_err(|e| format!("lock store: {e}"))?;
         Ok(())
     }
 
@@ -280,7 +280,7 @@ where
                 .props
                 .was_committed(&id)
                 .await
-                .map_err(|e| std::io::Error::other(e.0))?;
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
             if committed {
                 crate::journal::drop_stashes(&self.storage, &entries).await;
                 self.release_recorded_locks(&entries).await;
@@ -291,7 +291,7 @@ where
             self.props
                 .forget_batch(&id)
                 .await
-                .map_err(|e| std::io::Error::other(e.0))?;
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
             tracing::warn!(batch = %id, committed, "settled an interrupted atomic batch");
         }
         Ok(())
@@ -302,7 +302,7 @@ where
         for undo in entries {
             if let crate::journal::Undo::Unlock(token) = undo {
                 if let Err(e) = self.locks.release(token).await {
-                    tracing::warn!(%token, error = %e.0, "could not release a lock");
+                    tracing::warn!(%token, error = %e, "could not release a lock");
                 }
             }
         }

@@ -490,7 +490,10 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(error = %e, "property store failed during PROPFIND");
-                    let _ = self.tx.send(Err(std::io::Error::other(e.0))).await;
+                    let _ = self
+                        .tx
+                        .send(Err(std::io::Error::other(e.to_string())))
+                        .await;
                     return Err(Gone);
                 }
             }
@@ -521,7 +524,10 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
                 match self.dav.locks.covering(path).await {
                     Ok(l) => l,
                     Err(e) => {
-                        let _ = self.tx.send(Err(std::io::Error::other(e.0))).await;
+                        let _ = self
+                            .tx
+                            .send(Err(std::io::Error::other(e.to_string())))
+                            .await;
                         return Err(Gone);
                     }
                 }

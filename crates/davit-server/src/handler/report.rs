@@ -196,7 +196,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
     pub(crate) async fn note_changes(&self, notes: Vec<changes::Noted>) {
         if let Some(log) = &self.changes {
             if let Err(e) = log.record(notes).await {
-                tracing::warn!(error = %e.0, "cannot record a change for sync");
+                tracing::warn!(error = %e, "cannot record a change for sync");
             }
         }
     }
@@ -228,7 +228,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         match log.current().await {
             Ok(seq) => Some(changes::format_token(log.store_id(), seq)),
             Err(e) => {
-                tracing::warn!(error = %e.0, "cannot read the sync token");
+                tracing::warn!(error = %e, "cannot read the sync token");
                 None
             }
         }

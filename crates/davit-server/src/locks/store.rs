@@ -37,7 +37,7 @@ struct Index {
 
 impl From<std::sync::PoisonError<std::sync::MutexGuard<'_, Index>>> for StoreError {
     fn from(_: std::sync::PoisonError<std::sync::MutexGuard<'_, Index>>) -> Self {
-        StoreError("lock store poisoned".into())
+        StoreError::Failed("lock store poisoned".into())
     }
 }
 

@@ -27,10 +27,17 @@ pub enum PropOp {
     Remove(QName),
 }
 
-/// The property store failed; the request answers 500.
+/// A metadata store (properties, locks, the change log) failed.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// It answered with a failure: the request answers 500.
+    #[error("{0}")]
+    Failed(String),
+    /// It could not be reached in time (a database gone away): the request answers 503 with
+    /// `Retry-After`, and nothing was changed by it.
+    #[error("{0}")]
+    Unavailable(String),
+}
 
 /// How far a tree copy reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

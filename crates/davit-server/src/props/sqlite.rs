@@ -22,7 +22,7 @@ pub struct SqlitePropStore {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError(e.to_string())
+        StoreError::Failed(e.to_string())
     }
 }
 
@@ -74,11 +74,11 @@ impl SqlitePropStore {
         tokio::task::spawn_blocking(move || {
             let mut guard = conn
                 .lock()
-                .map_err(|_| StoreError("property store lock poisoned".into()))?;
+                .map_err(|_| StoreError::Failed("property store lock poisoned".into()))?;
             f(&mut guard)
         })
         .await
-        .map_err(|e| StoreError(format!("property store task failed: {e}")))?
+        .map_err(|e| StoreError::Failed(format!("property store task failed: {e}")))?
     }
 
     /// True when any path in the store has properties (lets listings skip lookups entirely).
@@ -109,7 +109,7 @@ impl PropStore for SqlitePropStore {
             Ok::<_, StoreError>(conn)
         })
         .await
-        .map_err(|e| StoreError(format!("property store task failed: {e}")))??;
+        .map_err(|e| StoreError::Failed(format!("property store task failed: {e}")))??;
         Ok(SqlitePropStore {
             conn: Arc::new(Mutex::new(conn)),
             file: self.file.clone(),
