@@ -13,7 +13,9 @@
 # 6. scripts/peers-client-test.sh (the davit client against Apache, nginx, rclone, dufs, WsgiDAV)
 # 7. scripts/tutorial-batch-test.sh (the 207 tutorials' batch examples: curl, PHP, Python requests)
 # 8. bench/run.sh --smoke      (the benchmark harness still runs)
-# 9. scripts/pg-test.sh       (a private PostgreSQL: the distributed backend's stores)
+# 9. scripts/distributed-test.sh (the distributed backend against a private PostgreSQL and a
+#                               single-node Garage S3 server; Garage is built in the background
+#                               from step 1 when missing)
 # 10. scripts/prometheus-test.sh (Debian's prometheus scrapes the admin listener; values read
 #                               back through its query API)
 # 11. scripts/package-test.sh  (cargo-deb package: dpkg -i, systemd-analyze verify, litmus
@@ -109,6 +111,13 @@ for comp in rustfmt clippy; do
   fi
 done
 cargo --version
+# Garage (the S3 server of the distributed backend's tests) takes long to build: start it now,
+# in the background, when it is missing; step 9 waits for it.
+if ! command -v garage >/dev/null && [[ ! -x $HOME/.cargo/bin/garage ]]; then
+  echo "building Garage in the background (scripts/garage.sh install)"
+  bash "$ROOT/scripts/garage.sh" install >"$LOGDIR/garage-install.log" 2>&1 &
+  GARAGE_INSTALL_PID=$!
+fi
 step_ok
 
 # ---------------------------------------------------------------- 2. fmt
@@ -215,8 +224,12 @@ run_counted() { # SCRIPT — runs it with the release binary, adds its "N passed
   [[ $rc == 0 ]] || step_failed "$n_fail"
   FAILED=$((FAILED + n_fail))
 }
-step "scripts/pg-test.sh (the distributed backend against a real PostgreSQL)"
-run_counted scripts/pg-test.sh
+step "scripts/distributed-test.sh (the distributed backend against PostgreSQL and Garage)"
+if [[ -n ${GARAGE_INSTALL_PID:-} ]]; then
+  echo "waiting for the Garage build started in step 1 (log: $LOGDIR/garage-install.log)"
+  wait "$GARAGE_INSTALL_PID" || { tail -n 30 "$LOGDIR/garage-install.log" >&2; step_failed; }
+fi
+run_counted scripts/distributed-test.sh
 step_ok
 step "scripts/prometheus-test.sh (a real Prometheus scrapes the admin listener)"
 run_counted scripts/prometheus-test.sh

@@ -5,8 +5,10 @@
 //! grants are atomic across instances and expire on PostgreSQL's clock, so a lock lapses on
 //! time even when the instance that granted it is gone.
 
+pub mod blobs;
 pub mod locks;
 pub mod pg;
 
+pub use blobs::{BlobConfig, BlobError, Blobs};
 pub use locks::PgLockStore;
 pub use pg::{Pg, PgConfig, PgError};

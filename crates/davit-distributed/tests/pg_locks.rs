@@ -1,5 +1,5 @@
 //! The PostgreSQL lock store against a real server, as two instances sharing one database.
-//! Run by scripts/pg-test.sh (which starts PostgreSQL); plain `cargo test` skips them.
+//! Run by scripts/distributed-test.sh (which starts PostgreSQL); plain `cargo test` skips them.
 
 mod common;
 
@@ -52,7 +52,7 @@ fn tokens(locks: Vec<Lock>) -> Vec<String> {
 }
 
 #[tokio::test]
-#[ignore = "needs PostgreSQL: scripts/pg-test.sh"]
+#[ignore = "needs PostgreSQL: scripts/distributed-test.sh"]
 async fn conflicts_coverage_and_release_are_shared_by_instances() {
     let url = common::fresh_database().await;
     let a = PgLockStore::new(common::instance(&url).await);
@@ -152,7 +152,7 @@ async fn conflicts_coverage_and_release_are_shared_by_instances() {
 }
 
 #[tokio::test]
-#[ignore = "needs PostgreSQL: scripts/pg-test.sh"]
+#[ignore = "needs PostgreSQL: scripts/distributed-test.sh"]
 async fn locks_lapse_on_time_without_their_instance() {
     let url = common::fresh_database().await;
     let granting = PgLockStore::new(common::instance(&url).await);
@@ -183,7 +183,7 @@ async fn locks_lapse_on_time_without_their_instance() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs PostgreSQL: scripts/pg-test.sh"]
+#[ignore = "needs PostgreSQL: scripts/distributed-test.sh"]
 async fn of_many_racing_instances_exactly_one_exclusive_lock_wins() {
     let url = common::fresh_database().await;
     let mut stores = Vec::new();

@@ -1,7 +1,7 @@
 //! When PostgreSQL goes away, requests that need it answer 503 with Retry-After within the
 //! time-out, change nothing, and work again once it is back, without a restart. The database
 //! is reached through a proxy the test can cut (refusing, or silently swallowing, connections).
-//! Run by scripts/pg-test.sh; plain `cargo test` skips them.
+//! Run by scripts/distributed-test.sh; plain `cargo test` skips them.
 
 mod common;
 
@@ -129,7 +129,7 @@ async fn send(
 const LOCKINFO: &str = r#"<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
 
 #[tokio::test]
-#[ignore = "needs PostgreSQL: scripts/pg-test.sh"]
+#[ignore = "needs PostgreSQL: scripts/distributed-test.sh"]
 async fn requests_answer_503_while_postgresql_is_away_and_recover_after() {
     let url = common::fresh_database().await;
     let proxy = Proxy::start(port_of(&url)).await;

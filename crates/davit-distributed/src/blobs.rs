@@ -1,0 +1,301 @@
+//! Content in S3-compatible object storage (AWS S3, Ceph RGW, MinIO, Garage), through the
+//! object_store crate: the `[blobs]` settings, streamed writes (one PUT below the part size,
+//! multipart above it, so memory stays at a few parts whatever the size), ranged reads,
+//! server-side copies, deletes and listings (for the garbage sweep).
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{BoxStream, StreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path;
+use object_store::{
+    ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    WriteMultipart,
+};
+use serde::Deserialize;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The `[blobs]` table: where content goes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobConfig {
+    /// The S3 endpoint, `https://s3.example.org` (for AWS: `https://s3.<region>.amazonaws.com`).
+    pub endpoint: String,
+    /// The region the endpoint signs for (Garage: `garage`).
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// The bucket (it must exist).
+    pub bucket: String,
+    /// `https://endpoint/bucket/key` (true, what MinIO, Garage and Ceph serve by default)
+    /// rather than `https://bucket.endpoint/key`.
+    #[serde(default = "yes")]
+    pub path_style: bool,
+    /// Bytes per part of a multipart upload, at least 5 MiB; smaller bodies take one PUT.
+    #[serde(default = "default_part_size")]
+    pub part_size: usize,
+    /// Credentials; when absent, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Seconds an object-store request may take before it fails (503 to the client).
+    #[serde(default = "default_blob_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_part_size() -> usize {
+    8 << 20
+}
+fn default_blob_timeout() -> u64 {
+    30
+}
+
+/// The smallest part S3 accepts (but for the last).
+const MIN_PART: usize = 5 << 20;
+/// Parts uploaded at once per upload.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// The object store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// No such object.
+    #[error("no such object")]
+    NotFound,
+    /// The settings do not make sense.
+    #[error("blobs: {0}")]
+    Config(String),
+    /// It could not be reached, or did not answer in time.
+    #[error("the object store is unavailable: {0}")]
+    Unavailable(String),
+    /// It answered with a failure.
+    #[error("object store: {0}")]
+    Failed(String),
+}
+
+impl From<object_store::Error> for BlobError {
+    fn from(e: object_store::Error) -> Self {
+        match e {
+            object_store::Error::NotFound { .. } => BlobError::NotFound,
+            other => {
+                // Connection failures and time-outs come as generic errors whose chain ends in
+                // the HTTP client's error; the words are all that says which.
+                let text = format!("{other}");
+                let chain = std::iter::successors(
+                    Some(&other as &(dyn std::error::Error + 'static)),
+                    |e| e.source(),
+                )
+                .map(|e| e.to_string().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+                .join(": ");
+                let unreachable = ["connect", "timed out", "timeout", "connection"]
+                    .iter()
+                    .any(|w| chain.contains(w));
+                if unreachable {
+                    BlobError::Unavailable(text)
+                } else {
+                    BlobError::Failed(text)
+                }
+            }
+        }
+    }
+}
+
+impl From<BlobError> for std::io::Error {
+    fn from(e: BlobError) -> Self {
+        let kind = match &e {
+            BlobError::NotFound => std::io::ErrorKind::NotFound,
+            BlobError::Unavailable(_) => std::io::ErrorKind::TimedOut,
+            BlobError::Config(_) | BlobError::Failed(_) => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
+/// A bucket of content objects.
+#[derive(Debug, Clone)]
+pub struct Blobs {
+    store: Arc<AmazonS3>,
+    part_size: usize,
+}
+
+/// An object's key and size, from a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub key: String,
+    pub size: u64,
+}
+
+impl Blobs {
+    /// Connects and checks that the bucket answers (a listing of one key).
+    pub async fn connect(config: &BlobConfig) -> Result<Blobs, BlobError> {
+        if config.part_size < MIN_PART {
+            return Err(BlobError::Config(format!(
+                "blobs.part_size: {} is below S3's minimum of {MIN_PART}",
+                config.part_size
+            )));
+        }
+        let timeout = Duration::from_secs(config.timeout_secs.max(1));
+        let mut builder = AmazonS3Builder::from_env()
+            .with_endpoint(&config.endpoint)
+            .with_region(&config.region)
+            .with_bucket_name(&config.bucket)
+            .with_virtual_hosted_style_request(!config.path_style)
+            .with_client_options(
+                ClientOptions::new()
+                    .with_allow_http(config.endpoint.starts_with("http://"))
+                    .with_timeout(timeout)
+                    .with_connect_timeout(timeout.min(Duration::from_secs(5))),
+            )
+            // A request fails within the time-out rather than retrying past it.
+            .with_retry(RetryConfig {
+                max_retries: 2,
+                retry_timeout: timeout,
+                ..RetryConfig::default()
+            });
+        if let Some(id) = &config.access_key_id {
+            builder = builder.with_access_key_id(id);
+        }
+        if let Some(secret) = &config.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        let store = builder
+            .build()
+            .map_err(|e| BlobError::Config(e.to_string()))?;
+        let blobs = Blobs {
+            store: Arc::new(store),
+            part_size: config.part_size,
+        };
+        let probe = Path::from("davit-probe");
+        let _ = blobs
+            .store
+            .list_with_delimiter(Some(&probe))
+            .await
+            .map_err(BlobError::from)?;
+        Ok(blobs)
+    }
+
+    /// A writer for a new object at `key`; nothing is visible there until
+    /// [`BlobWriter::finish`].
+    pub fn writer(&self, key: &str) -> BlobWriter {
+        BlobWriter {
+            store: self.store.clone(),
+            key: Path::from(key),
+            part_size: self.part_size,
+            pending: BytesMut::new(),
+            multipart: None,
+            written: 0,
+        }
+    }
+
+    /// The object at `key` (a byte range of it), as it streams in.
+    pub async fn read(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<BoxStream<'static, Result<Bytes, BlobError>>, BlobError> {
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..GetOptions::default()
+        };
+        let got = self.store.get_opts(&Path::from(key), options).await?;
+        Ok(got
+            .into_stream()
+            .map(|r| r.map_err(BlobError::from))
+            .boxed())
+    }
+
+    /// A server-side copy (no bytes pass through davit).
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), BlobError> {
+        Ok(self.store.copy(&Path::from(from), &Path::from(to)).await?)
+    }
+
+    /// Removes the object (absent is fine).
+    pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        match self.store.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every object under `prefix`.
+    pub fn list(&self, prefix: &str) -> BoxStream<'static, Result<BlobInfo, BlobError>> {
+        self.store
+            .list(Some(&Path::from(prefix)))
+            .map(|r| {
+                r.map(|m| BlobInfo {
+                    key: m.location.to_string(),
+                    size: m.size,
+                })
+                .map_err(BlobError::from)
+            })
+            .boxed()
+    }
+}
+
+/// A new object being written: the first part is held until it is full, then the upload
+/// becomes multipart with at most two parts in flight.
+pub struct BlobWriter {
+    store: Arc<AmazonS3>,
+    key: Path,
+    part_size: usize,
+    pending: BytesMut,
+    multipart: Option<WriteMultipart>,
+    written: u64,
+}
+
+impl std::fmt::Debug for BlobWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobWriter")
+            .field("key", &self.key)
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlobWriter {
+    /// Appends `data`, waiting while two parts are still uploading.
+    pub async fn write(&mut self, data: Bytes) -> Result<(), BlobError> {
+        self.written += data.len() as u64;
+        if let Some(upload) = &mut self.multipart {
+            upload.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+            upload.put(data);
+            return Ok(());
+        }
+        self.pending.extend_from_slice(&data);
+        if self.pending.len() >= self.part_size {
+            let upload = self.store.put_multipart(&self.key).await?;
+            let mut upload = WriteMultipart::new_with_chunk_size(upload, self.part_size);
+            upload.put(std::mem::take(&mut self.pending).freeze());
+            self.multipart = Some(upload);
+        }
+        Ok(())
+    }
+
+    /// Makes the object visible, whole; returns its size.
+    pub async fn finish(self) -> Result<u64, BlobError> {
+        match self.multipart {
+            Some(upload) => {
+                upload.finish().await?;
+            }
+            None => {
+                self.store
+                    .put(&self.key, PutPayload::from(self.pending.freeze()))
+                    .await?;
+            }
+        }
+        Ok(self.written)
+    }
+
+    /// Drops what was written (the parts already uploaded are discarded by the store).
+    pub async fn abort(self) -> Result<(), BlobError> {
+        if let Some(upload) = self.multipart {
+            upload.abort().await?;
+        }
+        Ok(())
+    }
+}
