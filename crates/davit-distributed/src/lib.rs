@@ -7,8 +7,10 @@
 
 pub mod blobs;
 pub mod locks;
+pub mod namespace;
 pub mod pg;
 
 pub use blobs::{BlobConfig, BlobError, Blobs};
 pub use locks::PgLockStore;
+pub use namespace::Namespace;
 pub use pg::{Pg, PgConfig, PgError};

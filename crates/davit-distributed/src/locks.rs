@@ -3,6 +3,7 @@
 //! expiry is decided by PostgreSQL's clock, so all instances agree on it and a lock lapses on
 //! time whoever granted it.
 
+use crate::namespace::below;
 use crate::pg::{Pg, PgError};
 use davit_proto::href::DavPath;
 use davit_proto::xml::LockScope;
@@ -68,22 +69,6 @@ fn ancestors(path: &DavPath) -> Vec<String> {
         p = a.parent();
     }
     out
-}
-
-/// A LIKE pattern for everything strictly below `path`.
-fn below(path: &DavPath) -> String {
-    let mut pattern = String::with_capacity(path.as_str().len() + 2);
-    for c in path.as_str().chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    if !path.is_root() {
-        pattern.push('/');
-    }
-    pattern.push('%');
-    pattern
 }
 
 fn secs(timeout: Option<Duration>) -> Option<i64> {

@@ -90,6 +90,25 @@ CREATE TABLE IF NOT EXISTS davit_locks (
     principal text
 );
 CREATE INDEX IF NOT EXISTS davit_locks_root ON davit_locks (root text_pattern_ops);
+
+CREATE SEQUENCE IF NOT EXISTS davit_versions;
+CREATE TABLE IF NOT EXISTS davit_resources (
+    id uuid PRIMARY KEY,
+    parent uuid REFERENCES davit_resources (id),
+    name text NOT NULL,
+    path text NOT NULL UNIQUE,
+    collection boolean NOT NULL,
+    size bigint NOT NULL DEFAULT 0,
+    version bigint NOT NULL DEFAULT nextval('davit_versions'),
+    blob text,
+    created timestamptz NOT NULL DEFAULT clock_timestamp(),
+    modified timestamptz NOT NULL DEFAULT clock_timestamp(),
+    UNIQUE (parent, name)
+);
+CREATE INDEX IF NOT EXISTS davit_resources_path ON davit_resources (path text_pattern_ops);
+INSERT INTO davit_resources (id, parent, name, path, collection)
+    SELECT gen_random_uuid(), NULL, '', '/', true
+    WHERE NOT EXISTS (SELECT 1 FROM davit_resources WHERE path = '/');
 ";
 
 impl Pg {

@@ -1,0 +1,346 @@
+//! The namespace in PostgreSQL: one row per resource (collections too), with its stable id,
+//! parent, name, full path, size, version and content object. Paths are looked up with one
+//! indexed query; a MOVE of a tree is one transaction that rewrites its rows' paths, and no
+//! content object is touched, because objects are keyed by resource id and version.
+//!
+//! This is the namespace half of the backend's `Storage` (issue 16, in progress): content
+//! objects are written by [`crate::Blobs`] before [`Namespace::commit_file`] points a row at
+//! them.
+
+use crate::pg::{Pg, PgError};
+use davit_proto::href::DavPath;
+use davit_server::storage::{Entry, Identity, Kind, Meta};
+use std::io;
+use std::time::SystemTime;
+use tokio_postgres::Row;
+
+/// One resource's row.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    /// Its `DAV:resource-id`.
+    pub id: uuid::Uuid,
+    /// What handlers see.
+    pub meta: Meta,
+    /// The object holding a file's content (none for collections and empty files).
+    pub blob: Option<String>,
+}
+
+const COLUMNS: &str = "id, name, collection, size, version, blob, created, modified";
+
+fn io_error(e: PgError) -> io::Error {
+    let kind = match &e {
+        PgError::Unavailable(_) => io::ErrorKind::TimedOut,
+        PgError::Query(q) if q.is_closed() => io::ErrorKind::TimedOut,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, e)
+}
+
+fn pg(e: tokio_postgres::Error) -> io::Error {
+    io_error(PgError::Query(e))
+}
+
+fn resource(row: &Row) -> Resource {
+    let id: uuid::Uuid = row.get(0);
+    let collection: bool = row.get(2);
+    let size: i64 = row.get(3);
+    let version: i64 = row.get(4);
+    let created: SystemTime = row.get(6);
+    let modified: SystemTime = row.get(7);
+    Resource {
+        id,
+        meta: Meta {
+            kind: if collection { Kind::Dir } else { Kind::File },
+            len: u64::try_from(size).unwrap_or(0),
+            modified,
+            created: Some(created),
+            // The version comes from one sequence: different after every write, the same on
+            // every instance.
+            etag: format!("\"{}-{version:x}\"", &id.simple().to_string()[..8]),
+            identity: Identity {
+                node: id.as_u128(),
+                born: 0,
+            },
+        },
+        blob: row.get(5),
+    }
+}
+
+/// A LIKE pattern for everything strictly below `path`.
+pub(crate) fn below(path: &DavPath) -> String {
+    let mut pattern = String::with_capacity(path.as_str().len() + 2);
+    for c in path.as_str().chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    if !path.is_root() {
+        pattern.push('/');
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The namespace of a store.
+#[derive(Debug, Clone)]
+pub struct Namespace {
+    pg: Pg,
+}
+
+impl Namespace {
+    /// The namespace in the database behind `pg` (created by [`Pg::connect`], with its root).
+    pub fn new(pg: Pg) -> Self {
+        Namespace { pg }
+    }
+
+    /// The resource at `path`, if any.
+    pub async fn get(&self, path: &DavPath) -> io::Result<Option<Resource>> {
+        let client = self.pg.client().await.map_err(io_error)?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {COLUMNS} FROM davit_resources WHERE path = $1"),
+                &[&path.as_str()],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(row.as_ref().map(resource))
+    }
+
+    /// The resource at `path`, or `NotFound`.
+    pub async fn meta(&self, path: &DavPath) -> io::Result<Resource> {
+        self.get(path)
+            .await?
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    /// The members of the collection at `path`, by name.
+    pub async fn list(&self, path: &DavPath) -> io::Result<Vec<(Entry, Resource)>> {
+        let client = self.pg.client().await.map_err(io_error)?;
+        let parent = client
+            .query_opt(
+                "SELECT id, collection FROM davit_resources WHERE path = $1",
+                &[&path.as_str()],
+            )
+            .await
+            .map_err(pg)?
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        if !parent.get::<_, bool>(1) {
+            return Err(io::ErrorKind::NotADirectory.into());
+        }
+        let id: uuid::Uuid = parent.get(0);
+        let rows = client
+            .query(
+                &format!("SELECT {COLUMNS} FROM davit_resources WHERE parent = $1 ORDER BY name"),
+                &[&id],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let r = resource(row);
+                let entry = Entry {
+                    name: row.get(1),
+                    meta: r.meta.clone(),
+                };
+                (entry, r)
+            })
+            .collect())
+    }
+
+    /// The parent collection's id for a new member at `path`: `NotFound` when it does not
+    /// exist, `NotADirectory` when it is a file.
+    async fn parent_id(
+        tx: &deadpool_postgres::Transaction<'_>,
+        path: &DavPath,
+    ) -> io::Result<uuid::Uuid> {
+        let parent = path
+            .parent()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists))?;
+        let row = tx
+            .query_opt(
+                "SELECT id, collection FROM davit_resources WHERE path = $1 FOR SHARE",
+                &[&parent.as_str()],
+            )
+            .await
+            .map_err(pg)?
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        if !row.get::<_, bool>(1) {
+            return Err(io::ErrorKind::NotADirectory.into());
+        }
+        Ok(row.get(0))
+    }
+
+    /// Creates the collection at `path` (its parent must exist; nothing may be there).
+    pub async fn create_dir(&self, path: &DavPath) -> io::Result<Resource> {
+        let mut client = self.pg.client().await.map_err(io_error)?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let parent = Self::parent_id(&tx, path).await?;
+        let row = tx
+            .query_opt(
+                &format!(
+                    "INSERT INTO davit_resources (id, parent, name, path, collection) \
+                     VALUES (gen_random_uuid(), $1, $2, $3, true) \
+                     ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
+                ),
+                &[&parent, &path.name().unwrap_or(""), &path.as_str()],
+            )
+            .await
+            .map_err(pg)?
+            .ok_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists))?;
+        tx.commit().await.map_err(pg)?;
+        Ok(resource(&row))
+    }
+
+    /// Points the file at `path` (created when unmapped) at the content object `blob` of
+    /// `size` bytes, in one transaction: readers see the old content or the new, whole. Returns
+    /// the file and the object it pointed at before (now garbage).
+    pub async fn commit_file(
+        &self,
+        path: &DavPath,
+        blob: Option<&str>,
+        size: u64,
+    ) -> io::Result<(Resource, Option<String>)> {
+        let size = i64::try_from(size).map_err(|_| io::Error::from(io::ErrorKind::FileTooLarge))?;
+        let mut client = self.pg.client().await.map_err(io_error)?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let parent = Self::parent_id(&tx, path).await?;
+        let old = tx
+            .query_opt(
+                "SELECT collection, blob FROM davit_resources WHERE path = $1 FOR UPDATE",
+                &[&path.as_str()],
+            )
+            .await
+            .map_err(pg)?;
+        let (row, garbage) = match old {
+            Some(old) if old.get::<_, bool>(0) => return Err(io::ErrorKind::IsADirectory.into()),
+            Some(old) => {
+                let row = tx
+                    .query_one(
+                        &format!(
+                            "UPDATE davit_resources SET blob = $2, size = $3, \
+                             version = nextval('davit_versions'), modified = clock_timestamp() \
+                             WHERE path = $1 RETURNING {COLUMNS}"
+                        ),
+                        &[&path.as_str(), &blob, &size],
+                    )
+                    .await
+                    .map_err(pg)?;
+                (row, old.get::<_, Option<String>>(1))
+            }
+            None => {
+                let row = tx
+                    .query_one(
+                        &format!(
+                            "INSERT INTO davit_resources (id, parent, name, path, collection, blob, size) \
+                             VALUES (gen_random_uuid(), $1, $2, $3, false, $4, $5) RETURNING {COLUMNS}"
+                        ),
+                        &[&parent, &path.name().unwrap_or(""), &path.as_str(), &blob, &size],
+                    )
+                    .await
+                    .map_err(pg)?;
+                (row, None)
+            }
+        };
+        tx.commit().await.map_err(pg)?;
+        Ok((resource(&row), garbage))
+    }
+
+    /// Removes the resource at `path` and everything below it in one transaction; returns the
+    /// content objects that are now garbage.
+    pub async fn delete_tree(&self, path: &DavPath) -> io::Result<Vec<String>> {
+        if path.is_root() {
+            return Err(io::ErrorKind::PermissionDenied.into());
+        }
+        let client = self.pg.client().await.map_err(io_error)?;
+        let rows = client
+            .query(
+                "DELETE FROM davit_resources WHERE path = $1 OR path LIKE $2 RETURNING blob, path",
+                &[&path.as_str(), &below(path)],
+            )
+            .await
+            .map_err(pg)?;
+        if !rows.iter().any(|r| r.get::<_, String>(1) == path.as_str()) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.get::<_, Option<String>>(0))
+            .collect())
+    }
+
+    /// Moves the tree at `from` to the unmapped `to`, in one transaction whatever its size.
+    pub async fn rename(&self, from: &DavPath, to: &DavPath) -> io::Result<()> {
+        if to.starts_with(from) {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        let mut client = self.pg.client().await.map_err(io_error)?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let parent = Self::parent_id(&tx, to).await?;
+        if tx
+            .query_opt(
+                "SELECT 1 FROM davit_resources WHERE path = $1",
+                &[&to.as_str()],
+            )
+            .await
+            .map_err(pg)?
+            .is_some()
+        {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        let moved = tx
+            .execute(
+                "UPDATE davit_resources SET parent = $2, name = $3, path = $4 WHERE path = $1",
+                &[
+                    &from.as_str(),
+                    &parent,
+                    &to.name().unwrap_or(""),
+                    &to.as_str(),
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        if moved == 0 {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        // Members keep their parent and name; only their paths change, by the prefix.
+        let cut = i32::try_from(from.as_str().chars().count()).unwrap_or(i32::MAX);
+        tx.execute(
+            "UPDATE davit_resources SET path = $1 || substr(path, $2 + 1) WHERE path LIKE $3",
+            &[&to.as_str(), &cut, &below(from)],
+        )
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(())
+    }
+
+    /// Resources below `path` (not counting it), up to `max + 1`.
+    pub async fn count_tree(&self, path: &DavPath, max: u64) -> io::Result<u64> {
+        let client = self.pg.client().await.map_err(io_error)?;
+        let limit = i64::try_from(max.saturating_add(1)).unwrap_or(i64::MAX);
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM (SELECT 1 FROM davit_resources WHERE path LIKE $1 LIMIT $2) t",
+                &[&below(path), &limit],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
+    /// The bytes of content at and below `path`.
+    pub async fn tree_size(&self, path: &DavPath) -> io::Result<u64> {
+        let client = self.pg.client().await.map_err(io_error)?;
+        let row = client
+            .query_one(
+                "SELECT coalesce(sum(size), 0)::bigint FROM davit_resources \
+                 WHERE path = $1 OR path LIKE $2",
+                &[&path.as_str(), &below(path)],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+}
