@@ -82,6 +82,19 @@ pub(crate) fn below(path: &DavPath) -> String {
     pattern
 }
 
+/// One resource a COPY takes.
+#[derive(Debug, Clone)]
+pub struct CopyItem {
+    /// Its path relative to the copied resource: "" for that one, else `/a/b`.
+    pub rel: String,
+    /// A collection.
+    pub collection: bool,
+    /// Its content object (for the copy: the copy's object).
+    pub blob: Option<String>,
+    /// Its size.
+    pub size: u64,
+}
+
 /// The namespace of a store.
 #[derive(Debug, Clone)]
 pub struct Namespace {
@@ -313,6 +326,106 @@ impl Namespace {
         .await
         .map_err(pg)?;
         tx.commit().await.map_err(pg)?;
+        Ok(())
+    }
+
+    /// What a COPY of `from` takes: the resource and (with `tree`) everything below it, parents
+    /// before their members, each with its path relative to `from` ("" for `from` itself).
+    pub async fn copy_plan(&self, from: &DavPath, tree: bool) -> io::Result<Vec<CopyItem>> {
+        let client = self.pg.client().await.map_err(io_error)?;
+        let pattern = if tree { below(from) } else { String::new() };
+        let rows = client
+            .query(
+                "SELECT path, collection, blob, size FROM davit_resources                  WHERE path = $1 OR ($2 <> '' AND path LIKE $2) ORDER BY path",
+                &[&from.as_str(), &pattern],
+            )
+            .await
+            .map_err(pg)?;
+        if rows.is_empty() {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        let cut = if from.is_root() {
+            0
+        } else {
+            from.as_str().len()
+        };
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let path: String = r.get(0);
+                CopyItem {
+                    rel: path.get(cut..).unwrap_or("").to_owned(),
+                    collection: r.get(1),
+                    blob: r.get(2),
+                    size: u64::try_from(r.get::<_, i64>(3)).unwrap_or(0),
+                }
+            })
+            .collect())
+    }
+
+    /// Creates the copies of `items` (from [`Namespace::copy_plan`], their `blob`s replaced
+    /// by the copies' objects) at the unmapped `to`, in one transaction.
+    pub async fn insert_copies(&self, to: &DavPath, items: &[CopyItem]) -> io::Result<()> {
+        let mut client = self.pg.client().await.map_err(io_error)?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let root_parent = Self::parent_id(&tx, to).await?;
+        let mut ids: std::collections::HashMap<String, uuid::Uuid> = Default::default();
+        for item in items {
+            let path = if item.rel.is_empty() {
+                to.clone()
+            } else {
+                let rel = DavPath::parse(&item.rel)
+                    .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+                DavPath::parse(&format!(
+                    "{}{}",
+                    to.as_str().trim_end_matches('/'),
+                    rel.as_str()
+                ))
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?
+            };
+            let parent = if item.rel.is_empty() {
+                root_parent
+            } else {
+                // Parents come before their members: the member's parent is already made.
+                let up = item.rel.rsplit_once('/').map_or("", |(up, _)| up);
+                *ids.get(up)
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?
+            };
+            let size = i64::try_from(item.size).unwrap_or(i64::MAX);
+            let row = tx
+                .query_opt(
+                    "INSERT INTO davit_resources (id, parent, name, path, collection, blob, size)                      VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6)                      ON CONFLICT DO NOTHING RETURNING id",
+                    &[
+                        &parent,
+                        &path.name().unwrap_or(""),
+                        &path.as_str(),
+                        &item.collection,
+                        &item.blob,
+                        &size,
+                    ],
+                )
+                .await
+                .map_err(pg)?
+                .ok_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists))?;
+            ids.insert(item.rel.clone(), row.get(0));
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(())
+    }
+
+    /// Marks `path` as changed now.
+    pub async fn touch(&self, path: &DavPath) -> io::Result<()> {
+        let client = self.pg.client().await.map_err(io_error)?;
+        let n = client
+            .execute(
+                "UPDATE davit_resources SET modified = clock_timestamp() WHERE path = $1",
+                &[&path.as_str()],
+            )
+            .await
+            .map_err(pg)?;
+        if n == 0 {
+            return Err(io::ErrorKind::NotFound.into());
+        }
         Ok(())
     }
 

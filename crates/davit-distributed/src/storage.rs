@@ -1,0 +1,380 @@
+//! `Storage` for the distributed backend: the namespace in PostgreSQL ([`Namespace`]) and the
+//! content in the object store ([`Blobs`]). A file's content is the object
+//! `blobs/<resource id>/<upload id>`, written whole before the namespace row points at it; the
+//! object it replaces becomes garbage and is deleted after the commit (or, if that fails, by
+//! the sweep).
+
+use crate::blobs::{BlobError, BlobWriter, Blobs};
+use crate::namespace::Namespace;
+use bytes::Bytes;
+use davit_proto::href::DavPath;
+use davit_server::storage::{
+    BindRefusal, BindingIndex, CopyDepth, Entry, Failure, FileRead, Identity, Meta, Storage, Upload,
+};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{BoxStream, StreamExt};
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
+
+/// The distributed backend's content and namespace.
+#[derive(Debug, Clone)]
+pub struct PgStorage {
+    ns: Namespace,
+    blobs: Blobs,
+}
+
+impl PgStorage {
+    /// Storage over a namespace and an object store.
+    pub fn new(ns: Namespace, blobs: Blobs) -> Self {
+        PgStorage { ns, blobs }
+    }
+
+    fn new_object(id: &uuid::Uuid) -> String {
+        format!("blobs/{}/{}", id.simple(), uuid::Uuid::new_v4().simple())
+    }
+
+    /// Deletes objects no row points at any more; failures are left to the sweep.
+    async fn drop_objects(&self, keys: Vec<String>) {
+        for key in keys {
+            if let Err(e) = self.blobs.delete(&key).await {
+                tracing::warn!(%key, error = %e, "an unused object stays until the sweep");
+            }
+        }
+    }
+}
+
+impl Storage for PgStorage {
+    type Read = BlobRead;
+    type Upload = BlobUpload;
+    type List = futures_util::stream::Iter<std::vec::IntoIter<io::Result<Vec<Entry>>>>;
+
+    async fn metadata(&self, path: &DavPath) -> io::Result<Meta> {
+        Ok(self.ns.meta(path).await?.meta)
+    }
+
+    async fn open(&self, path: &DavPath) -> io::Result<(BlobRead, Meta)> {
+        let r = self.ns.meta(path).await?;
+        if r.meta.is_dir() {
+            return Err(io::ErrorKind::IsADirectory.into());
+        }
+        let read = BlobRead::new(self.blobs.clone(), r.blob, r.meta.len);
+        Ok((read, r.meta))
+    }
+
+    async fn list(&self, path: &DavPath) -> io::Result<Self::List> {
+        let entries: Vec<Entry> = self
+            .ns
+            .list(path)
+            .await?
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect();
+        let batches: Vec<io::Result<Vec<Entry>>> =
+            entries.chunks(256).map(|c| Ok(c.to_vec())).collect();
+        Ok(futures_util::stream::iter(batches))
+    }
+
+    async fn count_tree(&self, path: &DavPath, max: u64) -> io::Result<u64> {
+        self.ns.count_tree(path, max).await
+    }
+
+    async fn tree_size(&self, path: &DavPath) -> io::Result<u64> {
+        self.ns.tree_size(path).await
+    }
+
+    async fn space_available(&self) -> io::Result<Option<u64>> {
+        Ok(None)
+    }
+
+    async fn upload(&self, path: &DavPath) -> io::Result<BlobUpload> {
+        // The object is named after the resource when it exists already, else a new id; the
+        // row decides which object is current, so the name only groups versions.
+        let id = match self.ns.get(path).await? {
+            Some(r) if r.meta.is_dir() => return Err(io::ErrorKind::IsADirectory.into()),
+            Some(r) => r.id,
+            None => uuid::Uuid::new_v4(),
+        };
+        Ok(BlobUpload::start(
+            self.clone(),
+            path.clone(),
+            Self::new_object(&id),
+        ))
+    }
+
+    async fn create_dir(&self, path: &DavPath) -> io::Result<()> {
+        self.ns.create_dir(path).await.map(drop)
+    }
+
+    async fn delete_tree(&self, path: &DavPath) -> io::Result<Vec<Failure>> {
+        let garbage = self.ns.delete_tree(path).await?;
+        self.drop_objects(garbage).await;
+        Ok(Vec::new())
+    }
+
+    async fn copy_tree(
+        &self,
+        from: &DavPath,
+        to: &DavPath,
+        depth: CopyDepth,
+    ) -> io::Result<Vec<Failure>> {
+        let mut items = self
+            .ns
+            .copy_plan(from, depth == CopyDepth::Infinity)
+            .await?;
+        // The objects first (server-side copies), then the rows in one transaction: a crash
+        // in between leaves only garbage.
+        let mut made = Vec::new();
+        for item in &mut items {
+            if let Some(src) = item.blob.take() {
+                let dst = Self::new_object(&uuid::Uuid::new_v4());
+                if let Err(e) = self.blobs.copy(&src, &dst).await {
+                    self.drop_objects(made).await;
+                    return Err(e.into());
+                }
+                made.push(dst.clone());
+                item.blob = Some(dst);
+            }
+        }
+        if let Err(e) = self.ns.insert_copies(to, &items).await {
+            self.drop_objects(made).await;
+            return Err(e);
+        }
+        Ok(Vec::new())
+    }
+
+    async fn rename(&self, from: &DavPath, to: &DavPath) -> io::Result<()> {
+        self.ns.rename(from, to).await
+    }
+
+    async fn touch(&self, path: &DavPath) -> io::Result<()> {
+        self.ns.touch(path).await
+    }
+
+    // Stashes serve the journal of atomic batches, which this backend will replace with one
+    // PostgreSQL transaction (docs/distributed.md); its `Dav` is built without a journal.
+    async fn stash(&self, _: &DavPath, _: &str) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    async fn unstash(&self, _: &str, _: &DavPath) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    async fn has_stash(&self, _: &str) -> io::Result<bool> {
+        Ok(false)
+    }
+
+    async fn drop_stash(&self, _: &str) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn resource_id(&self, identity: &Identity) -> uuid::Uuid {
+        uuid::Uuid::from_u128(identity.node)
+    }
+
+    async fn binding_index(&self) -> io::Result<BindingIndex> {
+        Ok(BindingIndex::default())
+    }
+
+    async fn bind(&self, _: &DavPath, _: &DavPath) -> io::Result<Result<(), BindRefusal>> {
+        Ok(Err(BindRefusal::NotAllowed))
+    }
+}
+
+type Chunks = BoxStream<'static, Result<Bytes, BlobError>>;
+
+enum ReadState {
+    /// Nothing requested yet, or a seek dropped the request.
+    Idle,
+    Opening(BoxFuture<'static, Result<Chunks, BlobError>>),
+    Streaming(Chunks),
+}
+
+/// A file's content as it streams from the object store; a seek starts a ranged read from
+/// there on the next read.
+pub struct BlobRead {
+    blobs: Blobs,
+    key: Option<String>,
+    len: u64,
+    pos: u64,
+    chunk: Bytes,
+    state: ReadState,
+}
+
+impl BlobRead {
+    fn new(blobs: Blobs, key: Option<String>, len: u64) -> Self {
+        BlobRead {
+            blobs,
+            key,
+            len,
+            pos: 0,
+            chunk: Bytes::new(),
+            state: ReadState::Idle,
+        }
+    }
+}
+
+impl AsyncRead for BlobRead {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if !this.chunk.is_empty() {
+                let n = this.chunk.len().min(buf.remaining());
+                buf.put_slice(&this.chunk.split_to(n));
+                this.pos += n as u64;
+                return Poll::Ready(Ok(()));
+            }
+            if this.pos >= this.len {
+                return Poll::Ready(Ok(()));
+            }
+            match &mut this.state {
+                ReadState::Idle => {
+                    let Some(key) = this.key.clone() else {
+                        return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+                    };
+                    let blobs = this.blobs.clone();
+                    let range = this.pos..this.len;
+                    this.state =
+                        ReadState::Opening(Box::pin(
+                            async move { blobs.read(&key, Some(range)).await },
+                        ));
+                }
+                ReadState::Opening(f) => {
+                    let stream = ready!(f.as_mut().poll(cx)).map_err(io::Error::from)?;
+                    this.state = ReadState::Streaming(stream);
+                }
+                ReadState::Streaming(s) => match ready!(s.poll_next_unpin(cx)) {
+                    Some(Ok(bytes)) => this.chunk = bytes,
+                    Some(Err(e)) => return Poll::Ready(Err(e.into())),
+                    // Shorter than the row says: never pass that off as the whole file.
+                    None => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
+                },
+            }
+        }
+    }
+}
+
+impl AsyncSeek for BlobRead {
+    fn start_seek(mut self: Pin<&mut Self>, position: io::SeekFrom) -> io::Result<()> {
+        let target = match position {
+            io::SeekFrom::Start(p) => Some(p),
+            io::SeekFrom::End(d) => self.len.checked_add_signed(d),
+            io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        }
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        if target != self.pos {
+            self.pos = target;
+            self.chunk = Bytes::new();
+            self.state = ReadState::Idle;
+        }
+        Ok(())
+    }
+
+    fn poll_complete(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<u64>> {
+        Poll::Ready(Ok(self.pos))
+    }
+}
+
+impl FileRead for BlobRead {}
+
+/// An upload: the body goes to a new object through a task that writes it (at most a few
+/// parts in memory); `commit` finishes the object and then points the row at it. Dropped
+/// without a commit, the object is aborted and nothing changes.
+pub struct BlobUpload {
+    sender: tokio_util::sync::PollSender<Bytes>,
+    finish: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<io::Result<u64>>>,
+    storage: PgStorage,
+    path: DavPath,
+    key: String,
+}
+
+impl BlobUpload {
+    fn start(storage: PgStorage, path: DavPath, key: String) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+        let mut writer: BlobWriter = storage.blobs.writer(&key);
+        let task = tokio::spawn(async move {
+            while let Some(chunk) = rx.recv().await {
+                if let Err(e) = writer.write(chunk).await {
+                    let _ = writer.abort().await;
+                    return Err(io::Error::from(e));
+                }
+            }
+            if finished.await.is_ok() {
+                writer.finish().await.map_err(io::Error::from)
+            } else {
+                let _ = writer.abort().await;
+                Err(io::ErrorKind::Interrupted.into())
+            }
+        });
+        BlobUpload {
+            sender: tokio_util::sync::PollSender::new(tx),
+            finish: Some(finish),
+            task: Some(task),
+            storage,
+            path,
+            key,
+        }
+    }
+}
+
+fn broken() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the object store upload stopped")
+}
+
+impl AsyncWrite for BlobUpload {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        ready!(self.sender.poll_reserve(cx)).map_err(|_| broken())?;
+        self.sender
+            .send_item(Bytes::copy_from_slice(buf))
+            .map_err(|_| broken())?;
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Upload for BlobUpload {
+    async fn commit(mut self) -> io::Result<Meta> {
+        self.sender.close();
+        if let Some(finish) = self.finish.take() {
+            let _ = finish.send(());
+        }
+        let size = match self.task.take() {
+            Some(task) => task.await.map_err(|_| broken())??,
+            None => return Err(broken()),
+        };
+        let storage = self.storage.clone();
+        match storage
+            .ns
+            .commit_file(&self.path, Some(&self.key), size)
+            .await
+        {
+            Ok((resource, old)) => {
+                storage.drop_objects(old.into_iter().collect()).await;
+                Ok(resource.meta)
+            }
+            Err(e) => {
+                storage.drop_objects(vec![self.key.clone()]).await;
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! WebDAV requests through davit's own handlers on the distributed backend (namespace in
+//! PostgreSQL, content in Garage), as two instances sharing them. Run by
+//! scripts/distributed-test.sh; plain `cargo test` skips these.
+
+mod common;
+
+use bytes::Bytes;
+use davit_distributed::{Blobs, Namespace, PgLockStore, PgStorage};
+use davit_server::props::SqlitePropStore;
+use davit_server::{Dav, DavConfig};
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+
+type TestDav = Dav<PgStorage, SqlitePropStore, PgLockStore>;
+
+async fn instance(url: &str, state: &std::path::Path) -> TestDav {
+    let pg = common::instance(url).await;
+    let blobs = Blobs::connect(&common::s3_config(5 << 20))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    Dav::new(
+        PgStorage::new(Namespace::new(pg.clone()), blobs),
+        SqlitePropStore::open(&state.join("props.sqlite3")).unwrap_or_else(|e| panic!("{e}")),
+        PgLockStore::new(pg),
+        DavConfig::default(),
+    )
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+async fn send(
+    dav: &TestDav,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Answer {
+    let mut req = Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(body)).unwrap_or_else(|e| panic!("{e}"));
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(60), dav.handle(req))
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path} hung"));
+    let (parts, body) = resp.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+fn pattern(len: usize, seed: u8) -> Bytes {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[2] ^ seed)
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// The hrefs of a multistatus, in order.
+fn hrefs(xml: &[u8]) -> Vec<String> {
+    let root = davit_proto::xml::parse_document(xml, &Default::default())
+        .unwrap_or_else(|e| panic!("not XML ({e}): {}", String::from_utf8_lossy(xml)));
+    root.elements()
+        .filter(|r| r.name.is_dav("response"))
+        .filter_map(|r| {
+            r.elements()
+                .find(|h| h.name.is_dav("href"))
+                .map(|h| h.text())
+        })
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and an S3 server: scripts/distributed-test.sh"]
+async fn two_instances_serve_one_share() {
+    let url = common::fresh_database().await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (sa, sb) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&sa).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&sb).unwrap_or_else(|e| panic!("{e}"));
+    let a = instance(&url, &sa).await;
+    let b = instance(&url, &sb).await;
+    let none = Bytes::new();
+
+    assert_eq!(
+        send(&a, "MKCOL", "/docs/", &[], none.clone()).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        send(&b, "MKCOL", "/docs/", &[], none.clone()).await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        send(
+            &b,
+            "PUT",
+            "/docs/small.txt",
+            &[],
+            Bytes::from_static(b"hello")
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    // 12 MiB: a multipart upload of three parts.
+    let big = pattern(12 << 20, 3);
+    assert_eq!(
+        send(&a, "PUT", "/docs/big.bin", &[], big.clone())
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+
+    // Either instance serves the same bytes and the same ETag.
+    let ga = send(&a, "GET", "/docs/big.bin", &[], none.clone()).await;
+    let gb = send(&b, "GET", "/docs/big.bin", &[], none.clone()).await;
+    assert_eq!((ga.status, gb.status), (StatusCode::OK, StatusCode::OK));
+    assert!(
+        ga.body == big && gb.body == big,
+        "GET bodies differ from what was PUT"
+    );
+    assert_eq!(ga.headers.get("etag"), gb.headers.get("etag"));
+    let r = send(
+        &b,
+        "GET",
+        "/docs/big.bin",
+        &[("Range", "bytes=6291454-6291463")],
+        none.clone(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.body, big.slice(6_291_454..6_291_464));
+
+    // A new version changes the ETag everywhere.
+    let old = ga.headers.get("etag").cloned();
+    assert_eq!(
+        send(
+            &b,
+            "PUT",
+            "/docs/big.bin",
+            &[],
+            Bytes::from_static(b"short now")
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    let g = send(&a, "GET", "/docs/big.bin", &[], none.clone()).await;
+    assert_eq!(g.body, Bytes::from_static(b"short now"));
+    assert_ne!(g.headers.get("etag"), old.as_ref());
+
+    // Listings, COPY (objects copied server-side), MOVE and DELETE.
+    let l = send(&a, "PROPFIND", "/docs/", &[("Depth", "1")], none.clone()).await;
+    assert_eq!(l.status, StatusCode::MULTI_STATUS);
+    assert_eq!(
+        hrefs(&l.body),
+        ["/docs/", "/docs/big.bin", "/docs/small.txt"]
+    );
+    let c = send(
+        &b,
+        "COPY",
+        "/docs/",
+        &[("Destination", "http://localhost/copy/")],
+        none.clone(),
+    )
+    .await;
+    assert_eq!(c.status, StatusCode::CREATED);
+    let m = send(
+        &a,
+        "MOVE",
+        "/docs/",
+        &[("Destination", "http://localhost/moved/")],
+        none.clone(),
+    )
+    .await;
+    assert_eq!(m.status, StatusCode::CREATED);
+    assert_eq!(
+        send(&b, "GET", "/moved/small.txt", &[], none.clone())
+            .await
+            .body,
+        Bytes::from_static(b"hello")
+    );
+    assert_eq!(
+        send(&b, "GET", "/docs/small.txt", &[], none.clone())
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&a, "DELETE", "/moved/", &[], none.clone())
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    // The copy stands on its own objects.
+    assert_eq!(
+        send(&a, "GET", "/copy/small.txt", &[], none.clone())
+            .await
+            .body,
+        Bytes::from_static(b"hello")
+    );
+    assert_eq!(
+        send(&b, "GET", "/copy/big.bin", &[], none.clone())
+            .await
+            .body,
+        Bytes::from_static(b"short now")
+    );
+    let l = send(&b, "PROPFIND", "/", &[("Depth", "infinity")], none).await;
+    assert_eq!(
+        hrefs(&l.body),
+        ["/", "/copy/", "/copy/big.bin", "/copy/small.txt"]
+    );
+}
