@@ -10,10 +10,12 @@ pub mod blobs;
 pub mod locks;
 pub mod namespace;
 pub mod pg;
+pub mod props;
 pub mod storage;
 
 pub use blobs::{BlobConfig, BlobError, Blobs};
 pub use locks::PgLockStore;
 pub use namespace::Namespace;
 pub use pg::{Pg, PgConfig, PgError};
+pub use props::PgPropStore;
 pub use storage::PgStorage;

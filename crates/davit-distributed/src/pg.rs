@@ -106,6 +106,13 @@ CREATE TABLE IF NOT EXISTS davit_resources (
     UNIQUE (parent, name)
 );
 CREATE INDEX IF NOT EXISTS davit_resources_path ON davit_resources (path text_pattern_ops);
+CREATE TABLE IF NOT EXISTS davit_props (
+    resource uuid NOT NULL REFERENCES davit_resources (id) ON DELETE CASCADE,
+    ns text NOT NULL,
+    local text NOT NULL,
+    xml text NOT NULL,
+    PRIMARY KEY (resource, ns, local)
+);
 INSERT INTO davit_resources (id, parent, name, path, collection)
     SELECT gen_random_uuid(), NULL, '', '/', true
     WHERE NOT EXISTS (SELECT 1 FROM davit_resources WHERE path = '/');

@@ -5,22 +5,21 @@
 mod common;
 
 use bytes::Bytes;
-use davit_distributed::{Blobs, Namespace, PgLockStore, PgStorage};
-use davit_server::props::SqlitePropStore;
+use davit_distributed::{Blobs, Namespace, PgLockStore, PgPropStore, PgStorage};
 use davit_server::{Dav, DavConfig};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 
-type TestDav = Dav<PgStorage, SqlitePropStore, PgLockStore>;
+type TestDav = Dav<PgStorage, PgPropStore, PgLockStore>;
 
-async fn instance(url: &str, state: &std::path::Path) -> TestDav {
+async fn instance(url: &str) -> TestDav {
     let pg = common::instance(url).await;
     let blobs = Blobs::connect(&common::s3_config(5 << 20))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     Dav::new(
         PgStorage::new(Namespace::new(pg.clone()), blobs),
-        SqlitePropStore::open(&state.join("props.sqlite3")).unwrap_or_else(|e| panic!("{e}")),
+        PgPropStore::new(pg.clone()),
         PgLockStore::new(pg),
         DavConfig::default(),
     )
@@ -81,16 +80,37 @@ fn hrefs(xml: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// The `z:color` property of `path`, if it has one.
+async fn color(dav: &TestDav, path: &str) -> Option<String> {
+    let body = Bytes::from_static(
+        br#"<D:propfind xmlns:D="DAV:" xmlns:z="urn:x"><D:prop><z:color/></D:prop></D:propfind>"#,
+    );
+    let r = send(dav, "PROPFIND", path, &[("Depth", "0")], body).await;
+    assert_eq!(r.status, StatusCode::MULTI_STATUS, "{path}");
+    let root = davit_proto::xml::parse_document(&r.body, &Default::default())
+        .unwrap_or_else(|e| panic!("not XML ({e})"));
+    let response = root.elements().find(|e| e.name.is_dav("response"))?;
+    let found = response
+        .elements()
+        .filter(|e| e.name.is_dav("propstat"))
+        .find(|ps| {
+            ps.elements()
+                .any(|s| s.name.is_dav("status") && s.text().contains(" 200 "))
+        })?
+        .elements()
+        .find(|e| e.name.is_dav("prop"))?
+        .elements()
+        .find(|e| e.name.local == "color" && e.name.ns == "urn:x")
+        .map(|e| e.text());
+    found
+}
+
 #[tokio::test]
 #[ignore = "needs PostgreSQL and an S3 server: scripts/distributed-test.sh"]
 async fn two_instances_serve_one_share() {
     let url = common::fresh_database().await;
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (sa, sb) = (dir.path().join("a"), dir.path().join("b"));
-    std::fs::create_dir_all(&sa).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::create_dir_all(&sb).unwrap_or_else(|e| panic!("{e}"));
-    let a = instance(&url, &sa).await;
-    let b = instance(&url, &sb).await;
+    let a = instance(&url).await;
+    let b = instance(&url).await;
     let none = Bytes::new();
 
     assert_eq!(
@@ -159,6 +179,18 @@ async fn two_instances_serve_one_share() {
     let g = send(&a, "GET", "/docs/big.bin", &[], none.clone()).await;
     assert_eq!(g.body, Bytes::from_static(b"short now"));
     assert_ne!(g.headers.get("etag"), old.as_ref());
+
+    // A dead property set through one instance is read through the other.
+    let set = Bytes::from_static(
+        br#"<D:propertyupdate xmlns:D="DAV:" xmlns:z="urn:x"><D:set><D:prop><z:color>red</z:color></D:prop></D:set></D:propertyupdate>"#,
+    );
+    assert_eq!(
+        send(&a, "PROPPATCH", "/docs/small.txt", &[], set)
+            .await
+            .status,
+        StatusCode::MULTI_STATUS
+    );
+    assert_eq!(color(&b, "/docs/small.txt").await.as_deref(), Some("red"));
 
     // Listings, COPY (objects copied server-side), MOVE and DELETE.
     let l = send(&a, "PROPFIND", "/docs/", &[("Depth", "1")], none.clone()).await;
