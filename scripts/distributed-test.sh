@@ -4,8 +4,11 @@
 # Starts a private PostgreSQL cluster (scripts/pg.sh: Debian's postgresql, installed when
 # missing) and a single-node Garage S3 server (scripts/garage.sh: `cargo install`ed when
 # missing, reused when present), both on loopback, runs the ignored-by-default tests of
-# davit-distributed against them (each test makes its own database and keys), and stops both.
-# Needs root (initdb runs as postgres).
+# davit-distributed against them (each test makes its own database and keys); then runs two
+# `davit serve` instances on them (a release build: DAVIT_BIN, else cargo build --release)
+# behind nginx as a round-robin load balancer, and litmus (basic copymove props locks http)
+# through it, and checks that both instances answered; then stops everything. Needs root
+# (initdb runs as postgres).
 #
 # Last line: "N passed, M failed". Exit status 0 only when all passed.
 set -uo pipefail
@@ -40,6 +43,110 @@ read -r passed failed < <(sed 's/\x1b\[[0-9;]*[A-Za-z]//g' "$log" | awk '
   END { print p + 0, f + 0 }')
 rm -f "$log"
 [[ $rc == 0 || $failed -gt 0 ]] || failed=1
+
+# ---- two instances behind nginx, litmus through it
+command -v nginx >/dev/null || {
+  env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx-light >/dev/null 2>&1 ||
+    env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx >/dev/null
+}
+BIN="${DAVIT_BIN:-}"
+if [[ -z $BIN ]]; then
+  cargo build --release -p davit >&2 || setup_failed "cargo build --release"
+  BIN="$ROOT/target/release/davit"
+fi
+LB_DIR="$(mktemp -d "${TMPDIR:-/tmp}/davit-lb.XXXXXX")"
+PIDS=()
+cleanup_cluster() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  [[ -f $LB_DIR/nginx.pid ]] && nginx -c "$LB_DIR/nginx.conf" -p "$LB_DIR" -s stop 2>/dev/null
+  rm -rf -- "$LB_DIR"
+  bash "$ROOT/scripts/pg.sh" stop "$PG_DIR"
+  bash "$ROOT/scripts/garage.sh" stop "$S3_DIR"
+}
+trap cleanup_cluster EXIT
+field() { tr ' ' '\n' <<<"$s3" | sed -n "s/^$1=//p"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cat >"$LB_DIR/davit.toml" <<TOML
+[store]
+backend = "postgres"
+url = "$url"
+pool_size = 8
+[blobs]
+endpoint = "$(field endpoint)"
+region = "$(field region)"
+bucket = "$(field bucket)"
+part_size = 5242880
+access_key_id = "$(field key)"
+secret_access_key = "$(field secret)"
+TOML
+ports=()
+for i in 1 2; do
+  port=$(free_port)
+  ports+=("$port")
+  "$BIN" serve --config "$LB_DIR/davit.toml" --listen "127.0.0.1:$port" 2>"$LB_DIR/davit$i.log" &
+  PIDS+=($!)
+done
+lb=$(free_port)
+cat >"$LB_DIR/nginx.conf" <<NGINX
+worker_processes 1;
+pid $LB_DIR/nginx.pid;
+error_log $LB_DIR/error.log;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $LB_DIR/body;
+    proxy_temp_path $LB_DIR/proxy;
+    fastcgi_temp_path $LB_DIR/fastcgi;
+    uwsgi_temp_path $LB_DIR/uwsgi;
+    scgi_temp_path $LB_DIR/scgi;
+    upstream davit { server 127.0.0.1:${ports[0]}; server 127.0.0.1:${ports[1]}; }
+    server {
+        listen 127.0.0.1:$lb;
+        client_max_body_size 0;
+        location / {
+            proxy_pass http://davit;
+            proxy_http_version 1.1;
+            proxy_set_header Host \$http_host;
+            proxy_set_header Connection "";
+            proxy_request_buffering off;
+            proxy_buffering off;
+        }
+    }
+}
+NGINX
+for port in "${ports[@]}"; do
+  for _ in $(seq 100); do
+    curl -s -o /dev/null -X OPTIONS "http://127.0.0.1:$port/" && break
+    sleep 0.1
+  done
+done
+nginx -c "$LB_DIR/nginx.conf" -p "$LB_DIR" || setup_failed "nginx did not start"
+echo "two davit instances on ${ports[*]} behind nginx on $lb"
+lrc=0
+LITMUS_URL="http://127.0.0.1:$lb/" bash scripts/litmus.sh 2>&1 | tee "$LB_DIR/litmus.log" || lrc=$?
+total="$(grep -E '^litmus total: ' "$LB_DIR/litmus.log" | tail -n 1)"
+if [[ $lrc == 0 && $total =~ ^litmus\ total:\ ([0-9]+)\ passed,\ 0\ failed,\ 0\ warnings ]]; then
+  passed=$((passed + BASH_REMATCH[1]))
+  echo "ok: litmus through the load balancer: $total"
+else
+  failed=$((failed + 1))
+  rc=1
+  echo "FAILED: litmus through the load balancer: ${total:-no summary}" >&2
+  tail -n 20 "$LB_DIR"/davit*.log >&2
+fi
+# Round robin: both instances must have answered litmus's requests.
+for i in 1 2; do
+  n=$(grep -c 'davit::access' "$LB_DIR/davit$i.log" || true)
+  if [[ $n -gt 50 ]]; then
+    passed=$((passed + 1))
+    echo "ok: instance $i answered $n requests"
+  else
+    failed=$((failed + 1))
+    rc=1
+    echo "FAILED: instance $i answered only $n requests" >&2
+  fi
+done
+
 echo
 echo "$passed passed, $failed failed"
 [[ $rc == 0 ]]

@@ -11,13 +11,13 @@ use object_store::{
     ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
     WriteMultipart,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The `[blobs]` table: where content goes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlobConfig {
     /// The S3 endpoint, `https://s3.example.org` (for AWS: `https://s3.<region>.amazonaws.com`).
@@ -34,12 +34,21 @@ pub struct BlobConfig {
     /// Bytes per part of a multipart upload, at least 5 MiB; smaller bodies take one PUT.
     #[serde(default = "default_part_size")]
     pub part_size: usize,
-    /// Credentials; when absent, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
+    /// Credentials; when absent, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`. The secret
+    /// is printed as `(set)`.
     pub access_key_id: Option<String>,
+    #[serde(serialize_with = "redacted")]
     pub secret_access_key: Option<String>,
     /// Seconds an object-store request may take before it fails (503 to the client).
     #[serde(default = "default_blob_timeout")]
     pub timeout_secs: u64,
+}
+
+fn redacted<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_some("(set)"),
+        None => s.serialize_none(),
+    }
 }
 
 fn default_region() -> String {

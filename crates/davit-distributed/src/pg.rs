@@ -1,16 +1,17 @@
 //! The PostgreSQL connection pool, its settings (the `[store]` table) and the schema.
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio_postgres::NoTls;
 
 /// How to reach PostgreSQL.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PgConfig {
     /// A libpq connection URL or key/value string (`postgres://user:pass@host:5432/db`,
-    /// `host=/run/postgresql dbname=davit`).
+    /// `host=/run/postgresql dbname=davit`). Printed with its password hidden.
+    #[serde(serialize_with = "redacted_url")]
     pub url: String,
     /// Most connections this instance opens.
     #[serde(default = "default_pool_size")]
@@ -19,6 +20,29 @@ pub struct PgConfig {
     /// request fails with 503.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+}
+
+/// The connection string with any password replaced by `(set)`.
+pub fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((userinfo, host)) = rest.rsplit_once('@') {
+            if let Some((user, _)) = userinfo.split_once(':') {
+                return format!("{scheme}://{user}:(set)@{host}");
+            }
+        }
+        return url.to_owned();
+    }
+    url.split_whitespace()
+        .map(|kv| match kv.split_once('=') {
+            Some(("password", _)) => "password=(set)".to_owned(),
+            _ => kv.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn redacted_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact(url))
 }
 
 fn default_pool_size() -> usize {
@@ -167,5 +191,26 @@ impl Pg {
         tx.batch_execute(SCHEMA).await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_hidden_when_settings_are_printed() {
+        assert_eq!(
+            redact("postgres://davit:s3cret@db.example:5432/davit"),
+            "postgres://davit:(set)@db.example:5432/davit"
+        );
+        assert_eq!(
+            redact("postgres://db.example/davit"),
+            "postgres://db.example/davit"
+        );
+        assert_eq!(
+            redact("host=db port=5432 user=davit password=s3cret dbname=davit"),
+            "host=db port=5432 user=davit password=(set) dbname=davit"
+        );
     }
 }

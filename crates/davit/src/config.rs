@@ -26,6 +26,21 @@ pub struct FileConfig {
     pub tls: Option<TlsFiles>,
     /// The admin listener (metrics, health); off without this table.
     pub admin: Option<AdminConfig>,
+    /// Where the namespace, properties and locks live: `directory` (the default: files in
+    /// `root`, SQLite beside them) or `postgres` (several instances share one store).
+    pub store: Option<StoreConfig>,
+    /// The object store holding the content, for the `postgres` store.
+    pub blobs: Option<davit_distributed::BlobConfig>,
+}
+
+/// The `[store]` table.
+#[derive(Deserialize, Serialize, Clone)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum StoreConfig {
+    /// Files in `root`, dead properties and locks in SQLite in the state directory.
+    Directory,
+    /// Namespace, dead properties and locks in PostgreSQL; content in `[blobs]`.
+    Postgres(davit_distributed::PgConfig),
 }
 
 /// The `[tls]` table.
@@ -120,6 +135,9 @@ fn check(c: &FileConfig, errors: &mut Vec<String>) {
                 admin.listen
             ));
         }
+    }
+    if matches!(c.store, Some(StoreConfig::Postgres(_))) && c.blobs.is_none() {
+        errors.push("store: the postgres backend needs a [blobs] table (the object store)".into());
     }
     if let Some(root) = &c.root {
         match std::fs::metadata(root) {

@@ -172,26 +172,23 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => config::read(path)?,
         None => FileConfig::default(),
     };
-    let root = args.dir.or(file.root).unwrap_or_else(|| PathBuf::from("."));
+    let root = args
+        .dir
+        .clone()
+        .or(file.root.clone())
+        .unwrap_or_else(|| PathBuf::from("."));
     let listen = match args.listen.or(file.listen) {
         Some(a) => a,
         None => DEFAULT_LISTEN.parse()?,
     };
-    let admin_listen = args.admin_listen.or(file.admin.map(|a| a.listen));
+    let admin_listen = args.admin_listen.or(file.admin.as_ref().map(|a| a.listen));
     if let Some(admin) = admin_listen {
         anyhow::ensure!(
             !config::same_port(admin, listen),
             "admin.listen: {admin} is the WebDAV port; the admin listener needs its own"
         );
     }
-    let state_dir = args.state_dir.or(file.state_dir);
-    let mut server = Server::open(&root, state_dir.as_deref(), file.dav)
-        .with_context(|| format!("opening {}", root.display()))?;
-    if let Some(auth) = &file.auth {
-        server = server.with_auth(davit_server::auth::Auth::new(auth)?);
-    }
-
-    let tls_files = match (args.tls_cert, args.tls_key) {
+    let tls_files = match (args.tls_cert.clone(), args.tls_key.clone()) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
         _ => file.tls.clone(),
     };
@@ -201,15 +198,104 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let auth = match &file.auth {
+        Some(auth) => Some(davit_server::auth::Auth::new(auth)?),
+        None => None,
+    };
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let ctx = Serving {
+        args,
+        listen,
+        admin_listen,
+        tls,
+        tls_files,
+        control,
+    };
+    match &file.store {
+        None | Some(config::StoreConfig::Directory) => {
+            let state_dir = ctx.args.state_dir.clone().or(file.state_dir.clone());
+            let mut server = Server::open(&root, state_dir.as_deref(), file.dav.clone())
+                .with_context(|| format!("opening {}", root.display()))?;
+            if let Some(auth) = auth {
+                server = server.with_auth(auth);
+            }
+            serve(server, &root.display().to_string(), ctx)
+        }
+        Some(config::StoreConfig::Postgres(pg)) => {
+            let Some(blobs) = &file.blobs else {
+                anyhow::bail!(
+                    "store: the postgres backend needs a [blobs] table (the object store)"
+                );
+            };
+            let (pg, blobs) = ctx.control.block_on(async {
+                let pg = davit_distributed::Pg::connect(pg)
+                    .await
+                    .context("store: connecting to PostgreSQL")?;
+                let blobs = davit_distributed::Blobs::connect(blobs)
+                    .await
+                    .context("blobs: connecting to the object store")?;
+                anyhow::Ok((pg, blobs))
+            })?;
+            let what = format!("bucket {} (namespace in PostgreSQL)", file_bucket(&file));
+            let mut server = davit_server::Dav::new(
+                davit_distributed::PgStorage::new(
+                    davit_distributed::Namespace::new(pg.clone()),
+                    blobs,
+                ),
+                davit_distributed::PgPropStore::new(pg.clone()),
+                davit_distributed::PgLockStore::new(pg),
+                file.dav.clone(),
+            );
+            if let Some(auth) = auth {
+                server = server.with_auth(auth);
+            }
+            serve(server, &what, ctx)
+        }
+    }
+}
 
+fn file_bucket(file: &FileConfig) -> String {
+    file.blobs
+        .as_ref()
+        .map_or_else(String::new, |b| b.bucket.clone())
+}
+
+/// What `serve` needs besides the server.
+struct Serving {
+    args: ServeArgs,
+    listen: SocketAddr,
+    admin_listen: Option<SocketAddr>,
+    tls: Option<davit_server::tls::Tls>,
+    tls_files: Option<TlsFiles>,
+    control: tokio::runtime::Runtime,
+}
+
+/// Runs `server` until SIGINT or SIGTERM: the worker threads, the admin listener, reloads.
+fn serve<S, P, L>(
+    server: davit_server::Dav<S, P, L>,
+    what: &str,
+    ctx: Serving,
+) -> anyhow::Result<()>
+where
+    S: davit_server::storage::Storage + Clone,
+    P: davit_server::props::PropStore + Clone,
+    L: davit_server::locks::LockStore + Clone,
+{
+    let Serving {
+        args,
+        listen,
+        admin_listen,
+        tls,
+        tls_files,
+        control,
+    } = ctx;
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     // Interrupted batches and COPY/MOVE are settled once, before any accept loop starts.
-    let control = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     control
         .block_on(server.recover())
         .context("recovering interrupted operations")?;
@@ -229,8 +315,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
-        "serving {} on {scheme}://{addr}/ ({workers} worker thread{})",
-        root.display(),
+        "serving {what} on {scheme}://{addr}/ ({workers} worker thread{})",
         if workers == 1 { "" } else { "s" }
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -253,7 +338,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     control.block_on(async {
         tokio::spawn(reload_on_sighup(Reload {
             config: args.config.clone(),
-            server: server.clone(),
+            auth: server.auth_handle(),
             tls: tls.clone(),
             tls_files: tls_files.clone(),
         }));
@@ -346,7 +431,7 @@ fn hash_password() -> anyhow::Result<()> {
 /// What SIGHUP reloads: users and rules from the configuration file, and the TLS files.
 struct Reload {
     config: Option<PathBuf>,
-    server: Server,
+    auth: Option<std::sync::Arc<davit_server::auth::Auth>>,
     tls: Option<davit_server::tls::Tls>,
     tls_files: Option<TlsFiles>,
 }
@@ -372,7 +457,7 @@ impl Reload {
     }
 
     fn apply(&self, file: &FileConfig) {
-        match (self.server.auth(), &file.auth) {
+        match (self.auth.as_deref(), &file.auth) {
             (Some(auth), Some(new)) => match auth.reload(new) {
                 Ok(r) => {
                     tracing::info!(users = r.users, rules = r.rules, "reloaded users and rules");

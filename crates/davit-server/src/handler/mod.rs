@@ -174,6 +174,11 @@ where
         self.auth.as_deref()
     }
 
+    /// A handle on the authentication state, for whoever reloads it.
+    pub fn auth_handle(&self) -> Option<Arc<Auth>> {
+        self.auth.clone()
+    }
+
     /// Answers when storage, the property store and the lock store all answer (for
     /// `/readyz`); the error says which did not.
     pub async fn readiness(&self) -> Result<(), String> {
