@@ -93,7 +93,16 @@ enum LogFormat {
     Json,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Server-side commands fail with one line on stderr (`davit: what: why: cause`) and exit
+/// status 1, whatever `RUST_BACKTRACE` says: a bad setting is not a crash.
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("davit: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         // The client prints its own errors and has its own exit statuses (see `cli`).
         Command::Client(cmd) => std::process::exit(i32::from(cli::run(cmd))),

@@ -480,3 +480,46 @@ fn version_names_the_commit() {
         .unwrap_or_else(|| "unknown".into());
     assert_eq!(commit, expected);
 }
+
+#[test]
+fn bad_or_unreachable_store_settings_fail_at_start_with_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let cases = [
+        (
+            "[store]\nbackend = \"postgres\"\nurl = \"host=127.0.0.1\"\n",
+            "store: the postgres backend needs a [blobs] table",
+        ),
+        (
+            // Nothing listens on port 1: refused at once, not a hang.
+            "[store]\nbackend = \"postgres\"\nurl = \"host=127.0.0.1 port=1 user=x\"\ntimeout_secs = 2\n\
+             [blobs]\nendpoint = \"http://127.0.0.1:1\"\nbucket = \"b\"\n",
+            "store: connecting to PostgreSQL: PostgreSQL is unavailable",
+        ),
+        (
+            "[store]\nbackend = \"cassandra\"\n",
+            "store: unknown variant `cassandra`",
+        ),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let config = dir.path().join(format!("c{i}.toml"));
+        std::fs::write(&config, text).expect("write");
+        let out = Command::new(env!("CARGO_BIN_EXE_davit"))
+            .args(["serve", "--listen", &listen, "--config"])
+            .arg(&config)
+            .arg(dir.path())
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run davit");
+        assert_eq!(out.status.code(), Some(1), "case {i}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = err.lines().filter(|l| !l.contains(" INFO ")).collect();
+        assert_eq!(lines.len(), 1, "case {i}: {err}");
+        assert!(
+            lines[0].starts_with("davit: ") && lines[0].contains(expected),
+            "case {i}: {err}"
+        );
+    }
+}
