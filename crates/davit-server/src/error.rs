@@ -124,6 +124,9 @@ impl DavError {
             }
             DavError::TooManyRequests => builder = builder.header(header::RETRY_AFTER, "60"),
             DavError::Unavailable(_) => builder = builder.header(header::RETRY_AFTER, "5"),
+            DavError::Io(e) if e.kind() == io::ErrorKind::TimedOut => {
+                builder = builder.header(header::RETRY_AFTER, "5")
+            }
             _ => {}
         }
         if status.is_server_error() {
@@ -163,6 +166,9 @@ pub fn io_status(e: &io::Error) -> StatusCode {
         NotADirectory | IsADirectory => StatusCode::CONFLICT,
         StorageFull | QuotaExceeded | FileTooLarge => StatusCode::INSUFFICIENT_STORAGE,
         InvalidFilename => StatusCode::BAD_REQUEST,
+        // A backend service that did not answer in time (the distributed backend's database
+        // or object store): try again later.
+        TimedOut => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -174,6 +180,7 @@ fn io_reason(e: &io::Error) -> &'static str {
         StatusCode::CONFLICT => "conflicts with the current state of the resource",
         StatusCode::INSUFFICIENT_STORAGE => "insufficient storage",
         StatusCode::BAD_REQUEST => "invalid file name",
+        StatusCode::SERVICE_UNAVAILABLE => "storage temporarily unavailable",
         _ => "internal storage error",
     }
 }
@@ -230,6 +237,21 @@ impl From<crate::props::StoreError> for DavError {
 mod tests {
     use super::DavError;
     use http_body_util::BodyExt;
+
+    #[test]
+    fn an_unreachable_backend_is_503_with_retry_after() {
+        for e in [
+            DavError::Io(std::io::ErrorKind::TimedOut.into()),
+            DavError::Unavailable("PostgreSQL is unavailable".into()),
+        ] {
+            let r = e.into_response();
+            assert_eq!(r.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(
+                r.headers().get(http::header::RETRY_AFTER).map(|v| v.as_bytes()),
+                Some(&b"5"[..])
+            );
+        }
+    }
 
     #[tokio::test]
     async fn a_full_disk_is_507_with_sufficient_disk_space() {
