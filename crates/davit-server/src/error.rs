@@ -247,7 +247,9 @@ mod tests {
             let r = e.into_response();
             assert_eq!(r.status(), http::StatusCode::SERVICE_UNAVAILABLE);
             assert_eq!(
-                r.headers().get(http::header::RETRY_AFTER).map(|v| v.as_bytes()),
+                r.headers()
+                    .get(http::header::RETRY_AFTER)
+                    .map(|v| v.as_bytes()),
                 Some(&b"5"[..])
             );
         }
