@@ -134,6 +134,15 @@ else
   echo "FAILED: litmus through the load balancer: ${total:-no summary}" >&2
   tail -n 20 "$LB_DIR"/davit*.log >&2
 fi
+# `davit gc` sweeps the bucket against the shared namespace.
+if out=$("$BIN" gc --config "$LB_DIR/davit.toml" --min-age-secs 0 2>&1) && [[ $out == removed\ * ]]; then
+  passed=$((passed + 1))
+  echo "ok: davit gc: $out"
+else
+  failed=$((failed + 1))
+  rc=1
+  echo "FAILED: davit gc: $out" >&2
+fi
 # Round robin: both instances must have answered litmus's requests.
 for i in 1 2; do
   n=$(grep -c 'davit::access' "$LB_DIR/davit$i.log" || true)

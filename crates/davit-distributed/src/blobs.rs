@@ -42,6 +42,14 @@ pub struct BlobConfig {
     /// Seconds an object-store request may take before it fails (503 to the client).
     #[serde(default = "default_blob_timeout")]
     pub timeout_secs: u64,
+    /// Seconds between two sweeps of unreferenced objects by each instance (older than an
+    /// hour); 0 turns the background sweep off (`davit gc` still runs one).
+    #[serde(default = "default_sweep")]
+    pub sweep_interval_secs: u64,
+}
+
+fn default_sweep() -> u64 {
+    3600
 }
 
 fn redacted<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -132,11 +140,13 @@ pub struct Blobs {
     part_size: usize,
 }
 
-/// An object's key and size, from a listing.
+/// An object's key, size and age, from a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobInfo {
     pub key: String,
     pub size: u64,
+    /// When it was written (to the second).
+    pub modified: std::time::SystemTime,
 }
 
 impl Blobs {
@@ -239,6 +249,10 @@ impl Blobs {
                 r.map(|m| BlobInfo {
                     key: m.location.to_string(),
                     size: m.size,
+                    modified: std::time::UNIX_EPOCH
+                        + Duration::from_secs(
+                            u64::try_from(m.last_modified.timestamp()).unwrap_or(0),
+                        ),
                 })
                 .map_err(BlobError::from)
             })

@@ -12,6 +12,7 @@ pub mod namespace;
 pub mod pg;
 pub mod props;
 pub mod storage;
+pub mod sweep;
 
 pub use blobs::{BlobConfig, BlobError, Blobs};
 pub use locks::PgLockStore;

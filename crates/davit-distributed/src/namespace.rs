@@ -413,6 +413,22 @@ impl Namespace {
         Ok(())
     }
 
+    /// Which of `keys` some resource points at.
+    pub async fn referenced(
+        &self,
+        keys: &[String],
+    ) -> io::Result<std::collections::HashSet<String>> {
+        let client = self.pg.client().await.map_err(io_error)?;
+        let rows = client
+            .query(
+                "SELECT blob FROM davit_resources WHERE blob = ANY($1)",
+                &[&keys],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// Marks `path` as changed now.
     pub async fn touch(&self, path: &DavPath) -> io::Result<()> {
         let client = self.pg.client().await.map_err(io_error)?;

@@ -33,6 +33,17 @@ enum Command {
     Serve(ServeArgs),
     /// Read a password from standard input and print its argon2 hash, for `[[auth.user]]`.
     HashPassword,
+    /// Remove content objects no resource points at (the distributed backend: `[store]
+    /// backend = "postgres"`); every instance also does this in the background.
+    Gc {
+        /// The configuration `davit serve --config` runs with.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Leave unreferenced objects younger than this many seconds (an upload may be about
+        /// to commit them).
+        #[arg(long, default_value_t = 3600)]
+        min_age_secs: u64,
+    },
     /// Check a configuration file: every error with its key (exit 1), else the effective
     /// settings (exit 0).
     CheckConfig {
@@ -108,6 +119,10 @@ fn run() -> anyhow::Result<()> {
         Command::Client(cmd) => std::process::exit(i32::from(cli::run(cmd))),
         Command::HashPassword => hash_password(),
         Command::CheckConfig { file } => check_config(&file),
+        Command::Gc {
+            config,
+            min_age_secs,
+        } => gc(&config, std::time::Duration::from_secs(min_age_secs)),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut out = Vec::new();
@@ -153,6 +168,38 @@ fn print_all(text: &[u8]) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
     }
+}
+
+/// `davit gc`: one sweep, and what it did.
+fn gc(path: &Path, min_age: std::time::Duration) -> anyhow::Result<()> {
+    let file = config::read(path)?;
+    let (Some(config::StoreConfig::Postgres(pg)), Some(blobs)) = (&file.store, &file.blobs) else {
+        anyhow::bail!("store: davit gc is for the postgres backend (with [blobs])");
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let r = runtime.block_on(async {
+        let pg = davit_distributed::Pg::connect(pg)
+            .await
+            .context("store: connecting to PostgreSQL")?;
+        let blobs = davit_distributed::Blobs::connect(blobs)
+            .await
+            .context("blobs: connecting to the object store")?;
+        let ns = davit_distributed::Namespace::new(pg);
+        davit_distributed::sweep::sweep(&ns, &blobs, min_age)
+            .await
+            .context("sweeping")
+    })?;
+    println!(
+        "removed {} unreferenced objects ({} bytes); {} objects looked at; {} unreferenced but younger than {} s kept",
+        r.removed,
+        r.removed_bytes,
+        r.seen,
+        r.young,
+        min_age.as_secs()
+    );
+    Ok(())
 }
 
 /// `davit check-config FILE`.
@@ -248,6 +295,14 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                 anyhow::Ok((pg, blobs))
             })?;
             let what = format!("bucket {} (namespace in PostgreSQL)", file_bucket(&file));
+            let interval = file.blobs.as_ref().map_or(0, |b| b.sweep_interval_secs);
+            if interval > 0 {
+                ctx.control.spawn(davit_distributed::sweep::sweep_every(
+                    davit_distributed::Namespace::new(pg.clone()),
+                    blobs.clone(),
+                    std::time::Duration::from_secs(interval),
+                ));
+            }
             let mut server = davit_server::Dav::new(
                 davit_distributed::PgStorage::new(
                     davit_distributed::Namespace::new(pg.clone()),

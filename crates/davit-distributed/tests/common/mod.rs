@@ -51,5 +51,6 @@ pub fn s3_config(part_size: usize) -> davit_distributed::BlobConfig {
         access_key_id: Some(get("key")),
         secret_access_key: Some(get("secret")),
         timeout_secs: 5,
+        sweep_interval_secs: 0,
     }
 }
