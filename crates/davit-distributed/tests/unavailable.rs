@@ -211,3 +211,74 @@ async fn requests_answer_503_while_postgresql_is_away_and_recover_after() {
         Some(2)
     );
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and an S3 server: scripts/distributed-test.sh"]
+async fn the_distributed_backend_answers_503_while_postgresql_is_away() {
+    use davit_distributed::{Blobs, Namespace, PgPropStore, PgStorage};
+    let url = common::fresh_database().await;
+    let proxy = Proxy::start(port_of(&url)).await;
+    let pg = Pg::connect(&PgConfig {
+        url: with_port(&url, proxy.port),
+        pool_size: 2,
+        timeout_secs: 1,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let blobs = Blobs::connect(&common::s3_config(5 << 20))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dav = Dav::new(
+        PgStorage::new(Namespace::new(pg.clone()), blobs),
+        PgPropStore::new(pg.clone()),
+        PgLockStore::new(pg),
+        DavConfig::default(),
+    );
+    let send = |method: &'static str, path: &'static str, body: &'static str| {
+        let dav = dav.clone();
+        async move {
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Full::new(Bytes::from_static(body.as_bytes())))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let resp = tokio::time::timeout(Duration::from_secs(20), dav.handle(req))
+                .await
+                .unwrap_or_else(|_| panic!("{method} {path} hung"));
+            let status = resp.status();
+            let retry = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            (status, retry, body)
+        }
+    };
+    assert_eq!(send("PUT", "/a.txt", "old").await.0, StatusCode::CREATED);
+    for how in [REFUSE, SWALLOW] {
+        proxy.cut(how);
+        for (method, path, body) in [
+            ("GET", "/a.txt", ""),
+            ("PUT", "/a.txt", "new"),
+            ("PROPFIND", "/", ""),
+        ] {
+            let (status, retry, _) = send(method, path, body).await;
+            assert_eq!(
+                (status, retry.as_deref()),
+                (StatusCode::SERVICE_UNAVAILABLE, Some("5")),
+                "{method} {path}, mode {how}"
+            );
+        }
+    }
+    proxy.restore();
+    let (status, _, body) = send("GET", "/a.txt", "").await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"old"[..]));
+    assert_eq!(send("PUT", "/a.txt", "new").await.0, StatusCode::NO_CONTENT);
+    assert_eq!(&send("GET", "/a.txt", "").await.2[..], b"new");
+}
