@@ -2,15 +2,28 @@
 //! an advisory lock, so of several instances racing for one exclusive lock exactly one wins;
 //! expiry is decided by PostgreSQL's clock, so all instances agree on it and a lock lapses on
 //! time whoever granted it.
+//!
+//! No lock may be granted between a write's lock check and its change, on any instance. A
+//! write therefore announces itself (a `davit_writes` row) before its check, under the
+//! grants' advisory lock taken shared, and a grant, under the same lock taken exclusive,
+//! answers `Busy` while an announced write overlaps it. Either the announcement commits first
+//! and the grant sees it, or the grant commits first and the write's check, which runs after
+//! the announcement, sees the lock. An announcement lives until its request ends; the
+//! instance renews it every few seconds, so one left by a vanished instance lapses within
+//! [`ANNOUNCED_FOR`].
 
 use crate::namespace::below;
 use crate::pg::{Pg, PgError};
 use davit_proto::href::DavPath;
 use davit_proto::xml::LockScope;
+use davit_server::locks::Announcement;
 use davit_server::locks::{conflicts, Acquire, Lock, LockDepth, LockStore};
 use davit_server::props::StoreError;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 use tokio_postgres::Row;
+use uuid::Uuid;
 
 /// Serialises lock grants across instances (an advisory lock key: "dlock" in ASCII).
 const GRANT_LOCK: i64 = 0x64_6c6f_636b;
@@ -18,16 +31,67 @@ const GRANT_LOCK: i64 = 0x64_6c6f_636b;
 const COLUMNS: &str = "token, root, exclusive, infinite, owner, timeout_secs, expires, principal";
 const LIVE: &str = "(expires IS NULL OR expires > clock_timestamp())";
 
+/// How long an announced write stays in force without being renewed.
+const ANNOUNCED_FOR: Duration = Duration::from_secs(30);
+/// How often an instance renews its announcements.
+const RENEW_EVERY: Duration = Duration::from_secs(10);
+
 /// The lock store of the distributed backend.
 #[derive(Debug, Clone)]
 pub struct PgLockStore {
     pg: Pg,
+    /// This instance's announcements in force, renewed by a background task.
+    announced: Arc<Mutex<HashSet<Uuid>>>,
+    renewing: Arc<std::sync::Once>,
 }
 
 impl PgLockStore {
     /// Locks in the database behind `pg` (its schema is created by [`Pg::connect`]).
     pub fn new(pg: Pg) -> Self {
-        PgLockStore { pg }
+        PgLockStore {
+            pg,
+            announced: Arc::default(),
+            renewing: Arc::new(std::sync::Once::new()),
+        }
+    }
+
+    /// Starts the task renewing this instance's announcements; it ends with the store.
+    fn renew_in_background(&self) {
+        self.renewing.call_once(|| {
+            let pg = self.pg.clone();
+            let announced: Weak<Mutex<HashSet<Uuid>>> = Arc::downgrade(&self.announced);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(RENEW_EVERY).await;
+                    let Some(set) = announced.upgrade() else {
+                        return;
+                    };
+                    let ids: Vec<Uuid> = match set.lock() {
+                        Ok(set) => set.iter().copied().collect(),
+                        Err(_) => return,
+                    };
+                    drop(set);
+                    if ids.is_empty() {
+                        continue;
+                    }
+                    let renewed = async {
+                        let client = pg.client().await?;
+                        client
+                            .execute(
+                                "UPDATE davit_writes SET expires = clock_timestamp() \
+                                 + make_interval(secs => $2) WHERE id = ANY($1)",
+                                &[&ids, &(ANNOUNCED_FOR.as_secs_f64())],
+                            )
+                            .await
+                            .map_err(PgError::from)?;
+                        Ok::<_, StoreError>(())
+                    };
+                    if let Err(e) = renewed.await {
+                        tracing::warn!(error = %e, "renewing announced writes");
+                    }
+                }
+            });
+        });
     }
 }
 
@@ -127,11 +191,36 @@ impl LockStore for PgLockStore {
     }
 
     async fn acquire(&self, lock: Lock) -> Result<Acquire, StoreError> {
+        self.acquire_beside(lock, &[]).await
+    }
+
+    async fn acquire_beside(&self, lock: Lock, own: &[Uuid]) -> Result<Acquire, StoreError> {
         let mut client = self.pg.client().await?;
         let tx = client.transaction().await.map_err(PgError::from)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&GRANT_LOCK])
             .await
             .map_err(PgError::from)?;
+        // A write announced anywhere that this lock would protect (`gate::overlaps`).
+        let busy: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM davit_writes WHERE expires > clock_timestamp() \
+                 AND id <> ALL($1) AND (path = $2 OR ($3 AND path LIKE $4) \
+                 OR (tree AND path = ANY($5))))",
+                &[
+                    &own,
+                    &lock.root.as_str(),
+                    &(lock.depth == LockDepth::Infinity),
+                    &below(&lock.root),
+                    &ancestors(&lock.root),
+                ],
+            )
+            .await
+            .map_err(PgError::from)?
+            .get(0);
+        if busy {
+            tx.rollback().await.map_err(PgError::from)?;
+            return Ok(Acquire::Busy);
+        }
         let mut in_way: Vec<Lock> = Self::covering_in(&tx, &lock.root)
             .await?
             .into_iter()
@@ -149,10 +238,11 @@ impl LockStore for PgLockStore {
             tx.rollback().await.map_err(PgError::from)?;
             return Ok(Acquire::Conflict(in_way));
         }
-        // Lapsed locks are dropped by whoever grants next, rather than left to pile up.
-        tx.execute(
-            "DELETE FROM davit_locks WHERE expires <= clock_timestamp()",
-            &[],
+        // Lapsed locks and announcements are dropped by whoever grants next, rather than left
+        // to pile up.
+        tx.batch_execute(
+            "DELETE FROM davit_locks WHERE expires <= clock_timestamp(); \
+             DELETE FROM davit_writes WHERE expires <= clock_timestamp();",
         )
         .await
         .map_err(PgError::from)?;
@@ -220,6 +310,56 @@ impl LockStore for PgLockStore {
             .await
             .map_err(PgError::from)?;
         Ok(row.is_some_and(|r| r.get::<_, bool>(0)))
+    }
+
+    async fn announce(
+        &self,
+        writes: &[(DavPath, bool)],
+    ) -> Result<Option<Announcement>, StoreError> {
+        self.renew_in_background();
+        let id = Uuid::new_v4();
+        let paths: Vec<&str> = writes.iter().map(|(p, _)| p.as_str()).collect();
+        let trees: Vec<bool> = writes.iter().map(|(_, t)| *t).collect();
+        let client = self.pg.client().await?;
+        // One statement, so one transaction: the shared advisory lock is held until the rows
+        // are committed (see the module's comment).
+        client
+            .execute(
+                "WITH gate AS (SELECT pg_advisory_xact_lock_shared($1)) \
+                 INSERT INTO davit_writes (id, path, tree, expires) \
+                 SELECT $2, w.path, w.tree, clock_timestamp() + make_interval(secs => $5) \
+                 FROM gate, unnest($3::text[], $4::boolean[]) AS w(path, tree)",
+                &[
+                    &GRANT_LOCK,
+                    &id,
+                    &paths,
+                    &trees,
+                    &(ANNOUNCED_FOR.as_secs_f64()),
+                ],
+            )
+            .await
+            .map_err(PgError::from)?;
+        drop(client);
+        if let Ok(mut set) = self.announced.lock() {
+            set.insert(id);
+        }
+        let (pg, announced) = (self.pg.clone(), self.announced.clone());
+        Ok(Some(Announcement::new(id, move || {
+            if let Ok(mut set) = announced.lock() {
+                set.remove(&id);
+            }
+            // Withdrawn after the response, off the request's path; if PostgreSQL is away, the
+            // row lapses unrenewed.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if let Ok(client) = pg.client().await {
+                        let _ = client
+                            .execute("DELETE FROM davit_writes WHERE id = $1", &[&id])
+                            .await;
+                    }
+                });
+            }
+        })))
     }
 
     async fn release_tree(&self, path: &DavPath) -> Result<(), StoreError> {

@@ -114,6 +114,15 @@ CREATE TABLE IF NOT EXISTS davit_locks (
     principal text
 );
 CREATE INDEX IF NOT EXISTS davit_locks_root ON davit_locks (root text_pattern_ops);
+-- Writes in progress on some instance (see locks.rs): short-lived, so not worth a WAL record.
+CREATE UNLOGGED TABLE IF NOT EXISTS davit_writes (
+    id uuid NOT NULL,
+    path text NOT NULL,
+    tree boolean NOT NULL,
+    expires timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS davit_writes_path ON davit_writes (path text_pattern_ops);
+CREATE INDEX IF NOT EXISTS davit_writes_id ON davit_writes (id);
 
 CREATE SEQUENCE IF NOT EXISTS davit_versions;
 CREATE TABLE IF NOT EXISTS davit_resources (

@@ -8,6 +8,7 @@ use davit_proto::href::DavPath;
 use davit_proto::xml::LockScope::{self, Exclusive, Shared};
 use davit_server::locks::{Acquire, Lock, LockDepth, LockStore};
 use std::time::{Duration, SystemTime};
+use LockDepth::Infinity;
 
 fn p(s: &str) -> DavPath {
     DavPath::parse(s).unwrap_or_else(|e| panic!("{s}: {e:?}"))
@@ -31,6 +32,7 @@ fn granted(a: Acquire) -> Lock {
     match a {
         Acquire::Granted(l) => l,
         Acquire::Conflict(c) => panic!("conflict with {c:?}"),
+        Acquire::Busy => panic!("busy"),
     }
 }
 
@@ -42,6 +44,7 @@ fn conflict(a: Acquire) -> Vec<String> {
             tokens.sort();
             tokens
         }
+        Acquire::Busy => panic!("busy"),
     }
 }
 
@@ -214,8 +217,91 @@ async fn of_many_racing_instances_exactly_one_exclusive_lock_wins() {
             {
                 Acquire::Granted(_) => wins += 1,
                 Acquire::Conflict(c) => assert_eq!(c.len(), 1, "{c:?}"),
+                Acquire::Busy => panic!("busy with no write announced"),
             }
         }
         assert_eq!(wins, 1, "round {round}");
     }
+}
+
+/// Polls `acquire` until it is no longer `Busy` (an announcement is withdrawn just after its
+/// request ends, off the request's path).
+async fn once_not_busy(store: &PgLockStore, l: Lock) -> Acquire {
+    for _ in 0..500 {
+        match store
+            .acquire(l.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+        {
+            Acquire::Busy => tokio::time::sleep(Duration::from_millis(10)).await,
+            other => return other,
+        }
+    }
+    panic!("still busy after 5 s");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/distributed-test.sh"]
+async fn a_write_announced_on_one_instance_holds_back_overlapping_grants_on_another() {
+    let url = common::fresh_database().await;
+    let a = PgLockStore::new(common::instance(&url).await);
+    let b = PgLockStore::new(common::instance(&url).await);
+    let ok = |r: Result<Acquire, _>| {
+        r.unwrap_or_else(|e: davit_server::props::StoreError| panic!("{e}"))
+    };
+    let busy = |a: Acquire| matches!(a, Acquire::Busy);
+
+    // A writes /w/f (not the tree below it).
+    let write = a
+        .announce(&[(p("/w/f"), false)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("the distributed store announces writes"));
+    // Locks that would protect the write wait: on the resource, and depth infinity above it.
+    assert!(busy(ok(b
+        .acquire(lock("x1", "/w/f", Exclusive, LockDepth::Zero, None))
+        .await)));
+    assert!(busy(ok(b
+        .acquire(lock("x2", "/w", Shared, Infinity, None))
+        .await)));
+    assert!(busy(ok(b
+        .acquire(lock("x3", "/", Exclusive, Infinity, None))
+        .await)));
+    // Locks it does not reach do not: a sibling, depth 0 above, a name sharing a prefix.
+    granted(ok(b
+        .acquire(lock("y1", "/w/g", Exclusive, LockDepth::Zero, None))
+        .await));
+    granted(ok(b
+        .acquire(lock("y2", "/w", Exclusive, LockDepth::Zero, None))
+        .await));
+    granted(ok(b
+        .acquire(lock("y3", "/w/ff", Exclusive, Infinity, None))
+        .await));
+    // The request's own writes never hold back its own LOCK.
+    granted(ok(b
+        .acquire_beside(
+            lock("own", "/w/f", Shared, LockDepth::Zero, None),
+            &[write.id],
+        )
+        .await));
+    // Once the write ends, the grant goes through.
+    drop(write);
+    granted(once_not_busy(&b, lock("x1", "/w/f", Shared, LockDepth::Zero, None)).await);
+
+    // A tree write (DELETE, MOVE's source) reaches locks anywhere below it.
+    let tree = a
+        .announce(&[(p("/t"), true), (p("/u/v"), false)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(busy(ok(b
+        .acquire(lock("t1", "/t/x/y", Exclusive, LockDepth::Zero, None))
+        .await)));
+    assert!(busy(ok(b
+        .acquire(lock("t2", "/u/v", Exclusive, LockDepth::Zero, None))
+        .await)));
+    granted(ok(b
+        .acquire(lock("t3", "/u/v/w", Exclusive, LockDepth::Zero, None))
+        .await));
+    drop(tree);
+    granted(once_not_busy(&b, lock("t1", "/t/x/y", Exclusive, LockDepth::Zero, None)).await);
 }

@@ -254,3 +254,74 @@ async fn two_instances_serve_one_share() {
         ["/", "/copy/", "/copy/big.bin", "/copy/small.txt"]
     );
 }
+
+/// A body fed by the test, one chunk at a time, for an upload kept in progress.
+fn fed_body(
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+) -> http_body_util::StreamBody<
+    impl futures_util::Stream<Item = Result<http_body::Frame<Bytes>, std::io::Error>> + Send + Unpin,
+> {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok(http_body::Frame::data(chunk)), rx))
+    });
+    http_body_util::StreamBody::new(Box::pin(stream))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL and an S3 server: scripts/distributed-test.sh"]
+async fn a_lock_on_one_instance_waits_for_a_write_in_progress_on_another() {
+    let url = common::fresh_database().await;
+    let a = instance(&url).await;
+    let b = instance(&url).await;
+    // A PUT on A has passed its lock check and is still receiving its body.
+    let (feed, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let put = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let req = Request::builder()
+                .method("PUT")
+                .uri("/slow.bin")
+                .body(fed_body(rx))
+                .unwrap_or_else(|e| panic!("{e}"));
+            a.handle(req).await.status()
+        })
+    };
+    feed.send(pattern(64 << 10, 1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Its first chunk was taken, so its check is done and its write announced.
+    feed.send(pattern(64 << 10, 2))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let lockinfo = Bytes::from_static(
+        b"<?xml version=\"1.0\"?><D:lockinfo xmlns:D=\"DAV:\"><D:lockscope><D:exclusive/>\
+          </D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>",
+    );
+    let lock = {
+        let b = b.clone();
+        let lockinfo = lockinfo.clone();
+        tokio::spawn(
+            async move { send(&b, "LOCK", "/slow.bin", &[("Depth", "0")], lockinfo).await },
+        )
+    };
+    // A LOCK of an unrelated path on B is granted meanwhile.
+    let other = send(&b, "LOCK", "/other.bin", &[("Depth", "0")], lockinfo).await;
+    assert_eq!(other.status, StatusCode::CREATED);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !lock.is_finished(),
+        "a LOCK was granted during a write it protects"
+    );
+    drop(feed);
+    assert_eq!(
+        put.await.unwrap_or_else(|e| panic!("{e}")),
+        StatusCode::CREATED
+    );
+    let locked = lock.await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(locked.status, StatusCode::OK, "{:?}", locked.body);
+    // The lock now holds on A too: a PUT without its token is refused.
+    let put = send(&a, "PUT", "/slow.bin", &[], pattern(10, 3)).await;
+    assert_eq!(put.status, StatusCode::LOCKED);
+}

@@ -19,6 +19,7 @@
 //! waiting for them.
 
 use super::Change;
+use crate::locks::Announcement;
 use davit_proto::href::DavPath;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,11 +68,13 @@ tokio::task_local! {
     static TICKETS: RefCell<Vec<Ticket>>;
 }
 
-/// A registered write; dropping it ends the registration.
+/// A registered write; dropping it ends the registration (and its announcement to other
+/// instances).
 #[derive(Debug)]
 pub(crate) struct Ticket {
     gate: Arc<WriteGate>,
     id: u64,
+    announcement: Option<Announcement>,
 }
 
 impl Drop for Ticket {
@@ -85,10 +88,13 @@ impl Drop for Ticket {
 
 impl WriteGate {
     /// Runs `check` (the write's lock check) and, when it passes, registers `changes` for as
-    /// long as the current request runs, all under the gate's mutex.
+    /// long as the current request runs, all under the gate's mutex. `announce` tells other
+    /// instances of the write before the check (see `LockStore::announce`); the announcement
+    /// lasts as long as the registration.
     pub(crate) async fn check_and_register<T, E>(
         self: &Arc<Self>,
         changes: &[Change<'_>],
+        announce: impl std::future::Future<Output = Result<Option<Announcement>, E>>,
         check: impl std::future::Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
         if changes.is_empty() {
@@ -129,6 +135,7 @@ impl WriteGate {
                 () = tokio::time::sleep_until(until) => {}
             }
         };
+        let announcement = announce.await?;
         let passed = check.await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut active) = self.active.lock() {
@@ -139,6 +146,7 @@ impl WriteGate {
         let ticket = Ticket {
             gate: self.clone(),
             id,
+            announcement,
         };
         // Outside a request scope (never on the server's paths) the ticket ends at once.
         let _ = TICKETS.try_with(|t| t.borrow_mut().push(ticket));
@@ -202,6 +210,19 @@ impl WriteGate {
     }
 }
 
+/// The ids of the current request's announcements to other instances: its own writes never
+/// hold back its own LOCK.
+pub(crate) fn own_announcements() -> Vec<uuid::Uuid> {
+    TICKETS
+        .try_with(|t| {
+            t.borrow()
+                .iter()
+                .filter_map(|t| t.announcement.as_ref().map(|a| a.id))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Whether a lock on `root` would protect a write of `path`: the lock check of that write
 /// (`Dav::check_locks`) would have found it.
 fn overlaps(root: &DavPath, infinite: bool, path: &DavPath, tree: bool) -> bool {
@@ -239,9 +260,11 @@ mod tests {
             let gate = gate.clone();
             let f = f.clone();
             tokio::spawn(WriteGate::scope(async move {
-                gate.check_and_register(&[Change::Resource(&f)], async { Ok::<_, ()>(()) })
-                    .await
-                    .unwrap();
+                gate.check_and_register(&[Change::Resource(&f)], async { Ok(None) }, async {
+                    Ok::<_, ()>(())
+                })
+                .await
+                .unwrap();
                 // The write is "in progress" until told to end.
                 let _ = rx.await;
             }))
@@ -274,9 +297,11 @@ mod tests {
         WriteGate::scope(async {
             // One operation of an atomic batch: its own request scope ends...
             WriteGate::scope(async {
-                gate.check_and_register(&[Change::Resource(&f)], async { Ok::<_, ()>(()) })
-                    .await
-                    .unwrap();
+                gate.check_and_register(&[Change::Resource(&f)], async { Ok(None) }, async {
+                    Ok::<_, ()>(())
+                })
+                .await
+                .unwrap();
             })
             .await;
             // ...but its write stays registered for the rest of the batch.
@@ -288,9 +313,11 @@ mod tests {
         assert_eq!(registered(&gate), 0);
         // Outside any batch, a request's writes end with the request.
         WriteGate::scope(async {
-            gate.check_and_register(&[Change::Resource(&f)], async { Ok::<_, ()>(()) })
-                .await
-                .unwrap();
+            gate.check_and_register(&[Change::Resource(&f)], async { Ok(None) }, async {
+                Ok::<_, ()>(())
+            })
+            .await
+            .unwrap();
         })
         .await;
         assert_eq!(registered(&gate), 0);
@@ -311,7 +338,7 @@ mod tests {
         let path = p(path);
         let task = tokio::spawn(WriteGate::scope(async move {
             let name = format!("write {path}");
-            gate.check_and_register(&[Change::Resource(&path)], async {
+            gate.check_and_register(&[Change::Resource(&path)], async { Ok(None) }, async {
                 log.lock().unwrap().push(name);
                 Ok::<_, ()>(())
             })
@@ -406,15 +433,19 @@ mod tests {
             let gate = gate.clone();
             tokio::spawn(WriteGate::scope(async move {
                 let (f, g) = (p("/a/f"), p("/a/g"));
-                gate.check_and_register(&[Change::Resource(&f)], async { Ok::<_, ()>(()) })
-                    .await
-                    .unwrap();
+                gate.check_and_register(&[Change::Resource(&f)], async { Ok(None) }, async {
+                    Ok::<_, ()>(())
+                })
+                .await
+                .unwrap();
                 started_tx.send(()).unwrap();
                 go_rx.await.unwrap();
                 // The LOCK waits for this batch, so its next write must not wait for the LOCK.
-                gate.check_and_register(&[Change::Resource(&g)], async { Ok::<_, ()>(()) })
-                    .await
-                    .unwrap();
+                gate.check_and_register(&[Change::Resource(&g)], async { Ok(None) }, async {
+                    Ok::<_, ()>(())
+                })
+                .await
+                .unwrap();
             }))
         };
         started_rx.await.unwrap();

@@ -82,13 +82,39 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             },
         };
         let (root, infinite) = (lock.root.clone(), lock.depth == LockDepth::Infinity);
-        let acquired = self
-            .write_gate
-            .grant(&root, infinite, self.locks.acquire(lock))
-            .await;
-        let lock = match acquired? {
-            Acquire::Granted(lock) => lock,
-            Acquire::Conflict(in_way) => return self.conflict(path, in_way).await,
+        // Another instance's write in progress where the lock would reach holds the grant back
+        // until it ends, as the write gate does for this instance's own writes.
+        let own = super::gate::own_announcements();
+        let mut pause = std::time::Duration::from_millis(2);
+        let lock = loop {
+            let acquired = self
+                .write_gate
+                .grant(
+                    &root,
+                    infinite,
+                    self.locks.acquire_beside(lock.clone(), &own),
+                )
+                .await;
+            match acquired? {
+                Acquire::Granted(lock) => break lock,
+                Acquire::Conflict(in_way) => return self.conflict(path, in_way).await,
+                Acquire::Busy => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(100));
+                }
+            }
+        };
+        // The grant may have waited for a write that created the resource meanwhile: look
+        // again, so as not to empty it. No write can start on it from here, the lock granted.
+        let meta = match meta {
+            Some(m) => Some(m),
+            None => match self.meta(target).await {
+                Ok(m) => m,
+                Err(e) => {
+                    self.locks.release(&lock.token).await?;
+                    return Err(e);
+                }
+            },
         };
         if meta.is_none() {
             // A LOCK on an unmapped URL creates an empty resource (RFC 4918 §7.3).

@@ -568,8 +568,17 @@ where
         };
         // Checked and registered as one step, so that no lock is granted between this check
         // and the change (see `gate`).
+        let writes: Vec<(DavPath, bool)> = changes
+            .iter()
+            .map(|c| (c.path().clone(), c.is_tree()))
+            .collect();
+        let announce = async { Ok(self.locks.announce(&writes).await?) };
         self.write_gate
-            .check_and_register(changes, self.check_locks(parts, changes, &submitted))
+            .check_and_register(
+                changes,
+                announce,
+                self.check_locks(parts, changes, &submitted),
+            )
             .await?;
         Ok(not_modified)
     }

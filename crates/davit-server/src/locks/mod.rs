@@ -71,6 +71,43 @@ pub enum Acquire {
     Granted(Lock),
     /// These existing locks are in the way.
     Conflict(Vec<Lock>),
+    /// A write announced by another instance ([`LockStore::announce`]) is in progress where
+    /// the lock would reach; ask again once it has ended.
+    Busy,
+}
+
+/// A write in progress, announced to the other instances sharing a lock store (see
+/// [`LockStore::announce`]); dropping it withdraws the announcement.
+pub struct Announcement {
+    /// Distinguishes this request's own announcements from others' at grant time.
+    pub id: uuid::Uuid,
+    withdraw: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl Announcement {
+    /// An announcement that runs `withdraw` when it ends.
+    pub fn new(id: uuid::Uuid, withdraw: impl FnOnce() + Send + Sync + 'static) -> Self {
+        Announcement {
+            id,
+            withdraw: Some(Box::new(withdraw)),
+        }
+    }
+}
+
+impl Drop for Announcement {
+    fn drop(&mut self) {
+        if let Some(withdraw) = self.withdraw.take() {
+            withdraw();
+        }
+    }
+}
+
+impl std::fmt::Debug for Announcement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Announcement")
+            .field("id", &self.id)
+            .finish()
+    }
 }
 
 /// Lock storage. Every method sees only unexpired locks.
@@ -85,6 +122,29 @@ pub trait LockStore: Send + Sync + 'static {
     /// Grants `lock` unless it conflicts with an existing one; check and grant are one atomic
     /// step, so of many racing requests exactly one exclusive lock wins.
     fn acquire(&self, lock: Lock) -> impl Future<Output = Result<Acquire, StoreError>> + Send;
+    /// Like [`acquire`](Self::acquire), but also [`Acquire::Busy`] while a write announced
+    /// elsewhere overlaps the lock, the request's own announcements (`own`) aside. A store
+    /// shared by one process only has nothing to check: the handlers' own write gate covers it.
+    fn acquire_beside(
+        &self,
+        lock: Lock,
+        own: &[uuid::Uuid],
+    ) -> impl Future<Output = Result<Acquire, StoreError>> + Send {
+        let _ = own;
+        self.acquire(lock)
+    }
+    /// Announces writes about to be checked against the locks (`(path, whole tree below)`),
+    /// so that no other instance grants a lock reaching them until the announcement is
+    /// dropped. Called before the write's lock check: a lock granted before the announcement
+    /// is seen by that check, one asked for after it meets [`Acquire::Busy`]. A store shared by
+    /// one process only announces nothing.
+    fn announce(
+        &self,
+        writes: &[(DavPath, bool)],
+    ) -> impl Future<Output = Result<Option<Announcement>, StoreError>> + Send {
+        let _ = writes;
+        std::future::ready(Ok(None))
+    }
     /// The lock with this token.
     fn get(&self, token: &str) -> impl Future<Output = Result<Option<Lock>, StoreError>> + Send;
     /// Restarts a lock's timer with a new timeout; returns the refreshed lock.

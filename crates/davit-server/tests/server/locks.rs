@@ -7,6 +7,7 @@ use davit_server::DavConfig;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 
 /// The lockroot and token of the only lock on `path`.
 async fn only_lock(s: &TestServer, path: &str) -> ActiveLock {
@@ -1821,4 +1822,51 @@ async fn a_read_with_the_if_header_of_a_lock_elsewhere_is_served() {
         .send()
         .await;
     assert_eq!(r.status, 412);
+}
+
+/// A LOCK of an unmapped URL that waits for a PUT creating it must not then "create" it
+/// empty over the PUT's body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_waiting_for_a_creating_put_keeps_its_body() {
+    let s = TestServer::start().await;
+    // A PUT of /racy that has passed its checks and is still receiving its body.
+    let mut put = s.connect().await;
+    let head = format!(
+        "PUT /racy HTTP/1.1\r\nHost: {}\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello",
+        s.host()
+    );
+    put.write_all(head.as_bytes()).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let lock = {
+        let info = lockinfo("exclusive", None);
+        let request = format!(
+            "LOCK /racy HTTP/1.1\r\nHost: {}\r\nDepth: 0\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{info}",
+            s.host(),
+            info.len()
+        );
+        let addr = s.addr;
+        tokio::spawn(async move {
+            let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            c.write_all(request.as_bytes()).await.expect("write");
+            read_to_close(&mut c).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!lock.is_finished(), "LOCK granted during the PUT it covers");
+    put.write_all(b"world").await.expect("write");
+    let answer = read_to_close(&mut put).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 201"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    // The resource existed when the lock was granted: 200, not 201, and the body is kept.
+    let locked = lock.await.expect("join");
+    assert!(
+        locked.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&locked)
+    );
+    assert_eq!(&s.get("/racy").await.body[..], b"helloworld");
 }
