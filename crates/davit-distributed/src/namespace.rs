@@ -36,6 +36,12 @@ fn io_error(e: PgError) -> io::Error {
     io::Error::new(kind, e)
 }
 
+impl From<PgError> for io::Error {
+    fn from(e: PgError) -> Self {
+        io_error(e)
+    }
+}
+
 fn pg(e: tokio_postgres::Error) -> io::Error {
     io_error(PgError::Query(e))
 }
@@ -109,7 +115,8 @@ impl Namespace {
 
     /// The resource at `path`, if any.
     pub async fn get(&self, path: &DavPath) -> io::Result<Option<Resource>> {
-        let client = self.pg.client().await.map_err(io_error)?;
+        let conn = self.pg.conn().await?;
+        let client = conn.client()?;
         let row = client
             .query_opt(
                 &format!("SELECT {COLUMNS} FROM davit_resources WHERE path = $1"),
@@ -129,7 +136,8 @@ impl Namespace {
 
     /// The members of the collection at `path`, by name.
     pub async fn list(&self, path: &DavPath) -> io::Result<Vec<(Entry, Resource)>> {
-        let client = self.pg.client().await.map_err(io_error)?;
+        let conn = self.pg.conn().await?;
+        let client = conn.client()?;
         let parent = client
             .query_opt(
                 "SELECT id, collection FROM davit_resources WHERE path = $1",
@@ -164,10 +172,7 @@ impl Namespace {
 
     /// The parent collection's id for a new member at `path`: `NotFound` when it does not
     /// exist, `NotADirectory` when it is a file.
-    async fn parent_id(
-        tx: &deadpool_postgres::Transaction<'_>,
-        path: &DavPath,
-    ) -> io::Result<uuid::Uuid> {
+    async fn parent_id(tx: &tokio_postgres::Client, path: &DavPath) -> io::Result<uuid::Uuid> {
         let parent = path
             .parent()
             .ok_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists))?;
@@ -187,23 +192,24 @@ impl Namespace {
 
     /// Creates the collection at `path` (its parent must exist; nothing may be there).
     pub async fn create_dir(&self, path: &DavPath) -> io::Result<Resource> {
-        let mut client = self.pg.client().await.map_err(io_error)?;
-        let tx = client.transaction().await.map_err(pg)?;
-        let parent = Self::parent_id(&tx, path).await?;
-        let row = tx
-            .query_opt(
-                &format!(
-                    "INSERT INTO davit_resources (id, parent, name, path, collection) \
-                     VALUES (gen_random_uuid(), $1, $2, $3, true) \
-                     ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
-                ),
-                &[&parent, &path.name().unwrap_or(""), &path.as_str()],
-            )
+        self.pg
+            .atomically(async |tx| {
+                let parent = Self::parent_id(tx, path).await?;
+                let row = tx
+                    .query_opt(
+                        &format!(
+                            "INSERT INTO davit_resources (id, parent, name, path, collection) \
+                         VALUES (gen_random_uuid(), $1, $2, $3, true) \
+                         ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
+                        ),
+                        &[&parent, &path.name().unwrap_or(""), &path.as_str()],
+                    )
+                    .await
+                    .map_err(pg)?
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists))?;
+                Ok(resource(&row))
+            })
             .await
-            .map_err(pg)?
-            .ok_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists))?;
-        tx.commit().await.map_err(pg)?;
-        Ok(resource(&row))
     }
 
     /// Points the file at `path` (created when unmapped) at the content object `blob` of
@@ -216,48 +222,49 @@ impl Namespace {
         size: u64,
     ) -> io::Result<(Resource, Option<String>)> {
         let size = i64::try_from(size).map_err(|_| io::Error::from(io::ErrorKind::FileTooLarge))?;
-        let mut client = self.pg.client().await.map_err(io_error)?;
-        let tx = client.transaction().await.map_err(pg)?;
-        let parent = Self::parent_id(&tx, path).await?;
-        let old = tx
-            .query_opt(
-                "SELECT collection, blob FROM davit_resources WHERE path = $1 FOR UPDATE",
-                &[&path.as_str()],
-            )
+        self.pg
+            .atomically(async |tx| {
+            let parent = Self::parent_id(tx, path).await?;
+            let old = tx
+                .query_opt(
+                    "SELECT collection, blob FROM davit_resources WHERE path = $1 FOR UPDATE",
+                    &[&path.as_str()],
+                )
+                .await
+                .map_err(pg)?;
+            let (row, garbage) = match old {
+                Some(old) if old.get::<_, bool>(0) => return Err(io::ErrorKind::IsADirectory.into()),
+                Some(old) => {
+                    let row = tx
+                        .query_one(
+                            &format!(
+                                "UPDATE davit_resources SET blob = $2, size = $3, \
+                                 version = nextval('davit_versions'), modified = clock_timestamp() \
+                                 WHERE path = $1 RETURNING {COLUMNS}"
+                            ),
+                            &[&path.as_str(), &blob, &size],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    (row, old.get::<_, Option<String>>(1))
+                }
+                None => {
+                    let row = tx
+                        .query_one(
+                            &format!(
+                                "INSERT INTO davit_resources (id, parent, name, path, collection, blob, size) \
+                                 VALUES (gen_random_uuid(), $1, $2, $3, false, $4, $5) RETURNING {COLUMNS}"
+                            ),
+                            &[&parent, &path.name().unwrap_or(""), &path.as_str(), &blob, &size],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    (row, None)
+                }
+            };
+            Ok((resource(&row), garbage))
+            })
             .await
-            .map_err(pg)?;
-        let (row, garbage) = match old {
-            Some(old) if old.get::<_, bool>(0) => return Err(io::ErrorKind::IsADirectory.into()),
-            Some(old) => {
-                let row = tx
-                    .query_one(
-                        &format!(
-                            "UPDATE davit_resources SET blob = $2, size = $3, \
-                             version = nextval('davit_versions'), modified = clock_timestamp() \
-                             WHERE path = $1 RETURNING {COLUMNS}"
-                        ),
-                        &[&path.as_str(), &blob, &size],
-                    )
-                    .await
-                    .map_err(pg)?;
-                (row, old.get::<_, Option<String>>(1))
-            }
-            None => {
-                let row = tx
-                    .query_one(
-                        &format!(
-                            "INSERT INTO davit_resources (id, parent, name, path, collection, blob, size) \
-                             VALUES (gen_random_uuid(), $1, $2, $3, false, $4, $5) RETURNING {COLUMNS}"
-                        ),
-                        &[&parent, &path.name().unwrap_or(""), &path.as_str(), &blob, &size],
-                    )
-                    .await
-                    .map_err(pg)?;
-                (row, None)
-            }
-        };
-        tx.commit().await.map_err(pg)?;
-        Ok((resource(&row), garbage))
     }
 
     /// Removes the resource at `path` and everything below it in one transaction; returns the
@@ -266,7 +273,8 @@ impl Namespace {
         if path.is_root() {
             return Err(io::ErrorKind::PermissionDenied.into());
         }
-        let client = self.pg.client().await.map_err(io_error)?;
+        let conn = self.pg.conn().await?;
+        let client = conn.client()?;
         let rows = client
             .query(
                 "DELETE FROM davit_resources WHERE path = $1 OR path LIKE $2 RETURNING blob, path",
@@ -288,51 +296,53 @@ impl Namespace {
         if to.starts_with(from) {
             return Err(io::ErrorKind::InvalidInput.into());
         }
-        let mut client = self.pg.client().await.map_err(io_error)?;
-        let tx = client.transaction().await.map_err(pg)?;
-        let parent = Self::parent_id(&tx, to).await?;
-        if tx
-            .query_opt(
-                "SELECT 1 FROM davit_resources WHERE path = $1",
-                &[&to.as_str()],
-            )
-            .await
-            .map_err(pg)?
-            .is_some()
-        {
-            return Err(io::ErrorKind::AlreadyExists.into());
-        }
-        let moved = tx
-            .execute(
-                "UPDATE davit_resources SET parent = $2, name = $3, path = $4 WHERE path = $1",
-                &[
-                    &from.as_str(),
-                    &parent,
-                    &to.name().unwrap_or(""),
-                    &to.as_str(),
-                ],
+        self.pg
+            .atomically(async |tx| {
+                let parent = Self::parent_id(tx, to).await?;
+                if tx
+                    .query_opt(
+                        "SELECT 1 FROM davit_resources WHERE path = $1",
+                        &[&to.as_str()],
+                    )
+                    .await
+                    .map_err(pg)?
+                    .is_some()
+                {
+                    return Err(io::ErrorKind::AlreadyExists.into());
+                }
+                let moved = tx
+                .execute(
+                    "UPDATE davit_resources SET parent = $2, name = $3, path = $4 WHERE path = $1",
+                    &[
+                        &from.as_str(),
+                        &parent,
+                        &to.name().unwrap_or(""),
+                        &to.as_str(),
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+                if moved == 0 {
+                    return Err(io::ErrorKind::NotFound.into());
+                }
+                // Members keep their parent and name; only their paths change, by the prefix.
+                let cut = i32::try_from(from.as_str().chars().count()).unwrap_or(i32::MAX);
+                tx.execute(
+                "UPDATE davit_resources SET path = $1 || substr(path, $2 + 1) WHERE path LIKE $3",
+                &[&to.as_str(), &cut, &below(from)],
             )
             .await
             .map_err(pg)?;
-        if moved == 0 {
-            return Err(io::ErrorKind::NotFound.into());
-        }
-        // Members keep their parent and name; only their paths change, by the prefix.
-        let cut = i32::try_from(from.as_str().chars().count()).unwrap_or(i32::MAX);
-        tx.execute(
-            "UPDATE davit_resources SET path = $1 || substr(path, $2 + 1) WHERE path LIKE $3",
-            &[&to.as_str(), &cut, &below(from)],
-        )
-        .await
-        .map_err(pg)?;
-        tx.commit().await.map_err(pg)?;
-        Ok(())
+                Ok(())
+            })
+            .await
     }
 
     /// What a COPY of `from` takes: the resource and (with `tree`) everything below it, parents
     /// before their members, each with its path relative to `from` ("" for `from` itself).
     pub async fn copy_plan(&self, from: &DavPath, tree: bool) -> io::Result<Vec<CopyItem>> {
-        let client = self.pg.client().await.map_err(io_error)?;
+        let conn = self.pg.conn().await?;
+        let client = conn.client()?;
         let pattern = if tree { below(from) } else { String::new() };
         let rows = client
             .query(
@@ -366,51 +376,52 @@ impl Namespace {
     /// Creates the copies of `items` (from [`Namespace::copy_plan`], their `blob`s replaced
     /// by the copies' objects) at the unmapped `to`, in one transaction.
     pub async fn insert_copies(&self, to: &DavPath, items: &[CopyItem]) -> io::Result<()> {
-        let mut client = self.pg.client().await.map_err(io_error)?;
-        let tx = client.transaction().await.map_err(pg)?;
-        let root_parent = Self::parent_id(&tx, to).await?;
-        let mut ids: std::collections::HashMap<String, uuid::Uuid> = Default::default();
-        for item in items {
-            let path = if item.rel.is_empty() {
-                to.clone()
-            } else {
-                let rel = DavPath::parse(&item.rel)
-                    .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
-                DavPath::parse(&format!(
-                    "{}{}",
-                    to.as_str().trim_end_matches('/'),
-                    rel.as_str()
-                ))
-                .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?
-            };
-            let parent = if item.rel.is_empty() {
-                root_parent
-            } else {
-                // Parents come before their members: the member's parent is already made.
-                let up = item.rel.rsplit_once('/').map_or("", |(up, _)| up);
-                *ids.get(up)
-                    .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?
-            };
-            let size = i64::try_from(item.size).unwrap_or(i64::MAX);
-            let row = tx
-                .query_opt(
-                    "INSERT INTO davit_resources (id, parent, name, path, collection, blob, size)                      VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6)                      ON CONFLICT DO NOTHING RETURNING id",
-                    &[
-                        &parent,
-                        &path.name().unwrap_or(""),
-                        &path.as_str(),
-                        &item.collection,
-                        &item.blob,
-                        &size,
-                    ],
-                )
-                .await
-                .map_err(pg)?
-                .ok_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists))?;
-            ids.insert(item.rel.clone(), row.get(0));
-        }
-        tx.commit().await.map_err(pg)?;
-        Ok(())
+        self.pg
+            .atomically(async |tx| {
+            let root_parent = Self::parent_id(tx, to).await?;
+            let mut ids: std::collections::HashMap<String, uuid::Uuid> = Default::default();
+            for item in items {
+                let path = if item.rel.is_empty() {
+                    to.clone()
+                } else {
+                    let rel = DavPath::parse(&item.rel)
+                        .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+                    DavPath::parse(&format!(
+                        "{}{}",
+                        to.as_str().trim_end_matches('/'),
+                        rel.as_str()
+                    ))
+                    .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?
+                };
+                let parent = if item.rel.is_empty() {
+                    root_parent
+                } else {
+                    // Parents come before their members: the member's parent is already made.
+                    let up = item.rel.rsplit_once('/').map_or("", |(up, _)| up);
+                    *ids.get(up)
+                        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?
+                };
+                let size = i64::try_from(item.size).unwrap_or(i64::MAX);
+                let row = tx
+                    .query_opt(
+                        "INSERT INTO davit_resources (id, parent, name, path, collection, blob, size)                      VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6)                      ON CONFLICT DO NOTHING RETURNING id",
+                        &[
+                            &parent,
+                            &path.name().unwrap_or(""),
+                            &path.as_str(),
+                            &item.collection,
+                            &item.blob,
+                            &size,
+                        ],
+                    )
+                    .await
+                    .map_err(pg)?
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists))?;
+                ids.insert(item.rel.clone(), row.get(0));
+            }
+            Ok(())
+            })
+            .await
     }
 
     /// Which of `keys` some resource points at.
@@ -418,7 +429,8 @@ impl Namespace {
         &self,
         keys: &[String],
     ) -> io::Result<std::collections::HashSet<String>> {
-        let client = self.pg.client().await.map_err(io_error)?;
+        let conn = self.pg.conn().await?;
+        let client = conn.client()?;
         let rows = client
             .query(
                 "SELECT blob FROM davit_resources WHERE blob = ANY($1)",
@@ -431,7 +443,8 @@ impl Namespace {
 
     /// Marks `path` as changed now.
     pub async fn touch(&self, path: &DavPath) -> io::Result<()> {
-        let client = self.pg.client().await.map_err(io_error)?;
+        let conn = self.pg.conn().await?;
+        let client = conn.client()?;
         let n = client
             .execute(
                 "UPDATE davit_resources SET modified = clock_timestamp() WHERE path = $1",
@@ -447,7 +460,8 @@ impl Namespace {
 
     /// Resources below `path` (not counting it), up to `max + 1`.
     pub async fn count_tree(&self, path: &DavPath, max: u64) -> io::Result<u64> {
-        let client = self.pg.client().await.map_err(io_error)?;
+        let conn = self.pg.conn().await?;
+        let client = conn.client()?;
         let limit = i64::try_from(max.saturating_add(1)).unwrap_or(i64::MAX);
         let row = client
             .query_one(
@@ -461,7 +475,8 @@ impl Namespace {
 
     /// The bytes of content at and below `path`.
     pub async fn tree_size(&self, path: &DavPath) -> io::Result<u64> {
-        let client = self.pg.client().await.map_err(io_error)?;
+        let conn = self.pg.conn().await?;
+        let client = conn.client()?;
         let row = client
             .query_one(
                 "SELECT coalesce(sum(size), 0)::bigint FROM davit_resources \

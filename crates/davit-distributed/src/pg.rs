@@ -1,7 +1,8 @@
 //! The PostgreSQL connection pool, its settings (the `[store]` table) and the schema.
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::NoTls;
 
@@ -83,10 +84,82 @@ impl From<PgError> for davit_server::props::StoreError {
     }
 }
 
-/// A pool of connections to the shared database.
+/// A pool of connections to the shared database; or, for an atomic batch, one connection of
+/// it inside a transaction ([`Pg::begin`]), which every statement made through this handle
+/// joins.
 #[derive(Clone)]
 pub struct Pg {
     pool: Pool,
+    pinned: Option<Arc<tokio::sync::Mutex<Pinned>>>,
+}
+
+/// The connection of a transaction in progress. Dropped unfinished (the batch's task died),
+/// it leaves the pool and closes, and PostgreSQL rolls the transaction back: a connection in
+/// the middle of a transaction never serves another request.
+pub(crate) struct Pinned {
+    conn: Option<Object>,
+}
+
+impl Pinned {
+    fn client(&self) -> Result<&tokio_postgres::Client, PgError> {
+        self.conn
+            .as_deref()
+            .map(|w| &**w)
+            .ok_or_else(|| PgError::Unavailable("the transaction has ended".into()))
+    }
+
+    /// Ends the transaction with `sql` (COMMIT or ROLLBACK) and returns the connection to the
+    /// pool.
+    async fn finish(&mut self, sql: &str) -> Result<(), PgError> {
+        let ended = self.client()?.batch_execute(sql).await;
+        if ended.is_ok() {
+            drop(self.conn.take());
+        }
+        Ok(ended?)
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(Object::take(conn));
+        }
+    }
+}
+
+/// A connection for one statement or a few: from the pool, or the transaction's own.
+// Short-lived, on the stack of one call: boxing the larger variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Conn<'a> {
+    Pooled(Object),
+    Pinned(tokio::sync::MutexGuard<'a, Pinned>),
+}
+
+impl Conn<'_> {
+    pub(crate) fn client(&self) -> Result<&tokio_postgres::Client, PgError> {
+        match self {
+            Conn::Pooled(o) => Ok(o),
+            Conn::Pinned(p) => p.client(),
+        }
+    }
+}
+
+/// A pooled connection inside `BEGIN`: unless [`finish`](Self::finish)ed, it leaves the pool
+/// when dropped (a cancelled request), so the open transaction dies with it.
+struct Begun(Option<Object>);
+
+impl Begun {
+    fn finish(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Begun {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(Object::take(conn));
+        }
+    }
 }
 
 impl std::fmt::Debug for Pg {
@@ -179,7 +252,7 @@ impl Pg {
             .recycle_timeout(Some(timeout))
             .build()
             .map_err(|e| PgError::Config(e.to_string()))?;
-        let pg = Pg { pool };
+        let pg = Pg { pool, pinned: None };
         pg.migrate().await?;
         Ok(pg)
     }
@@ -190,6 +263,102 @@ impl Pg {
             .get()
             .await
             .map_err(|e| PgError::Unavailable(e.to_string()))
+    }
+
+    /// A connection for statements that need no transaction of their own; inside a
+    /// transaction ([`Pg::begin`]), its connection.
+    pub(crate) async fn conn(&self) -> Result<Conn<'_>, PgError> {
+        match &self.pinned {
+            Some(p) => Ok(Conn::Pinned(p.lock().await)),
+            None => Ok(Conn::Pooled(self.client().await?)),
+        }
+    }
+
+    /// Runs `f` as one transaction: on a pooled connection between BEGIN and COMMIT (ROLLBACK
+    /// when it fails); inside a transaction ([`Pg::begin`]), as a savepoint of it, so that a
+    /// failed step leaves the enclosing transaction usable.
+    pub(crate) async fn atomically<T, E: From<PgError>>(
+        &self,
+        f: impl AsyncFnOnce(&tokio_postgres::Client) -> Result<T, E>,
+    ) -> Result<T, E> {
+        match &self.pinned {
+            None => {
+                let begun = Begun(Some(self.client().await?));
+                let Some(c) = begun.0.as_deref().map(|w| &**w) else {
+                    return Err(PgError::Unavailable("no connection".into()).into());
+                };
+                c.batch_execute("BEGIN").await.map_err(PgError::from)?;
+                match f(c).await {
+                    Ok(v) => {
+                        c.batch_execute("COMMIT").await.map_err(PgError::from)?;
+                        begun.finish();
+                        Ok(v)
+                    }
+                    Err(e) => {
+                        if c.batch_execute("ROLLBACK").await.is_ok() {
+                            begun.finish();
+                        }
+                        Err(e)
+                    }
+                }
+            }
+            Some(p) => {
+                let pinned = p.lock().await;
+                let c = pinned.client()?;
+                c.batch_execute("SAVEPOINT davit_step")
+                    .await
+                    .map_err(PgError::from)?;
+                match f(c).await {
+                    Ok(v) => {
+                        c.batch_execute("RELEASE SAVEPOINT davit_step")
+                            .await
+                            .map_err(PgError::from)?;
+                        Ok(v)
+                    }
+                    Err(e) => {
+                        let _ = c
+                            .batch_execute(
+                                "ROLLBACK TO SAVEPOINT davit_step; RELEASE SAVEPOINT davit_step",
+                            )
+                            .await;
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    /// A handle whose statements all run in one new transaction, until [`commit`](Self::commit)
+    /// or [`rollback`](Self::rollback).
+    pub async fn begin(&self) -> Result<Pg, PgError> {
+        let conn = self.client().await?;
+        let pinned = Pinned { conn: Some(conn) };
+        pinned.client()?.batch_execute("BEGIN").await?;
+        Ok(Pg {
+            pool: self.pool.clone(),
+            pinned: Some(Arc::new(tokio::sync::Mutex::new(pinned))),
+        })
+    }
+
+    /// True for a handle made by [`begin`](Self::begin).
+    pub fn in_transaction(&self) -> bool {
+        self.pinned.is_some()
+    }
+
+    /// Commits the transaction of a handle made by [`begin`](Self::begin).
+    pub async fn commit(&self) -> Result<(), PgError> {
+        match &self.pinned {
+            Some(p) => p.lock().await.finish("COMMIT").await,
+            None => Ok(()),
+        }
+    }
+
+    /// Rolls back the transaction of a handle made by [`begin`](Self::begin).
+    pub async fn rollback(&self) -> Result<(), PgError> {
+        match &self.pinned {
+            Some(p) => p.lock().await.finish("ROLLBACK").await,
+            None => Ok(()),
+        }
     }
 
     async fn migrate(&self) -> Result<(), PgError> {

@@ -7,6 +7,8 @@ use crate::pg::{Pg, PgError};
 use davit_proto::href::DavPath;
 use davit_proto::xml::QName;
 use davit_server::props::{DeadProp, PropOp, PropStore, StoreError, TreeScope};
+use davit_server::storage::SharedTx;
+use std::sync::Arc;
 
 /// The property store of the distributed backend.
 #[derive(Debug, Clone)]
@@ -29,25 +31,32 @@ impl PropStore for PgPropStore {
     type Tx = PgPropStore;
 
     async fn check(&self) -> Result<(), StoreError> {
-        let client = self.pg.client().await?;
+        let conn = self.pg.conn().await?;
+        let client = conn.client()?;
         client.query_one("SELECT 1", &[]).await.map_err(q)?;
         Ok(())
     }
 
-    // Atomic batches run under a journal of the directory backend; on this one they will run
-    // in one PostgreSQL transaction (docs/distributed.md). Until then they are refused.
+    fn shared(&self) -> Option<SharedTx> {
+        self.pg
+            .in_transaction()
+            .then(|| Arc::new(self.pg.clone()) as SharedTx)
+    }
+
+    // An atomic batch runs in one PostgreSQL transaction, which the storage joins
+    // (`PgStorage::join`): content rows and properties commit or roll back together.
     async fn begin(&self) -> Result<PgPropStore, StoreError> {
-        Err(StoreError::Failed(
-            "atomic batches are not available on the distributed backend yet".into(),
-        ))
+        Ok(PgPropStore {
+            pg: self.pg.begin().await?,
+        })
     }
 
-    async fn commit(&self, _: PgPropStore, _: &str) -> Result<(), StoreError> {
-        Ok(())
+    async fn commit(&self, tx: PgPropStore, _: &str) -> Result<(), StoreError> {
+        Ok(tx.pg.commit().await?)
     }
 
-    async fn rollback(&self, _: PgPropStore) -> Result<(), StoreError> {
-        Ok(())
+    async fn rollback(&self, tx: PgPropStore) -> Result<(), StoreError> {
+        Ok(tx.pg.rollback().await?)
     }
 
     async fn was_committed(&self, _: &str) -> Result<bool, StoreError> {
@@ -59,7 +68,8 @@ impl PropStore for PgPropStore {
     }
 
     async fn get_many(&self, paths: Vec<DavPath>) -> Result<Vec<Vec<DeadProp>>, StoreError> {
-        let client = self.pg.client().await?;
+        let conn = self.pg.conn().await?;
+        let client = conn.client()?;
         let keys: Vec<&str> = paths.iter().map(DavPath::as_str).collect();
         // One query for the whole batch of a listing.
         let rows = client
@@ -84,42 +94,46 @@ impl PropStore for PgPropStore {
     }
 
     async fn patch(&self, path: &DavPath, ops: Vec<PropOp>) -> Result<(), StoreError> {
-        let mut client = self.pg.client().await?;
-        let tx = client.transaction().await.map_err(q)?;
-        let id: uuid::Uuid = tx
-            .query_opt(
-                "SELECT id FROM davit_resources WHERE path = $1 FOR SHARE",
-                &[&path.as_str()],
-            )
+        self.pg
+            .atomically(async |tx| {
+                let id: uuid::Uuid = tx
+                    .query_opt(
+                        "SELECT id FROM davit_resources WHERE path = $1 FOR SHARE",
+                        &[&path.as_str()],
+                    )
+                    .await
+                    .map_err(q)?
+                    .ok_or_else(|| StoreError::Failed(format!("no resource at {}", path.as_str())))?
+                    .get(0);
+                for op in &ops {
+                    match op {
+                        PropOp::Set(p) => tx
+                            .execute(
+                                "INSERT INTO davit_props (resource, ns, local, xml) \
+                                 VALUES ($1, $2, $3, $4) ON CONFLICT (resource, ns, local) \
+                                 DO UPDATE SET xml = excluded.xml",
+                                &[&id, &p.name.ns, &p.name.local, &p.xml],
+                            )
+                            .await
+                            .map_err(q)?,
+                        PropOp::Remove(n) => tx
+                            .execute(
+                                "DELETE FROM davit_props \
+                                 WHERE resource = $1 AND ns = $2 AND local = $3",
+                                &[&id, &n.ns, &n.local],
+                            )
+                            .await
+                            .map_err(q)?,
+                    };
+                }
+                Ok(())
+            })
             .await
-            .map_err(q)?
-            .ok_or_else(|| StoreError::Failed(format!("no resource at {}", path.as_str())))?
-            .get(0);
-        for op in &ops {
-            match op {
-                PropOp::Set(p) => tx
-                    .execute(
-                        "INSERT INTO davit_props (resource, ns, local, xml) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (resource, ns, local) DO UPDATE SET xml = excluded.xml",
-                        &[&id, &p.name.ns, &p.name.local, &p.xml],
-                    )
-                    .await
-                    .map_err(q)?,
-                PropOp::Remove(n) => tx
-                    .execute(
-                        "DELETE FROM davit_props WHERE resource = $1 AND ns = $2 AND local = $3",
-                        &[&id, &n.ns, &n.local],
-                    )
-                    .await
-                    .map_err(q)?,
-            };
-        }
-        tx.commit().await.map_err(q)?;
-        Ok(())
     }
 
     async fn copy(&self, from: &DavPath, to: &DavPath, scope: TreeScope) -> Result<(), StoreError> {
-        let client = self.pg.client().await?;
+        let conn = self.pg.conn().await?;
+        let client = conn.client()?;
         let pattern = match scope {
             TreeScope::Tree => below(from),
             TreeScope::Resource => String::new(),
@@ -150,7 +164,8 @@ impl PropStore for PgPropStore {
     }
 
     async fn delete(&self, path: &DavPath, keep: Vec<DavPath>) -> Result<(), StoreError> {
-        let client = self.pg.client().await?;
+        let conn = self.pg.conn().await?;
+        let client = conn.client()?;
         let keep: Vec<&str> = keep.iter().map(DavPath::as_str).collect();
         client
             .execute(

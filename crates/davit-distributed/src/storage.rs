@@ -6,15 +6,18 @@
 
 use crate::blobs::{BlobError, BlobWriter, Blobs};
 use crate::namespace::Namespace;
+use crate::pg::Pg;
 use bytes::Bytes;
 use davit_proto::href::DavPath;
 use davit_server::storage::{
-    BindRefusal, BindingIndex, CopyDepth, Entry, Failure, FileRead, Identity, Meta, Storage, Upload,
+    BindRefusal, BindingIndex, CopyDepth, Entry, Failure, FileRead, Identity, Meta, SharedTx,
+    Storage, TxEnd, Upload,
 };
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
@@ -23,19 +26,50 @@ use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 pub struct PgStorage {
     ns: Namespace,
     blobs: Blobs,
+    /// Inside an atomic batch's transaction: the objects it wrote and those it replaced,
+    /// disposed of once the transaction ends ([`Storage::settle`]).
+    batch: Option<Arc<Mutex<BatchObjects>>>,
+}
+
+#[derive(Debug, Default)]
+struct BatchObjects {
+    written: Vec<String>,
+    replaced: Vec<String>,
 }
 
 impl PgStorage {
     /// Storage over a namespace and an object store.
     pub fn new(ns: Namespace, blobs: Blobs) -> Self {
-        PgStorage { ns, blobs }
+        PgStorage {
+            ns,
+            blobs,
+            batch: None,
+        }
     }
 
-    fn new_object(id: &uuid::Uuid) -> String {
-        format!("blobs/{}/{}", id.simple(), uuid::Uuid::new_v4().simple())
+    fn new_object(&self, id: &uuid::Uuid) -> String {
+        let key = format!("blobs/{}/{}", id.simple(), uuid::Uuid::new_v4().simple());
+        if let Some(batch) = &self.batch {
+            if let Ok(mut b) = batch.lock() {
+                b.written.push(key.clone());
+            }
+        }
+        key
     }
 
-    /// Deletes objects no row points at any more; failures are left to the sweep.
+    /// Deletes objects no row points at any more; failures are left to the sweep. Inside a
+    /// batch, rows may still point at them after a rollback: they wait for the batch's end.
+    async fn drop_replaced(&self, keys: Vec<String>) {
+        if let Some(batch) = &self.batch {
+            if let Ok(mut b) = batch.lock() {
+                b.replaced.extend(keys);
+                return;
+            }
+        }
+        self.drop_objects(keys).await;
+    }
+
+    /// Deletes objects nothing points at; failures are left to the sweep.
     async fn drop_objects(&self, keys: Vec<String>) {
         for key in keys {
             if let Err(e) = self.blobs.delete(&key).await {
@@ -49,6 +83,30 @@ impl Storage for PgStorage {
     type Read = BlobRead;
     type Upload = BlobUpload;
     type List = futures_util::stream::Iter<std::vec::IntoIter<io::Result<Vec<Entry>>>>;
+    type Joined = PgStorage;
+
+    fn join(&self, tx: &SharedTx) -> Option<PgStorage> {
+        let pg = tx.downcast_ref::<Pg>()?;
+        Some(PgStorage {
+            ns: Namespace::new(pg.clone()),
+            blobs: self.blobs.clone(),
+            batch: Some(Arc::default()),
+        })
+    }
+
+    async fn settle(&self, end: TxEnd) {
+        let Some(batch) = &self.batch else {
+            return;
+        };
+        let garbage = match batch.lock() {
+            Ok(mut b) => match end {
+                TxEnd::Committed => std::mem::take(&mut b.replaced),
+                TxEnd::RolledBack => std::mem::take(&mut b.written),
+            },
+            Err(_) => return,
+        };
+        self.drop_objects(garbage).await;
+    }
 
     async fn metadata(&self, path: &DavPath) -> io::Result<Meta> {
         Ok(self.ns.meta(path).await?.meta)
@@ -96,11 +154,8 @@ impl Storage for PgStorage {
             Some(r) => r.id,
             None => uuid::Uuid::new_v4(),
         };
-        Ok(BlobUpload::start(
-            self.clone(),
-            path.clone(),
-            Self::new_object(&id),
-        ))
+        let key = self.new_object(&id);
+        Ok(BlobUpload::start(self.clone(), path.clone(), key))
     }
 
     async fn create_dir(&self, path: &DavPath) -> io::Result<()> {
@@ -109,7 +164,7 @@ impl Storage for PgStorage {
 
     async fn delete_tree(&self, path: &DavPath) -> io::Result<Vec<Failure>> {
         let garbage = self.ns.delete_tree(path).await?;
-        self.drop_objects(garbage).await;
+        self.drop_replaced(garbage).await;
         Ok(Vec::new())
     }
 
@@ -128,7 +183,7 @@ impl Storage for PgStorage {
         let mut made = Vec::new();
         for item in &mut items {
             if let Some(src) = item.blob.take() {
-                let dst = Self::new_object(&uuid::Uuid::new_v4());
+                let dst = self.new_object(&uuid::Uuid::new_v4());
                 if let Err(e) = self.blobs.copy(&src, &dst).await {
                     self.drop_objects(made).await;
                     return Err(e.into());
@@ -152,8 +207,8 @@ impl Storage for PgStorage {
         self.ns.touch(path).await
     }
 
-    // Stashes serve the journal of atomic batches, which this backend will replace with one
-    // PostgreSQL transaction (docs/distributed.md); its `Dav` is built without a journal.
+    // Stashes serve the journal of atomic batches; this backend runs them in one PostgreSQL
+    // transaction instead (`join`), and its `Dav` is built without a journal.
     async fn stash(&self, _: &DavPath, _: &str) -> io::Result<()> {
         Err(io::ErrorKind::Unsupported.into())
     }
@@ -368,7 +423,7 @@ impl Upload for BlobUpload {
             .await
         {
             Ok((resource, old)) => {
-                storage.drop_objects(old.into_iter().collect()).await;
+                storage.drop_replaced(old.into_iter().collect()).await;
                 Ok(resource.meta)
             }
             Err(e) => {

@@ -325,3 +325,139 @@ async fn a_lock_on_one_instance_waits_for_a_write_in_progress_on_another() {
     let put = send(&a, "PUT", "/slow.bin", &[], pattern(10, 3)).await;
     assert_eq!(put.status, StatusCode::LOCKED);
 }
+
+/// How many objects under `blobs/` hold exactly `content` (the bucket is shared with the
+/// tests running beside this one, so objects are told apart by their content).
+async fn objects_holding(blobs: &Blobs, content: &[u8]) -> usize {
+    use futures_util::{StreamExt, TryStreamExt};
+    let all: Vec<_> = blobs
+        .list("blobs/")
+        .try_collect()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut n = 0;
+    for info in all.iter().filter(|i| i.size == content.len() as u64) {
+        let Ok(stream) = blobs.read(&info.key, None).await else {
+            continue; // deleted meanwhile by another test
+        };
+        let bytes: Vec<Bytes> = stream.filter_map(|c| async { c.ok() }).collect().await;
+        if bytes.concat() == content {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The statuses of a batch's answer (JSON), one per operation, in order.
+fn statuses(body: &[u8]) -> Vec<u64> {
+    let doc: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)));
+    doc["responses"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no responses: {doc}"))
+        .iter()
+        .map(|r| {
+            r["status"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no status: {r}"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL and an S3 server: scripts/distributed-test.sh"]
+async fn an_atomic_batch_is_one_transaction_seen_whole_or_not_at_all_by_the_other_instance() {
+    let url = common::fresh_database().await;
+    let a = instance(&url).await;
+    let b = instance(&url).await;
+    let blobs = Blobs::connect(&common::s3_config(5 << 20))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let json = [
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json"),
+    ];
+    // Unique to this run: the bucket outlives the test's database.
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let (old, new, replaced) = (
+        format!("old body {run}"),
+        format!("new body {run}"),
+        format!("replacing body {run}"),
+    );
+    let (old_b, new_b, replaced_b) = (old.as_bytes(), new.as_bytes(), replaced.as_bytes());
+    let put = send(&a, "PUT", "/keep.txt", &[], Bytes::from(old.clone())).await;
+    assert_eq!(put.status, StatusCode::CREATED);
+    let etag = send(&b, "GET", "/keep.txt", &[], Bytes::new())
+        .await
+        .headers["etag"]
+        .clone();
+
+    // The fourth operation fails (no parent): nothing of the first three may remain.
+    let failing = Bytes::from(
+        r#"{"mode": "atomic", "operations": [
+            {"op": "mkcol", "href": "/t/"},
+            {"op": "put", "href": "/t/new.txt", "content": "NEW"},
+            {"op": "put", "href": "/keep.txt", "content": "REPLACED"},
+            {"op": "proppatch", "href": "/keep.txt", "set": {"{urn:x}color": "red"}},
+            {"op": "mkcol", "href": "/missing/child/"}
+        ]}"#
+        .replace("NEW", &new)
+        .replace("REPLACED", &replaced),
+    );
+    let r = send(&a, "POST", "/", &json, failing).await;
+    assert_eq!(r.status, StatusCode::MULTI_STATUS);
+    assert_eq!(statuses(&r.body), [424, 424, 424, 424, 409], "{:?}", r.body);
+    assert_eq!(
+        send(&b, "GET", "/t/new.txt", &[], Bytes::new())
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&b, "PROPFIND", "/t/", &[("Depth", "0")], Bytes::new())
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let kept = send(&b, "GET", "/keep.txt", &[], Bytes::new()).await;
+    assert_eq!((&kept.body[..], &kept.headers["etag"]), (old_b, &etag));
+    assert_eq!(color(&b, "/keep.txt").await, None);
+    // The rolled-back batch's objects are gone; the old body's object is still there.
+    assert_eq!(objects_holding(&blobs, new_b).await, 0);
+    assert_eq!(objects_holding(&blobs, replaced_b).await, 0);
+    assert_eq!(objects_holding(&blobs, old_b).await, 1);
+
+    // The same without the failing step commits as a whole.
+    let passing = Bytes::from(
+        r#"{"mode": "atomic", "operations": [
+            {"op": "mkcol", "href": "/t/"},
+            {"op": "put", "href": "/t/new.txt", "content": "NEW"},
+            {"op": "put", "href": "/keep.txt", "content": "REPLACED"},
+            {"op": "proppatch", "href": "/keep.txt", "set": {"{urn:x}color": "red"}},
+            {"op": "move", "href": "/t/new.txt", "destination": "/t/moved.txt"}
+        ]}"#
+        .replace("NEW", &new)
+        .replace("REPLACED", &replaced),
+    );
+    let r = send(&a, "POST", "/", &json, passing).await;
+    assert_eq!(
+        statuses(&r.body),
+        [201, 201, 204, 200, 201],
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(
+        &send(&b, "GET", "/t/moved.txt", &[], Bytes::new())
+            .await
+            .body[..],
+        new_b
+    );
+    let replaced = send(&b, "GET", "/keep.txt", &[], Bytes::new()).await;
+    assert_eq!(&replaced.body[..], replaced_b);
+    assert_ne!(replaced.headers["etag"], etag);
+    assert_eq!(color(&b, "/keep.txt").await.as_deref(), Some("red"));
+    // The replaced body's object went with the commit; one object per body remains.
+    assert_eq!(objects_holding(&blobs, old_b).await, 0);
+    assert_eq!(objects_holding(&blobs, new_b).await, 1);
+    assert_eq!(objects_holding(&blobs, replaced_b).await, 1);
+}

@@ -224,6 +224,7 @@ impl<S: Storage + Clone> Storage for JournaledStorage<S> {
     type Read = S::Read;
     type Upload = JournaledUpload<S>;
     type List = S::List;
+    type Joined = Self;
 
     async fn metadata(&self, path: &DavPath) -> io::Result<Meta> {
         self.inner.metadata(path).await

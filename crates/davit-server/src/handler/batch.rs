@@ -9,7 +9,7 @@ use crate::error::{DavError, DavResult};
 use crate::journal::{drop_stashes, roll_back, Journal, JournaledStorage};
 use crate::locks::LockStore;
 use crate::props::PropStore;
-use crate::storage::Storage;
+use crate::storage::{Storage, TxEnd};
 use bytes::Bytes;
 use davit_proto::batch::{
     clark, parse_batch_json, parse_batch_xml, Batch, BatchError, BatchMode, BatchOp, OpError,
@@ -520,9 +520,6 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         base: &str,
         batch: &Batch,
     ) -> DavResult<Vec<OpOutcome>> {
-        let dir = self.journal_dir.clone().ok_or(DavError::Forbidden(
-            "atomic batches are not enabled on this server",
-        ))?;
         if batch.ops.iter().any(Result::is_err) {
             // A malformed operation fails the batch before anything runs.
             let mut outcomes = Vec::with_capacity(batch.ops.len());
@@ -538,34 +535,55 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         }
         let _one_at_a_time = self.batch_lock.lock().await;
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let journal = Arc::new(Journal::create(&dir, &id)?);
         let tx = self.props.begin().await?;
-        let journaled = Dav {
-            storage: JournaledStorage::new(self.storage.clone(), journal.clone()),
-            props: tx.clone(),
-            locks: self.locks.clone(),
-            config: self.config.clone(),
-            journal_dir: None,
-            batch_lock: self.batch_lock.clone(),
-            auth: self.auth.clone(),
-            connection_slots: self.connection_slots.clone(),
-            write_gate: self.write_gate.clone(),
-            batch_slots: self.batch_slots.clone(),
-            quotas: self.quotas.clone(),
-            // Writes of a batch rolled back later are found by the next sync's walk.
-            changes: self.changes.clone(),
-        };
-        let mut outcomes = Vec::with_capacity(batch.ops.len());
-        let mut failed = None;
-        for (i, op) in batch.ops.iter().enumerate() {
-            let o = journaled.run_one(parts, base, op).await;
-            let bad = o.failed();
-            outcomes.push(o);
-            if bad {
-                failed = Some(i);
-                break;
+        // A backend whose content and properties share one database runs the batch in one
+        // transaction of it; the others under the journal.
+        if let Some(joined) = tx.shared().and_then(|shared| self.storage.join(&shared)) {
+            let outcomes = {
+                let view = self.view(joined.clone(), tx.clone());
+                run_until_failure(&view, parts, base, batch).await
+            };
+            let failed = outcomes.iter().position(OpOutcome::failed);
+            let end = match failed {
+                None => match self.props.commit(tx, &id).await {
+                    Ok(()) => TxEnd::Committed,
+                    Err(e) => {
+                        joined.settle(TxEnd::RolledBack).await;
+                        return Err(e.into());
+                    }
+                },
+                Some(_) => {
+                    self.props.rollback(tx).await?;
+                    TxEnd::RolledBack
+                }
+            };
+            joined.settle(end).await;
+            if end == TxEnd::RolledBack {
+                self.quotas.changed_everywhere();
             }
+            return Ok(settle_outcomes(outcomes, failed, base, batch));
         }
+        let Some(dir) = self.journal_dir.clone() else {
+            self.props.rollback(tx).await?;
+            return Err(DavError::Forbidden(
+                "atomic batches are not enabled on this server",
+            ));
+        };
+        let journal = match Journal::create(&dir, &id) {
+            Ok(j) => Arc::new(j),
+            Err(e) => {
+                self.props.rollback(tx).await?;
+                return Err(e.into());
+            }
+        };
+        let outcomes = {
+            let journaled = self.view(
+                JournaledStorage::new(self.storage.clone(), journal.clone()),
+                tx.clone(),
+            );
+            run_until_failure(&journaled, parts, base, batch).await
+        };
+        let failed = outcomes.iter().position(OpOutcome::failed);
         let entries = journal.entries();
         let committed = match failed {
             None => match self.props.commit(tx, journal.id()).await {
@@ -590,19 +608,73 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         }
         journal.remove()?;
         self.props.forget_batch(journal.id()).await?;
-        if let Some(i) = failed {
-            let why = format!("rolled back: operation {} failed", i + 1);
-            for (j, o) in outcomes.iter_mut().enumerate() {
-                if j != i {
-                    *o = not_attempted(std::mem::take(&mut o.href), &why);
-                }
-            }
-            for op in &batch.ops[i + 1..] {
-                outcomes.push(not_attempted(op_href(base, op), &why));
+        Ok(settle_outcomes(outcomes, failed, base, batch))
+    }
+
+    /// This server over other storage and properties (an atomic batch's transactional views;
+    /// no journal, as a batch does not nest).
+    fn view<S2: Storage + Clone, P2: PropStore + Clone>(
+        &self,
+        storage: S2,
+        props: P2,
+    ) -> Dav<S2, P2, L> {
+        Dav {
+            storage,
+            props,
+            locks: self.locks.clone(),
+            config: self.config.clone(),
+            journal_dir: None,
+            batch_lock: self.batch_lock.clone(),
+            auth: self.auth.clone(),
+            connection_slots: self.connection_slots.clone(),
+            write_gate: self.write_gate.clone(),
+            batch_slots: self.batch_slots.clone(),
+            quotas: self.quotas.clone(),
+            // Writes of a batch rolled back later are found by the next sync's walk.
+            changes: self.changes.clone(),
+        }
+    }
+}
+
+/// Runs the operations in order until one fails; the outcomes so far.
+async fn run_until_failure<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone>(
+    dav: &Dav<S, P, L>,
+    parts: &Parts,
+    base: &str,
+    batch: &Batch,
+) -> Vec<OpOutcome> {
+    let mut outcomes = Vec::with_capacity(batch.ops.len());
+    for op in &batch.ops {
+        let o = dav.run_one(parts, base, op).await;
+        let bad = o.failed();
+        outcomes.push(o);
+        if bad {
+            break;
+        }
+    }
+    outcomes
+}
+
+/// The answers of an atomic batch: as they are when it committed; when operation `failed`
+/// failed, its own answer and 424 for every other.
+fn settle_outcomes(
+    mut outcomes: Vec<OpOutcome>,
+    failed: Option<usize>,
+    base: &str,
+    batch: &Batch,
+) -> Vec<OpOutcome> {
+    if let Some(i) = failed {
+        let why = format!("rolled back: operation {} failed", i + 1);
+        for (j, o) in outcomes.iter_mut().enumerate() {
+            if j != i {
+                *o = not_attempted(std::mem::take(&mut o.href), &why);
             }
         }
-        Ok(outcomes)
+        for op in &batch.ops[i + 1..] {
+            outcomes.push(not_attempted(op_href(base, op), &why));
+        }
     }
+    outcomes
 }
 
 fn not_attempted(href: String, why: &str) -> OpOutcome {

@@ -65,6 +65,12 @@ pub trait PropStore: Send + Sync + 'static {
         std::future::ready(Ok(()))
     }
 
+    /// This transaction, for the storage to join (`Storage::join`) when both live in one
+    /// database; `None` (the default) when it cannot be shared.
+    fn shared(&self) -> Option<crate::storage::SharedTx> {
+        None
+    }
+
     /// Starts a transaction.
     fn begin(&self) -> impl Future<Output = Result<Self::Tx, StoreError>> + Send;
     /// Makes the transaction's changes durable, together with a record that batch `id`

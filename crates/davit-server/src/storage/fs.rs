@@ -313,6 +313,7 @@ impl Storage for FsStorage {
     type Read = InlineFile;
     type Upload = FsUpload;
     type List = FsList;
+    type Joined = FsStorage;
 
     // metadata and open run on the calling worker thread rather than the blocking pool: on a
     // local filesystem with warm caches they take microseconds, while a hand-off to the pool

@@ -141,6 +141,8 @@ pub trait Storage: Send + Sync + 'static {
     type Upload: Upload;
     /// Batches of collection members, produced while the caller consumes them.
     type List: Stream<Item = io::Result<Vec<Entry>>> + Send + Unpin + 'static;
+    /// This storage inside a transaction of the property store (see [`join`](Self::join)).
+    type Joined: Storage + Clone;
 
     /// Metadata of a resource (`NotFound` when unmapped).
     fn metadata(&self, path: &DavPath) -> impl Future<Output = io::Result<Meta>> + Send;
@@ -199,6 +201,20 @@ pub trait Storage: Send + Sync + 'static {
     /// directory backend scans the whole tree): called at most once per request, and only
     /// when `DAV:parent-set` is asked for.
     fn binding_index(&self) -> impl Future<Output = io::Result<BindingIndex>> + Send;
+    /// A view of this storage whose changes are part of the property store's transaction
+    /// `tx` (see `PropStore::shared`), so that an atomic batch commits or rolls back content,
+    /// namespace and properties as one; `None` when the backend cannot join it (the batch
+    /// then runs under the journal, with stashes).
+    fn join(&self, tx: &SharedTx) -> Option<Self::Joined> {
+        let _ = tx;
+        None
+    }
+    /// Called on a joined view once its transaction has ended, to dispose of what is garbage
+    /// now: what the batch replaced when it committed, what it wrote when it did not.
+    fn settle(&self, end: TxEnd) -> impl Future<Output = ()> + Send {
+        let _ = end;
+        std::future::ready(())
+    }
     /// Makes `to` (unmapped, in an existing collection) a second binding of the resource at
     /// `from`: afterwards both serve the same resource.
     fn bind(
@@ -206,6 +222,19 @@ pub trait Storage: Send + Sync + 'static {
         from: &DavPath,
         to: &DavPath,
     ) -> impl Future<Output = io::Result<Result<(), BindRefusal>>> + Send;
+}
+
+/// A property store's transaction that a storage may join ([`Storage::join`]); each backend
+/// knows the concrete type behind it.
+pub type SharedTx = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+
+/// How a joined transaction ended ([`Storage::settle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxEnd {
+    /// Its changes are in.
+    Committed,
+    /// Its changes are gone.
+    RolledBack,
 }
 
 /// What [`Storage::binding_index`] found: the bindings of each resource that has several.
