@@ -37,6 +37,11 @@ impl PropStore for PgPropStore {
         Ok(())
     }
 
+    fn joins_storage(&self) -> bool {
+        // Inside a transaction already (an atomic batch): its steps join that one.
+        !self.pg.in_transaction()
+    }
+
     fn shared(&self) -> Option<SharedTx> {
         self.pg
             .in_transaction()

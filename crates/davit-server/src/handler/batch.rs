@@ -613,7 +613,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
 
     /// This server over other storage and properties (an atomic batch's transactional views;
     /// no journal, as a batch does not nest).
-    fn view<S2: Storage + Clone, P2: PropStore + Clone>(
+    pub(super) fn view<S2: Storage + Clone, P2: PropStore + Clone>(
         &self,
         storage: S2,
         props: P2,

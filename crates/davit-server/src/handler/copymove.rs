@@ -11,7 +11,7 @@ use crate::journal::{drop_stashes, roll_back, Journal, JournaledStorage, Undo};
 use crate::locks::Lock;
 use crate::locks::LockStore;
 use crate::props::{PropStore, TreeScope};
-use crate::storage::{CopyDepth, Failure, Storage};
+use crate::storage::{CopyDepth, Failure, Storage, TxEnd};
 use davit_proto::headers::{parse_overwrite, Depth};
 use davit_proto::href::{parse_destination, DavPath};
 use http::request::Parts;
@@ -124,6 +124,12 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 let mut release = dest_member_locks;
                 release.extend(src_locks);
                 self.copy_move_journaled(dir, src, &dest, is_move, copy_depth, existed, release)
+                    .await?
+            }
+            None if self.props.joins_storage() => {
+                let mut release = dest_member_locks;
+                release.extend(src_locks);
+                self.copy_move_in_transaction(src, &dest, is_move, copy_depth, existed, release)
                     .await?
             }
             None => {
@@ -293,6 +299,49 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             Err(e) => {
                 roll_back(&self.storage, &entries).await;
                 journal.remove()?;
+                Err(e)
+            }
+        }
+    }
+
+    /// COPY or MOVE as one transaction of a backend whose content and properties share a
+    /// database (`PropStore::joins_storage`): the namespace and the properties change
+    /// together or not at all, and the locks that go are released once it has committed.
+    async fn copy_move_in_transaction(
+        &self,
+        src: &DavPath,
+        dest: &DavPath,
+        is_move: bool,
+        depth: CopyDepth,
+        existed: bool,
+        release: Vec<Lock>,
+    ) -> DavResult<Vec<Failure>> {
+        let tx = self.props.begin().await?;
+        let Some(joined) = tx.shared().and_then(|shared| self.storage.join(&shared)) else {
+            self.props.rollback(tx).await?;
+            return Err(DavError::Io(std::io::Error::other(
+                "the property store's transaction cannot be joined",
+            )));
+        };
+        let result = self
+            .view(joined.clone(), tx.clone())
+            .copy_move_direct(src, dest, is_move, depth, existed, Vec::new(), Vec::new())
+            .await;
+        match result {
+            Ok(failures) => {
+                if let Err(e) = self.props.commit(tx, "").await {
+                    joined.settle(TxEnd::RolledBack).await;
+                    return Err(e.into());
+                }
+                joined.settle(TxEnd::Committed).await;
+                for lock in &release {
+                    self.locks.release(&lock.token).await?;
+                }
+                Ok(failures)
+            }
+            Err(e) => {
+                self.props.rollback(tx).await?;
+                joined.settle(TxEnd::RolledBack).await;
                 Err(e)
             }
         }

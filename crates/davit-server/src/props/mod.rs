@@ -65,6 +65,12 @@ pub trait PropStore: Send + Sync + 'static {
         std::future::ready(Ok(()))
     }
 
+    /// True when [`begin`](Self::begin) gives a transaction the storage can join
+    /// ([`shared`](Self::shared)), so that even a single COPY or MOVE is best run in one.
+    fn joins_storage(&self) -> bool {
+        false
+    }
+
     /// This transaction, for the storage to join (`Storage::join`) when both live in one
     /// database; `None` (the default) when it cannot be shared.
     fn shared(&self) -> Option<crate::storage::SharedTx> {
