@@ -172,6 +172,53 @@ impl Namespace {
 
     /// The parent collection's id for a new member at `path`: `NotFound` when it does not
     /// exist, `NotADirectory` when it is a file.
+    /// The id of the collection at `path` (`NotFound`, or `NotADirectory` for a file).
+    pub async fn collection_id(&self, path: &DavPath) -> io::Result<uuid::Uuid> {
+        let conn = self.pg.conn().await?;
+        let row = conn
+            .client()?
+            .query_opt(
+                "SELECT id, collection FROM davit_resources WHERE path = $1",
+                &[&path.as_str()],
+            )
+            .await
+            .map_err(pg)?
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        if !row.get::<_, bool>(1) {
+            return Err(io::ErrorKind::NotADirectory.into());
+        }
+        Ok(row.get(0))
+    }
+
+    /// Up to `limit` members of collection `parent` in name order, after the name `after`:
+    /// one indexed query per page, so a listing of any size is read a page at a time.
+    pub async fn list_page(
+        &self,
+        parent: uuid::Uuid,
+        after: Option<&str>,
+        limit: i64,
+    ) -> io::Result<Vec<Entry>> {
+        let conn = self.pg.conn().await?;
+        let rows = conn
+            .client()?
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM davit_resources WHERE parent = $1 \
+                     AND ($2::text IS NULL OR name > $2) ORDER BY name LIMIT $3"
+                ),
+                &[&parent, &after, &limit],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(rows
+            .iter()
+            .map(|row| Entry {
+                name: row.get(1),
+                meta: resource(row).meta,
+            })
+            .collect())
+    }
+
     async fn parent_id(tx: &tokio_postgres::Client, path: &DavPath) -> io::Result<uuid::Uuid> {
         let parent = path
             .parent()

@@ -21,6 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
+/// Members read per query of a listing.
+const LIST_PAGE: i64 = 256;
+
 /// The distributed backend's content and namespace.
 #[derive(Debug, Clone)]
 pub struct PgStorage {
@@ -82,7 +85,7 @@ impl PgStorage {
 impl Storage for PgStorage {
     type Read = BlobRead;
     type Upload = BlobUpload;
-    type List = futures_util::stream::Iter<std::vec::IntoIter<io::Result<Vec<Entry>>>>;
+    type List = BoxStream<'static, io::Result<Vec<Entry>>>;
     type Joined = PgStorage;
 
     fn join(&self, tx: &SharedTx) -> Option<PgStorage> {
@@ -122,16 +125,24 @@ impl Storage for PgStorage {
     }
 
     async fn list(&self, path: &DavPath) -> io::Result<Self::List> {
-        let entries: Vec<Entry> = self
-            .ns
-            .list(path)
-            .await?
-            .into_iter()
-            .map(|(e, _)| e)
-            .collect();
-        let batches: Vec<io::Result<Vec<Entry>>> =
-            entries.chunks(256).map(|c| Ok(c.to_vec())).collect();
-        Ok(futures_util::stream::iter(batches))
+        let parent = self.ns.collection_id(path).await?;
+        // Page after page, each read when the previous one has been consumed.
+        let pages = futures_util::stream::try_unfold(
+            (self.ns.clone(), None::<String>, false),
+            move |(ns, after, done)| async move {
+                if done {
+                    return Ok(None);
+                }
+                let page = ns.list_page(parent, after.as_deref(), LIST_PAGE).await?;
+                let last = page.last().map(|e| e.name.clone());
+                let done = page.len() < usize::try_from(LIST_PAGE).unwrap_or(usize::MAX);
+                if page.is_empty() {
+                    return Ok(None);
+                }
+                Ok(Some((page, (ns, last, done))))
+            },
+        );
+        Ok(pages.boxed())
     }
 
     async fn count_tree(&self, path: &DavPath, max: u64) -> io::Result<u64> {
