@@ -202,7 +202,9 @@ CREATE TABLE IF NOT EXISTS davit_resources (
     id uuid PRIMARY KEY,
     parent uuid REFERENCES davit_resources (id),
     name text NOT NULL,
-    path text NOT NULL UNIQUE,
+    -- Byte order: the unique index then also serves prefix scans (LIKE 'a/b/%'), and a MOVE
+    -- of a tree rewrites one index per row less than with a second, pattern-ops index.
+    path text COLLATE \"C\" NOT NULL UNIQUE,
     collection boolean NOT NULL,
     size bigint NOT NULL DEFAULT 0,
     version bigint NOT NULL DEFAULT nextval('davit_versions'),
@@ -211,7 +213,7 @@ CREATE TABLE IF NOT EXISTS davit_resources (
     modified timestamptz NOT NULL DEFAULT clock_timestamp(),
     UNIQUE (parent, name)
 );
-CREATE INDEX IF NOT EXISTS davit_resources_path ON davit_resources (path text_pattern_ops);
+DROP INDEX IF EXISTS davit_resources_path;
 CREATE TABLE IF NOT EXISTS davit_props (
     resource uuid NOT NULL REFERENCES davit_resources (id) ON DELETE CASCADE,
     ns text NOT NULL,
