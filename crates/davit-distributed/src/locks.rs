@@ -185,6 +185,33 @@ impl LockStore for PgLockStore {
         Self::covering_in(&client, path).await
     }
 
+    async fn covering_many(&self, paths: &[&DavPath]) -> Result<Vec<Vec<Lock>>, StoreError> {
+        // One query for the batch: every lock rooted at one of the paths or at an ancestor
+        // (members of one listing share theirs), then sorted out here.
+        let mut roots: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        for p in paths {
+            for r in std::iter::once(p.as_str().to_owned()).chain(ancestors(p)) {
+                if seen.insert(r.clone()) {
+                    roots.push(r);
+                }
+            }
+        }
+        let client = self.pg.client().await?;
+        let rows = client
+            .query(
+                &format!("SELECT {COLUMNS} FROM davit_locks WHERE {LIVE} AND root = ANY($1)"),
+                &[&roots],
+            )
+            .await
+            .map_err(PgError::from)?;
+        let locks = locks_of(&rows)?;
+        Ok(paths
+            .iter()
+            .map(|p| locks.iter().filter(|l| l.covers(p)).cloned().collect())
+            .collect())
+    }
+
     async fn under(&self, path: &DavPath) -> Result<Vec<Lock>, StoreError> {
         let client = self.pg.client().await?;
         Self::under_in(&client, path).await

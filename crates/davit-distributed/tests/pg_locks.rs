@@ -305,3 +305,46 @@ async fn a_write_announced_on_one_instance_holds_back_overlapping_grants_on_anot
     drop(tree);
     granted(once_not_busy(&b, lock("t1", "/t/x/y", Exclusive, LockDepth::Zero, None)).await);
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/distributed-test.sh"]
+async fn the_locks_covering_a_batch_of_paths_come_from_one_query_and_match_one_by_one() {
+    let url = common::fresh_database().await;
+    let a = PgLockStore::new(common::instance(&url).await);
+    granted(
+        a.acquire(lock("c", "/c", Shared, Infinity, None))
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    granted(
+        a.acquire(lock("cx", "/c/x", Shared, LockDepth::Zero, None))
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    granted(
+        a.acquire(lock("d", "/d", Exclusive, LockDepth::Zero, None))
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let paths = [p("/c/x"), p("/c/y"), p("/d/z"), p("/d"), p("/e")];
+    let refs: Vec<&DavPath> = paths.iter().collect();
+    let many = a
+        .covering_many(&refs)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let one_by_one = {
+        let mut v = Vec::new();
+        for path in &paths {
+            v.push(tokens(
+                a.covering(path).await.unwrap_or_else(|e| panic!("{e}")),
+            ));
+        }
+        v
+    };
+    let many: Vec<Vec<String>> = many.into_iter().map(tokens).collect();
+    assert_eq!(many, one_by_one);
+    assert_eq!(
+        many,
+        [vec!["c", "cx"], vec!["c"], vec![], vec!["d"], vec![]]
+    );
+}

@@ -197,14 +197,16 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let viewer = needs_viewer(request).then(|| self.viewer(who));
         let resolved = resolve(request);
         let now = std::time::SystemTime::now();
+        let mut locks_of = if needs_locks(request) {
+            let paths: Vec<&DavPath> = resources.iter().map(|(p, _)| p).collect();
+            self.locks.covering_many(&paths).await?
+        } else {
+            Vec::new()
+        };
         for (i, (path, meta)) in resources.iter().enumerate() {
             let none = Vec::new();
             let dead = dead.get(i).unwrap_or(&none);
-            let locks = if needs_locks(request) {
-                self.locks.covering(path).await?
-            } else {
-                Vec::new()
-            };
+            let locks = locks_of.get_mut(i).map(std::mem::take).unwrap_or_default();
             let quota = if needs_quota(request) {
                 self.quota_info(path).await
             } else {
@@ -517,23 +519,25 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
         let asker = needs_viewer(&self.request).then(|| (self.dav.clone(), self.who.clone()));
         let viewer = asker.as_ref().map(|(dav, who)| dav.viewer(who));
         let now = std::time::SystemTime::now();
+        let mut locks_of = if needs_locks {
+            let paths: Vec<&DavPath> = resources.iter().map(|(p, _)| p).collect();
+            match self.dav.locks.covering_many(&paths).await {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = self
+                        .tx
+                        .send(Err(std::io::Error::other(e.to_string())))
+                        .await;
+                    return Err(Gone);
+                }
+            }
+        } else {
+            Vec::new()
+        };
         for (i, (path, meta)) in resources.iter().enumerate() {
             let none = Vec::new();
             let dead = dead.get(i).unwrap_or(&none);
-            let locks = if needs_locks {
-                match self.dav.locks.covering(path).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = self
-                            .tx
-                            .send(Err(std::io::Error::other(e.to_string())))
-                            .await;
-                        return Err(Gone);
-                    }
-                }
-            } else {
-                Vec::new()
-            };
+            let locks = locks_of.get_mut(i).map(std::mem::take).unwrap_or_default();
             let quota = if needs_quota {
                 self.dav.quota_info(path).await
             } else {

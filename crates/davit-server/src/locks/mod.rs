@@ -117,6 +117,20 @@ pub trait LockStore: Send + Sync + 'static {
         &self,
         path: &DavPath,
     ) -> impl Future<Output = Result<Vec<Lock>, StoreError>> + Send;
+    /// [`covering`](Self::covering) for each of `paths` (a batch of a listing); a store with
+    /// a round trip per call answers them all with one.
+    fn covering_many(
+        &self,
+        paths: &[&DavPath],
+    ) -> impl Future<Output = Result<Vec<Vec<Lock>>, StoreError>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(paths.len());
+            for p in paths {
+                out.push(self.covering(p).await?);
+            }
+            Ok(out)
+        }
+    }
     /// Locks rooted at `path` or anywhere below it.
     fn under(&self, path: &DavPath) -> impl Future<Output = Result<Vec<Lock>, StoreError>> + Send;
     /// Grants `lock` unless it conflicts with an existing one; check and grant are one atomic
