@@ -2,7 +2,8 @@
 # scripts/pg.sh start DIR | stop DIR — a private PostgreSQL cluster for tests, on loopback.
 #
 # `start` installs PostgreSQL when missing (Debian's `postgresql`), makes a fresh cluster in DIR
-# (initdb as the postgres user, trust authentication, 127.0.0.1 only, a free port), starts it
+# (initdb as the postgres user, trust authentication, 127.0.0.1 only, a free port; fsync off
+# unless PG_FSYNC=on, as benchmarks set it), starts it
 # and prints its connection string (`host=127.0.0.1 port=N user=postgres dbname=postgres`) as
 # the last line. `stop` stops it and removes DIR. Needs root (or the postgres user).
 set -euo pipefail
@@ -37,7 +38,7 @@ case "$cmd" in
     as_pg "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
       { cat "$dir/initdb.log" >&2; exit 1; }
     as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=200 -c fsync=off" \
+      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=200 -c fsync=${PG_FSYNC:-off}" \
       start >&2 || { cat "$dir/server.log" >&2; exit 1; }
     echo "host=127.0.0.1 port=$port user=postgres dbname=postgres"
     ;;
