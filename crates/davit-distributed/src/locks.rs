@@ -341,7 +341,7 @@ impl LockStore for PgLockStore {
 
     async fn announce(
         &self,
-        writes: &[(DavPath, bool)],
+        writes: &[(&DavPath, bool)],
     ) -> Result<Option<Announcement>, StoreError> {
         self.renew_in_background();
         let id = Uuid::new_v4();

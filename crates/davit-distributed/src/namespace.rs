@@ -134,51 +134,21 @@ impl Namespace {
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
     }
 
-    /// The members of the collection at `path`, by name.
-    pub async fn list(&self, path: &DavPath) -> io::Result<Vec<(Entry, Resource)>> {
-        let conn = self.pg.conn().await?;
-        let client = conn.client()?;
-        let parent = client
-            .query_opt(
-                "SELECT id, collection FROM davit_resources WHERE path = $1",
-                &[&path.as_str()],
-            )
-            .await
-            .map_err(pg)?
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        if !parent.get::<_, bool>(1) {
-            return Err(io::ErrorKind::NotADirectory.into());
-        }
-        let id: uuid::Uuid = parent.get(0);
-        let rows = client
-            .query(
-                &format!("SELECT {COLUMNS} FROM davit_resources WHERE parent = $1 ORDER BY name"),
-                &[&id],
-            )
-            .await
-            .map_err(pg)?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                let r = resource(row);
-                let entry = Entry {
-                    name: row.get(1),
-                    meta: r.meta.clone(),
-                };
-                (entry, r)
-            })
-            .collect())
-    }
-
-    /// The parent collection's id for a new member at `path`: `NotFound` when it does not
-    /// exist, `NotADirectory` when it is a file.
     /// The id of the collection at `path` (`NotFound`, or `NotADirectory` for a file).
     pub async fn collection_id(&self, path: &DavPath) -> io::Result<uuid::Uuid> {
         let conn = self.pg.conn().await?;
-        let row = conn
-            .client()?
+        Self::collection_in(conn.client()?, path, "").await
+    }
+
+    /// The id of the collection at `path`, read with `lock` (`""` or `"FOR SHARE"`).
+    async fn collection_in(
+        client: &tokio_postgres::Client,
+        path: &DavPath,
+        lock: &str,
+    ) -> io::Result<uuid::Uuid> {
+        let row = client
             .query_opt(
-                "SELECT id, collection FROM davit_resources WHERE path = $1",
+                &format!("SELECT id, collection FROM davit_resources WHERE path = $1 {lock}"),
                 &[&path.as_str()],
             )
             .await
@@ -219,22 +189,13 @@ impl Namespace {
             .collect())
     }
 
+    /// The parent collection's id for a new member at `path`, kept from changing until the
+    /// transaction ends: `NotFound` when it does not exist, `NotADirectory` when it is a file.
     async fn parent_id(tx: &tokio_postgres::Client, path: &DavPath) -> io::Result<uuid::Uuid> {
         let parent = path
             .parent()
             .ok_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists))?;
-        let row = tx
-            .query_opt(
-                "SELECT id, collection FROM davit_resources WHERE path = $1 FOR SHARE",
-                &[&parent.as_str()],
-            )
-            .await
-            .map_err(pg)?
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        if !row.get::<_, bool>(1) {
-            return Err(io::ErrorKind::NotADirectory.into());
-        }
-        Ok(row.get(0))
+        Self::collection_in(tx, &parent, "FOR SHARE").await
     }
 
     /// Creates the collection at `path` (its parent must exist; nothing may be there).

@@ -20,11 +20,15 @@ fn kind<T: std::fmt::Debug>(r: std::io::Result<T>) -> ErrorKind {
 }
 
 async fn names(ns: &Namespace, path: &str) -> Vec<String> {
-    ns.list(&p(path))
+    let id = ns
+        .collection_id(&p(path))
+        .await
+        .unwrap_or_else(|e| panic!("list {path}: {e}"));
+    ns.list_page(id, None, i64::MAX)
         .await
         .unwrap_or_else(|e| panic!("list {path}: {e}"))
         .into_iter()
-        .map(|(e, _)| e.name)
+        .map(|e| e.name)
         .collect()
 }
 
@@ -64,7 +68,7 @@ async fn collections_files_and_their_errors() {
         ErrorKind::IsADirectory
     );
     assert_eq!(
-        kind(a.list(&p("/docs/a.txt")).await),
+        kind(a.collection_id(&p("/docs/a.txt")).await),
         ErrorKind::NotADirectory
     );
 

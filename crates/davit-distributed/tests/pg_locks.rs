@@ -253,7 +253,7 @@ async fn a_write_announced_on_one_instance_holds_back_overlapping_grants_on_anot
 
     // A writes /w/f (not the tree below it).
     let write = a
-        .announce(&[(p("/w/f"), false)])
+        .announce(&[(&p("/w/f"), false)])
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|| panic!("the distributed store announces writes"));
@@ -290,7 +290,7 @@ async fn a_write_announced_on_one_instance_holds_back_overlapping_grants_on_anot
 
     // A tree write (DELETE, MOVE's source) reaches locks anywhere below it.
     let tree = a
-        .announce(&[(p("/t"), true), (p("/u/v"), false)])
+        .announce(&[(&p("/t"), true), (&p("/u/v"), false)])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(busy(ok(b

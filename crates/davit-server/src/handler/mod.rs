@@ -568,11 +568,12 @@ where
         };
         // Checked and registered as one step, so that no lock is granted between this check
         // and the change (see `gate`).
-        let writes: Vec<(DavPath, bool)> = changes
-            .iter()
-            .map(|c| (c.path().clone(), c.is_tree()))
-            .collect();
-        let announce = async { Ok(self.locks.announce(&writes).await?) };
+        // Built only when awaited: a request that changes nothing announces nothing.
+        let announce = async {
+            let writes: Vec<(&DavPath, bool)> =
+                changes.iter().map(|c| (c.path(), c.is_tree())).collect();
+            Ok(self.locks.announce(&writes).await?)
+        };
         self.write_gate
             .check_and_register(
                 changes,

@@ -482,6 +482,16 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
         Ok(())
     }
 
+    /// Ends the streamed 207 with an error after a store failed: the client sees the body cut.
+    async fn fail(&self, store: &str, e: impl std::fmt::Display) -> Gone {
+        tracing::error!(error = %e, "{store} store failed during PROPFIND");
+        let _ = self
+            .tx
+            .send(Err(std::io::Error::other(e.to_string())))
+            .await;
+        Gone
+    }
+
     async fn write_batch(&mut self, resources: Vec<(DavPath, Meta)>) -> Result<(), Gone> {
         if resources.is_empty() {
             return Ok(());
@@ -490,14 +500,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
             let paths = resources.iter().map(|(p, _)| p.clone()).collect();
             match self.dav.props.get_many(paths).await {
                 Ok(d) => d,
-                Err(e) => {
-                    tracing::error!(error = %e, "property store failed during PROPFIND");
-                    let _ = self
-                        .tx
-                        .send(Err(std::io::Error::other(e.to_string())))
-                        .await;
-                    return Err(Gone);
-                }
+                Err(e) => return Err(self.fail("property", e).await),
             }
         } else {
             Vec::new()
@@ -523,13 +526,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
             let paths: Vec<&DavPath> = resources.iter().map(|(p, _)| p).collect();
             match self.dav.locks.covering_many(&paths).await {
                 Ok(l) => l,
-                Err(e) => {
-                    let _ = self
-                        .tx
-                        .send(Err(std::io::Error::other(e.to_string())))
-                        .await;
-                    return Err(Gone);
-                }
+                Err(e) => return Err(self.fail("lock", e).await),
             }
         } else {
             Vec::new()

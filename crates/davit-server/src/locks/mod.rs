@@ -154,7 +154,7 @@ pub trait LockStore: Send + Sync + 'static {
     /// one process only announces nothing.
     fn announce(
         &self,
-        writes: &[(DavPath, bool)],
+        writes: &[(&DavPath, bool)],
     ) -> impl Future<Output = Result<Option<Announcement>, StoreError>> + Send {
         let _ = writes;
         std::future::ready(Ok(None))
