@@ -291,10 +291,10 @@ fn needs_sync(request: &PropFind) -> bool {
 /// Quota figures are computed only for a PROPFIND that names them (RFC 4331 §2).
 fn needs_quota(request: &PropFind) -> bool {
     match request {
-        PropFind::Prop(names) => names
+        PropFind::Prop(names) | PropFind::AllProp { include: names } => names
             .iter()
             .any(|n| n.is_dav("quota-available-bytes") || n.is_dav("quota-used-bytes")),
-        PropFind::AllProp { .. } | PropFind::PropName => false,
+        PropFind::PropName => false,
     }
 }
 
@@ -614,15 +614,27 @@ fn write_response(
                     write_live(w, name, v);
                 }
             }
+            // Included live properties that allprop leaves out (RFC 4918 §9.1), such as
+            // resource-id or the quota figures; the rest are returned already or unknown.
+            let mut missing: Vec<&QName> = Vec::new();
+            for (i, n) in include.iter().enumerate() {
+                if include[..i].contains(n) {
+                    continue;
+                }
+                match live::find(n) {
+                    Some(lp) if lp.in_allprop => {}
+                    Some(lp) => match (lp.value)(target) {
+                        Some(v) => write_live(w, n, v),
+                        None => missing.push(n),
+                    },
+                    None if visible(dead).any(|d| &d.name == n) => {}
+                    None => missing.push(n),
+                }
+            }
             for d in visible(dead) {
                 w.prop_fragment(&d.xml);
             }
             w.end_propstat(200, None);
-            // Included names are either returned above already or unknown here.
-            let missing: Vec<&QName> = include
-                .iter()
-                .filter(|n| live::find(n).is_none() && !visible(dead).any(|d| &d.name == *n))
-                .collect();
             if !missing.is_empty() && !minimal {
                 w.start_propstat();
                 for n in missing {

@@ -191,6 +191,43 @@ async fn allprop_includes_dead_properties() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allprop_returns_included_live_properties_it_leaves_out_otherwise() {
+    let s = TestServer::start().await;
+    s.put("/f", "x").await;
+    let plain = s.propfind_ms("/f", Some("0"), "").await;
+    assert_eq!(plain.only().prop_status(&QName::dav("resource-id")), None);
+    let body = r#"<D:propfind xmlns:D="DAV:"><D:allprop/><D:include><D:resource-id/><D:quota-used-bytes/><D:resource-id/></D:include></D:propfind>"#;
+    let ms = s.propfind_ms("/f", Some("0"), body).await;
+    let r = ms.only();
+    let (st, id) = r
+        .prop(&QName::dav("resource-id"))
+        .expect("included resource-id");
+    assert_eq!(st, 200);
+    let href = id
+        .elements()
+        .find(|e| e.name.is_dav("href"))
+        .map(|h| h.text())
+        .unwrap_or_default();
+    assert!(href.starts_with("urn:uuid:"), "{href}");
+    assert_eq!(r.prop_status(&QName::dav("getetag")), Some(200));
+    // Quota figures are computed for an included name as for a named one.
+    for path in ["/f", "/"] {
+        let named = s
+            .props_of(path, &[QName::dav("quota-used-bytes")])
+            .await
+            .prop(&QName::dav("quota-used-bytes"))
+            .map(|(st, e)| (st, e.text()));
+        let ms = s.propfind_ms(path, Some("0"), body).await;
+        let included = ms
+            .only()
+            .prop(&QName::dav("quota-used-bytes"))
+            .map(|(st, e)| (st, e.text()));
+        assert_eq!(included, named, "{path}");
+        assert_eq!(included.map(|x| x.0), Some(200), "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn date_formats() {
     let s = TestServer::start().await;
     tree(&s).await;
