@@ -7,6 +7,7 @@
 //! ([`Namespace`]) and the `Storage` over both ([`PgStorage`]).
 
 pub mod blobs;
+pub mod import;
 pub mod locks;
 pub mod namespace;
 pub mod pg;

@@ -44,6 +44,20 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         min_age_secs: u64,
     },
+    /// Load a directory served by davit (its files, collections, dates and dead properties)
+    /// into the distributed store of a configuration (`[store] backend = "postgres"`). Run it
+    /// again to continue an interrupted import or to bring changed files up to date.
+    Import {
+        /// The directory `davit serve DIR` serves.
+        dir: PathBuf,
+        /// The configuration of the instances that will serve the store.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Where `davit serve DIR` keeps its state (its dead properties)
+        /// [default: DIR/.davit].
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
     /// Check a configuration file: every error with its key (exit 1), else the effective
     /// settings (exit 0).
     CheckConfig {
@@ -119,6 +133,11 @@ fn run() -> anyhow::Result<()> {
         Command::Client(cmd) => std::process::exit(i32::from(cli::run(cmd))),
         Command::HashPassword => hash_password(),
         Command::CheckConfig { file } => check_config(&file),
+        Command::Import {
+            dir,
+            config,
+            state_dir,
+        } => import(&dir, &config, state_dir.as_deref()),
         Command::Gc {
             config,
             min_age_secs,
@@ -200,6 +219,62 @@ fn gc(path: &Path, min_age: std::time::Duration) -> anyhow::Result<()> {
         min_age.as_secs()
     );
     Ok(())
+}
+
+/// `davit import DIR --config FILE`: progress on stderr (at most once a second), the totals
+/// on stdout.
+fn import(dir: &Path, path: &Path, state_dir: Option<&Path>) -> anyhow::Result<()> {
+    let file = config::read(path)?;
+    let (Some(config::StoreConfig::Postgres(pg)), Some(blobs)) = (&file.store, &file.blobs) else {
+        anyhow::bail!("store: davit import loads into the postgres backend (with [blobs])");
+    };
+    let state = state_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| davit_server::config::default_state_dir(dir));
+    let source = davit_server::storage::FsStorage::new(dir, &state)
+        .with_context(|| format!("opening {}", dir.display()))?;
+    let props = davit_server::props::SqlitePropStore::open(&state.join("props.sqlite3"))
+        .with_context(|| format!("opening the dead properties in {}", state.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let started = std::time::Instant::now();
+    let done = runtime.block_on(async {
+        let pg = davit_distributed::Pg::connect(pg)
+            .await
+            .context("store: connecting to PostgreSQL")?;
+        let blobs = davit_distributed::Blobs::connect(blobs)
+            .await
+            .context("blobs: connecting to the object store")?;
+        let mut last = std::time::Instant::now();
+        davit_distributed::import::Importer::new(pg, blobs)
+            .run(&source, &props, |p| {
+                if last.elapsed() >= std::time::Duration::from_secs(1) {
+                    last = std::time::Instant::now();
+                    eprintln!("davit import: {}", import_summary(p));
+                }
+            })
+            .await
+            .context("importing")
+    })?;
+    println!(
+        "imported {} in {:.1} s",
+        import_summary(&done),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn import_summary(p: &davit_distributed::import::Progress) -> String {
+    format!(
+        "{} files ({:.1} MiB), {} collections, {} dead properties; {} resources already up to date",
+        p.files,
+        p.bytes as f64 / f64::from(1 << 20),
+        p.collections,
+        p.properties,
+        p.unchanged
+    )
 }
 
 /// `davit check-config FILE`.
