@@ -3,13 +3,16 @@
 //! multipart above it, so memory stays at a few parts whatever the size), ranged reads,
 //! server-side copies, deletes and listings (for the garbage sweep).
 
+use crate::pg::Pg;
 use bytes::{Bytes, BytesMut};
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
 use futures_util::stream::{BoxStream, StreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
     ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
-    WriteMultipart,
 };
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -138,6 +141,9 @@ impl From<BlobError> for std::io::Error {
 pub struct Blobs {
     store: Arc<AmazonS3>,
     part_size: usize,
+    /// Where multipart uploads in progress are written down, so that the sweep can abort the
+    /// ones whose writer died (S3 keeps their parts, invisible to listings, until aborted).
+    uploads: Option<Pg>,
 }
 
 /// An object's key, size and age, from a listing.
@@ -188,6 +194,7 @@ impl Blobs {
         let blobs = Blobs {
             store: Arc::new(store),
             part_size: config.part_size,
+            uploads: None,
         };
         let probe = Path::from("davit-probe");
         let _ = blobs
@@ -198,17 +205,62 @@ impl Blobs {
         Ok(blobs)
     }
 
+    /// Writes every multipart upload down in PostgreSQL (`davit_uploads`) while it is in
+    /// progress, for [`Blobs::abort_stale_uploads`].
+    pub fn with_upload_log(mut self, pg: Pg) -> Blobs {
+        self.uploads = Some(pg);
+        self
+    }
+
     /// A writer for a new object at `key`; nothing is visible there until
     /// [`BlobWriter::finish`].
     pub fn writer(&self, key: &str) -> BlobWriter {
         BlobWriter {
             store: self.store.clone(),
+            uploads: self.uploads.clone(),
             key: Path::from(key),
             part_size: self.part_size,
             pending: BytesMut::new(),
             multipart: None,
             written: 0,
         }
+    }
+
+    /// Aborts the multipart uploads written down more than `min_age` ago that never finished
+    /// (their writer's instance died): S3 then drops their parts. Returns how many.
+    pub async fn abort_stale_uploads(&self, min_age: Duration) -> Result<u64, BlobError> {
+        let Some(pg) = &self.uploads else {
+            return Ok(0);
+        };
+        let unavailable = |e: crate::pg::PgError| BlobError::Unavailable(e.to_string());
+        let stale = {
+            let conn = pg.conn().await.map_err(unavailable)?;
+            conn.client()
+                .map_err(unavailable)?
+                .query(
+                    "SELECT key, upload_id FROM davit_uploads \
+                     WHERE started < clock_timestamp() - make_interval(secs => $1)",
+                    &[&min_age.as_secs_f64()],
+                )
+                .await
+                .map_err(|e| BlobError::Unavailable(e.to_string()))?
+        };
+        let mut aborted = 0;
+        for row in stale {
+            let key: String = row.get(0);
+            let id: String = row.get(1);
+            match self
+                .store
+                .abort_multipart(&Path::from(key.as_str()), &id)
+                .await
+            {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            forget_upload(pg, &key, &id).await?;
+            aborted += 1;
+        }
+        Ok(aborted)
     }
 
     /// The object at `key` (a byte range of it), as it streams in.
@@ -261,14 +313,25 @@ impl Blobs {
 }
 
 /// A new object being written: the first part is held until it is full, then the upload
-/// becomes multipart with at most two parts in flight.
+/// becomes multipart (written down in the upload log first, when there is one) with at most
+/// two parts in flight.
 pub struct BlobWriter {
     store: Arc<AmazonS3>,
+    uploads: Option<Pg>,
     key: Path,
     part_size: usize,
     pending: BytesMut,
-    multipart: Option<WriteMultipart>,
+    multipart: Option<Multipart>,
     written: u64,
+}
+
+type PartFuture = BoxFuture<'static, (usize, Result<PartId, object_store::Error>)>;
+
+/// A multipart upload in progress.
+struct Multipart {
+    id: String,
+    parts: Vec<Option<PartId>>,
+    in_flight: FuturesUnordered<PartFuture>,
 }
 
 impl std::fmt::Debug for BlobWriter {
@@ -280,44 +343,129 @@ impl std::fmt::Debug for BlobWriter {
     }
 }
 
+async fn forget_upload(pg: &Pg, key: &str, id: &str) -> Result<(), BlobError> {
+    let unavailable = |e: crate::pg::PgError| BlobError::Unavailable(e.to_string());
+    let conn = pg.conn().await.map_err(unavailable)?;
+    conn.client()
+        .map_err(unavailable)?
+        .execute(
+            "DELETE FROM davit_uploads WHERE key = $1 AND upload_id = $2",
+            &[&key, &id],
+        )
+        .await
+        .map_err(|e| BlobError::Unavailable(e.to_string()))?;
+    Ok(())
+}
+
+impl Multipart {
+    /// Waits for the oldest part to finish uploading.
+    async fn settle_one(&mut self) -> Result<(), BlobError> {
+        if let Some((idx, result)) = self.in_flight.next().await {
+            let part = result?;
+            if let Some(slot) = self.parts.get_mut(idx) {
+                *slot = Some(part);
+            }
+        }
+        Ok(())
+    }
+}
+
 impl BlobWriter {
     /// Appends `data`, waiting while two parts are still uploading.
     pub async fn write(&mut self, data: Bytes) -> Result<(), BlobError> {
         self.written += data.len() as u64;
-        if let Some(upload) = &mut self.multipart {
-            upload.wait_for_capacity(PARTS_IN_FLIGHT).await?;
-            upload.put(data);
-            return Ok(());
-        }
         self.pending.extend_from_slice(&data);
-        if self.pending.len() >= self.part_size {
-            let upload = self.store.put_multipart(&self.key).await?;
-            let mut upload = WriteMultipart::new_with_chunk_size(upload, self.part_size);
-            upload.put(std::mem::take(&mut self.pending).freeze());
-            self.multipart = Some(upload);
+        while self.pending.len() >= self.part_size {
+            let part = self.pending.split_to(self.part_size).freeze();
+            self.send_part(part).await?;
         }
         Ok(())
     }
 
-    /// Makes the object visible, whole; returns its size.
-    pub async fn finish(self) -> Result<u64, BlobError> {
-        match self.multipart {
-            Some(upload) => {
-                upload.finish().await?;
+    async fn send_part(&mut self, part: Bytes) -> Result<(), BlobError> {
+        if self.multipart.is_none() {
+            let id = self.store.create_multipart(&self.key).await?;
+            if let Some(pg) = &self.uploads {
+                let recorded = async {
+                    let conn = pg.conn().await?;
+                    conn.client()?
+                        .execute(
+                            "INSERT INTO davit_uploads (key, upload_id) VALUES ($1, $2)",
+                            &[&self.key.as_ref(), &id],
+                        )
+                        .await
+                        .map_err(crate::pg::PgError::Query)?;
+                    Ok::<_, crate::pg::PgError>(())
+                }
+                .await;
+                if let Err(e) = recorded {
+                    // Untracked parts could outlive a crash: none are written.
+                    let _ = self.store.abort_multipart(&self.key, &id).await;
+                    return Err(BlobError::Unavailable(e.to_string()));
+                }
             }
-            None => {
-                self.store
-                    .put(&self.key, PutPayload::from(self.pending.freeze()))
-                    .await?;
+            self.multipart = Some(Multipart {
+                id,
+                parts: Vec::new(),
+                in_flight: FuturesUnordered::new(),
+            });
+        }
+        let Some(upload) = self.multipart.as_mut() else {
+            return Err(BlobError::Failed("no multipart upload".into()));
+        };
+        while upload.in_flight.len() >= PARTS_IN_FLIGHT {
+            upload.settle_one().await?;
+        }
+        let idx = upload.parts.len();
+        upload.parts.push(None);
+        let (store, key, id) = (self.store.clone(), self.key.clone(), upload.id.clone());
+        upload.in_flight.push(Box::pin(async move {
+            let r = store.put_part(&key, &id, idx, PutPayload::from(part)).await;
+            (idx, r)
+        }));
+        Ok(())
+    }
+
+    /// Makes the object visible, whole; returns its size.
+    pub async fn finish(mut self) -> Result<u64, BlobError> {
+        if self.multipart.is_none() {
+            self.store
+                .put(&self.key, PutPayload::from(self.pending.split().freeze()))
+                .await?;
+            return Ok(self.written);
+        }
+        if !self.pending.is_empty() {
+            let last = self.pending.split().freeze();
+            self.send_part(last).await?;
+        }
+        let Some(mut upload) = self.multipart.take() else {
+            return Err(BlobError::Failed("no multipart upload".into()));
+        };
+        while !upload.in_flight.is_empty() {
+            upload.settle_one().await?;
+        }
+        let parts: Option<Vec<PartId>> = upload.parts.into_iter().collect();
+        let parts = parts.ok_or_else(|| BlobError::Failed("a part did not upload".into()))?;
+        self.store
+            .complete_multipart(&self.key, &upload.id, parts)
+            .await?;
+        if let Some(pg) = &self.uploads {
+            // A row left behind only makes the sweep try an abort that finds nothing.
+            if let Err(e) = forget_upload(pg, self.key.as_ref(), &upload.id).await {
+                tracing::warn!(error = %e, "a finished upload stays in davit_uploads until the sweep");
             }
         }
         Ok(self.written)
     }
 
     /// Drops what was written (the parts already uploaded are discarded by the store).
-    pub async fn abort(self) -> Result<(), BlobError> {
-        if let Some(upload) = self.multipart {
-            upload.abort().await?;
+    pub async fn abort(mut self) -> Result<(), BlobError> {
+        if let Some(upload) = self.multipart.take() {
+            drop(upload.in_flight);
+            self.store.abort_multipart(&self.key, &upload.id).await?;
+            if let Some(pg) = &self.uploads {
+                forget_upload(pg, self.key.as_ref(), &upload.id).await?;
+            }
         }
         Ok(())
     }

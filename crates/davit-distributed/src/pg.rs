@@ -197,6 +197,13 @@ CREATE UNLOGGED TABLE IF NOT EXISTS davit_writes (
 CREATE INDEX IF NOT EXISTS davit_writes_path ON davit_writes (path text_pattern_ops);
 CREATE INDEX IF NOT EXISTS davit_writes_id ON davit_writes (id);
 
+-- Multipart uploads in progress: the sweep aborts those whose writer died.
+CREATE TABLE IF NOT EXISTS davit_uploads (
+    key text NOT NULL,
+    upload_id text NOT NULL,
+    started timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (key, upload_id)
+);
 CREATE SEQUENCE IF NOT EXISTS davit_versions;
 CREATE TABLE IF NOT EXISTS davit_resources (
     id uuid PRIMARY KEY,

@@ -23,12 +23,22 @@ pub struct Swept {
     pub removed_bytes: u64,
     /// Unreferenced objects kept because they are younger than the minimum age.
     pub young: u64,
+    /// Multipart uploads older than the minimum age that never finished, aborted (their
+    /// parts are dropped by the store).
+    pub aborted_uploads: u64,
 }
 
 /// Removes every object under `blobs/` that no row points at and that is older than
-/// `min_age`. The listing is looked up against the namespace 1,000 keys at a time.
+/// `min_age`, and aborts the multipart uploads of the upload log older than that. The listing
+/// is looked up against the namespace 1,000 keys at a time.
 pub async fn sweep(ns: &Namespace, blobs: &Blobs, min_age: Duration) -> io::Result<Swept> {
-    let mut report = Swept::default();
+    let mut report = Swept {
+        aborted_uploads: blobs
+            .abort_stale_uploads(min_age)
+            .await
+            .map_err(io::Error::from)?,
+        ..Swept::default()
+    };
     let mut listing = blobs.list("blobs");
     let now = SystemTime::now();
     let mut batch = Vec::with_capacity(1000);
@@ -69,10 +79,11 @@ pub async fn sweep_every(ns: Namespace, blobs: Blobs, interval: Duration) {
     loop {
         tick.tick().await;
         match sweep(&ns, &blobs, DEFAULT_MIN_AGE).await {
-            Ok(r) if r.removed > 0 => tracing::info!(
+            Ok(r) if r.removed > 0 || r.aborted_uploads > 0 => tracing::info!(
                 removed = r.removed,
                 bytes = r.removed_bytes,
                 seen = r.seen,
+                aborted_uploads = r.aborted_uploads,
                 "removed unreferenced objects"
             ),
             Ok(_) => {}

@@ -16,7 +16,8 @@ async fn instance(url: &str) -> TestDav {
     let pg = common::instance(url).await;
     let blobs = Blobs::connect(&common::s3_config(5 << 20))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_upload_log(pg.clone());
     Dav::new(
         PgStorage::new(Namespace::new(pg.clone()), blobs),
         PgPropStore::new(pg.clone()),

@@ -204,19 +204,21 @@ fn gc(path: &Path, min_age: std::time::Duration) -> anyhow::Result<()> {
             .context("store: connecting to PostgreSQL")?;
         let blobs = davit_distributed::Blobs::connect(blobs)
             .await
-            .context("blobs: connecting to the object store")?;
+            .context("blobs: connecting to the object store")?
+            .with_upload_log(pg.clone());
         let ns = davit_distributed::Namespace::new(pg);
         davit_distributed::sweep::sweep(&ns, &blobs, min_age)
             .await
             .context("sweeping")
     })?;
     println!(
-        "removed {} unreferenced objects ({} bytes); {} objects looked at; {} unreferenced but younger than {} s kept",
+        "removed {} unreferenced objects ({} bytes); {} objects looked at; {} unreferenced but younger than {} s kept; {} unfinished multipart uploads aborted",
         r.removed,
         r.removed_bytes,
         r.seen,
         r.young,
-        min_age.as_secs()
+        min_age.as_secs(),
+        r.aborted_uploads
     );
     Ok(())
 }
@@ -246,7 +248,8 @@ fn import(dir: &Path, path: &Path, state_dir: Option<&Path>) -> anyhow::Result<(
             .context("store: connecting to PostgreSQL")?;
         let blobs = davit_distributed::Blobs::connect(blobs)
             .await
-            .context("blobs: connecting to the object store")?;
+            .context("blobs: connecting to the object store")?
+            .with_upload_log(pg.clone());
         let mut last = std::time::Instant::now();
         davit_distributed::import::Importer::new(pg, blobs)
             .run(&source, &props, |p| {
@@ -366,7 +369,8 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                     .context("store: connecting to PostgreSQL")?;
                 let blobs = davit_distributed::Blobs::connect(blobs)
                     .await
-                    .context("blobs: connecting to the object store")?;
+                    .context("blobs: connecting to the object store")?
+                    .with_upload_log(pg.clone());
                 anyhow::Ok((pg, blobs))
             })?;
             let what = format!("bucket {} (namespace in PostgreSQL)", file_bucket(&file));
