@@ -28,10 +28,10 @@ pub struct Resource {
 const COLUMNS: &str = "id, name, collection, size, version, blob, created, modified";
 
 fn io_error(e: PgError) -> io::Error {
-    let kind = match &e {
-        PgError::Unavailable(_) => io::ErrorKind::TimedOut,
-        PgError::Query(q) if q.is_closed() => io::ErrorKind::TimedOut,
-        _ => io::ErrorKind::Other,
+    let kind = if e.is_unavailable() {
+        io::ErrorKind::TimedOut
+    } else {
+        io::ErrorKind::Other
     };
     io::Error::new(kind, e)
 }

@@ -70,16 +70,30 @@ pub enum PgError {
 impl From<PgError> for davit_server::props::StoreError {
     fn from(e: PgError) -> Self {
         use davit_server::props::StoreError;
-        match &e {
-            PgError::Unavailable(_) => StoreError::Unavailable(e.to_string()),
-            // The connection broke mid-statement (the server went away): as unavailable.
-            PgError::Query(q)
-                if q.is_closed()
-                    || std::error::Error::source(q).is_some_and(|s| s.is::<std::io::Error>()) =>
-            {
-                StoreError::Unavailable(e.to_string())
+        if e.is_unavailable() {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Failed(e.to_string())
+        }
+    }
+}
+
+impl PgError {
+    /// Whether PostgreSQL is away rather than a statement wrong: no connection in time, the
+    /// connection broke mid-statement, or the server ended it because it is shutting down or
+    /// starting up (SQLSTATE class 57, operator intervention, as `pg_ctl stop` does to every
+    /// session: 57P01) or for a connection exception (class 08). Such a request is worth
+    /// retrying later: 503 with `Retry-After`, never 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            PgError::Unavailable(_) => true,
+            PgError::Config(_) => false,
+            PgError::Query(q) => {
+                q.is_closed()
+                    || std::error::Error::source(q).is_some_and(|s| s.is::<std::io::Error>())
+                    || q.code()
+                        .is_some_and(|c| matches!(c.code().get(..2), Some("57" | "08")))
             }
-            _ => StoreError::Failed(e.to_string()),
         }
     }
 }
