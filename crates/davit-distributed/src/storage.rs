@@ -280,6 +280,31 @@ impl BlobRead {
             state: ReadState::Idle,
         }
     }
+
+    /// Starts the ranged read from `pos` (when none is under way) and waits for the object
+    /// store's answer: true once it streams, false when there is no object to read.
+    fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        loop {
+            match &mut self.state {
+                ReadState::Idle => {
+                    let Some(key) = self.key.clone() else {
+                        return Poll::Ready(Ok(false));
+                    };
+                    let blobs = self.blobs.clone();
+                    let range = self.pos..self.len;
+                    self.state =
+                        ReadState::Opening(Box::pin(
+                            async move { blobs.read(&key, Some(range)).await },
+                        ));
+                }
+                ReadState::Opening(f) => {
+                    let stream = ready!(f.as_mut().poll(cx)).map_err(io::Error::from)?;
+                    self.state = ReadState::Streaming(stream);
+                }
+                ReadState::Streaming(_) => return Poll::Ready(Ok(true)),
+            }
+        }
+    }
 }
 
 impl AsyncRead for BlobRead {
@@ -300,20 +325,10 @@ impl AsyncRead for BlobRead {
                 return Poll::Ready(Ok(()));
             }
             match &mut this.state {
-                ReadState::Idle => {
-                    let Some(key) = this.key.clone() else {
+                ReadState::Idle | ReadState::Opening(_) => {
+                    if !ready!(this.poll_open(cx))? {
                         return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
-                    };
-                    let blobs = this.blobs.clone();
-                    let range = this.pos..this.len;
-                    this.state =
-                        ReadState::Opening(Box::pin(
-                            async move { blobs.read(&key, Some(range)).await },
-                        ));
-                }
-                ReadState::Opening(f) => {
-                    let stream = ready!(f.as_mut().poll(cx)).map_err(io::Error::from)?;
-                    this.state = ReadState::Streaming(stream);
+                    }
                 }
                 ReadState::Streaming(s) => match ready!(s.poll_next_unpin(cx)) {
                     Some(Ok(bytes)) => this.chunk = bytes,
@@ -347,7 +362,18 @@ impl AsyncSeek for BlobRead {
     }
 }
 
-impl FileRead for BlobRead {}
+impl FileRead for BlobRead {
+    /// Asks the object store before the response's head goes out: a store that is away is
+    /// a 503, not a 200 whose body breaks off.
+    fn poll_prepare(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if !this.chunk.is_empty() || this.pos >= this.len {
+            return Poll::Ready(Ok(()));
+        }
+        // Without an object the first read reports it.
+        this.poll_open(cx).map_ok(|_| ())
+    }
+}
 
 /// An upload: the body goes to a new object through a task that writes it (at most a few
 /// parts in memory); `commit` finishes the object and then points the row at it. Dropped
@@ -395,16 +421,36 @@ fn broken() -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, "the object store upload stopped")
 }
 
+impl BlobUpload {
+    /// Why the writing task stopped taking chunks: its own error (an object store that is
+    /// away is a time-out, so 503), rather than a broken pipe (500).
+    fn poll_failure(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let Some(task) = self.task.as_mut() else {
+            return Poll::Ready(broken());
+        };
+        let ended = ready!(std::future::Future::poll(Pin::new(task), cx));
+        self.task = None;
+        Poll::Ready(match ended {
+            Ok(Err(e)) => e,
+            _ => broken(),
+        })
+    }
+}
+
 impl AsyncWrite for BlobUpload {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        ready!(self.sender.poll_reserve(cx)).map_err(|_| broken())?;
-        self.sender
-            .send_item(Bytes::copy_from_slice(buf))
-            .map_err(|_| broken())?;
+        let this = &mut *self;
+        let sent = match ready!(this.sender.poll_reserve(cx)) {
+            Ok(()) => this.sender.send_item(Bytes::copy_from_slice(buf)).is_ok(),
+            Err(_) => false,
+        };
+        if !sent {
+            return this.poll_failure(cx).map(Err);
+        }
         Poll::Ready(Ok(buf.len()))
     }
 

@@ -7,7 +7,7 @@ use crate::error::{DavError, DavResult};
 use crate::live::{clamp_to_now, content_type_for, stored_type};
 use crate::locks::LockStore;
 use crate::props::PropStore;
-use crate::storage::{read_into, FileRead, Meta, Storage};
+use crate::storage::{prepare, read_into, FileRead, Meta, Storage};
 use bytes::Bytes;
 use davit_proto::conditional::{self, Validators};
 use davit_proto::date::http_date;
@@ -100,6 +100,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let (mut r, length, content_type) = match ranges.as_deref() {
             None => {
                 let body = if with_body {
+                    prepare(&mut file).await?;
                     body::reader(file, meta.len)
                 } else {
                     body::empty()
@@ -110,6 +111,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             Some([one]) => {
                 let body = if with_body {
                     file.seek(SeekFrom::Start(one.start)).await?;
+                    prepare(&mut file).await?;
                     body::reader(file, one.len())
                 } else {
                     body::empty()
@@ -125,6 +127,10 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 let mp = Multipart::new(uuid::Uuid::new_v4().simple().to_string());
                 let len = mp.body_len(ctype, many, meta.len);
                 let body = if with_body {
+                    if let Some(first) = many.first() {
+                        file.seek(SeekFrom::Start(first.start)).await?;
+                        prepare(&mut file).await?;
+                    }
                     multipart_body(file, multipart_pieces(&mp, ctype, many, meta.len))
                 } else {
                     body::empty()

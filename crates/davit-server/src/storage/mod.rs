@@ -120,6 +120,19 @@ pub trait FileRead: AsyncRead + AsyncSeek + Send + Unpin + 'static {
         buf.truncate(start + n);
         polled.map_ok(|()| n)
     }
+
+    /// Makes ready to read from the current position, before a response's head promises the
+    /// bytes: a backend that fetches content lazily (an object store) starts fetching here, so
+    /// that a store that is away fails the request (503) rather than cutting a 200 short. The
+    /// default has nothing to do.
+    fn poll_prepare(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Makes `file` ready to read from its current position (see [`FileRead::poll_prepare`]).
+pub async fn prepare<R: FileRead>(file: &mut R) -> io::Result<()> {
+    std::future::poll_fn(|cx| Pin::new(&mut *file).poll_prepare(cx)).await
 }
 
 /// Appends up to `max` bytes of `file` to `buf` (see [`FileRead::poll_read_into`]).
