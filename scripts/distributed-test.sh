@@ -7,8 +7,11 @@
 # davit-distributed against them (each test makes its own database and keys); then runs two
 # `davit serve` instances on them (a release build: DAVIT_BIN, else cargo build --release)
 # behind nginx as a round-robin load balancer, and litmus (basic copymove props locks http)
-# through it, and checks that both instances answered; then stops everything. Needs root
-# (initdb runs as postgres).
+# through it, and checks that both instances answered; then the cluster tests of the binary
+# (crates/davit/tests/cluster.rs: real `davit serve` processes over HTTP, racing clients, a
+# kill -9 mid-upload, and PostgreSQL and Garage stopped and started under them, which is why
+# they run one at a time and after litmus); then stops everything. Needs root (initdb runs as
+# postgres).
 #
 # Last line: "N passed, M failed". Exit status 0 only when all passed.
 set -uo pipefail
@@ -33,14 +36,18 @@ log="$(mktemp)"
 rc=0
 DAVIT_TEST_PG="$url" DAVIT_TEST_S3="$s3" cargo test -p davit-distributed -- --ignored 2>&1 |
   tee "$log" || rc=$?
-read -r passed failed < <(sed 's/\x1b\[[0-9;]*[A-Za-z]//g' "$log" | awk '
-  /^test result: / {
-    for (i = 1; i < NF; i++) {
-      if ($(i + 1) ~ /^passed/) p += $i
-      if ($(i + 1) ~ /^failed/) f += $i
+# "passed failed" summed over the "test result:" lines of a cargo test log.
+tally() {
+  sed 's/\x1b\[[0-9;]*[A-Za-z]//g' "$1" | awk '
+    /^test result: / {
+      for (i = 1; i < NF; i++) {
+        if ($(i + 1) ~ /^passed/) p += $i
+        if ($(i + 1) ~ /^failed/) f += $i
+      }
     }
-  }
-  END { print p + 0, f + 0 }')
+    END { print p + 0, f + 0 }'
+}
+read -r passed failed < <(tally "$log")
 rm -f "$log"
 [[ $rc == 0 || $failed -gt 0 ]] || failed=1
 
@@ -155,6 +162,19 @@ for i in 1 2; do
     echo "FAILED: instance $i answered only $n requests" >&2
   fi
 done
+
+# ---- the cluster tests: real instances over HTTP, and faults (they pause and resume
+# PostgreSQL and Garage, so nothing else may run meanwhile: after litmus, one at a time).
+log="$(mktemp)"
+crc=0
+DAVIT_TEST_PG="$url" DAVIT_TEST_S3="$s3" DAVIT_TEST_PG_DIR="$PG_DIR" DAVIT_TEST_S3_DIR="$S3_DIR" \
+  cargo test -p davit --test cluster -- --ignored --test-threads=1 2>&1 | tee "$log" || crc=$?
+read -r cp cf < <(tally "$log")
+rm -f "$log"
+[[ $crc == 0 || $cf -gt 0 ]] || cf=1
+passed=$((passed + cp))
+failed=$((failed + cf))
+[[ $cf == 0 ]] || rc=1
 
 echo
 echo "$passed passed, $failed failed"
