@@ -233,41 +233,60 @@ impl Namespace {
         self.pg
             .atomically(async |tx| {
             let parent = Self::parent_id(tx, path).await?;
-            let old = tx
-                .query_opt(
-                    "SELECT collection, blob FROM davit_resources WHERE path = $1 FOR UPDATE",
-                    &[&path.as_str()],
-                )
-                .await
-                .map_err(pg)?;
-            let (row, garbage) = match old {
-                Some(old) if old.get::<_, bool>(0) => return Err(io::ErrorKind::IsADirectory.into()),
-                Some(old) => {
-                    let row = tx
-                        .query_one(
-                            &format!(
-                                "UPDATE davit_resources SET blob = $2, size = $3, \
-                                 version = nextval('davit_versions'), modified = clock_timestamp() \
-                                 WHERE path = $1 RETURNING {COLUMNS}"
-                            ),
-                            &[&path.as_str(), &blob, &size],
-                        )
-                        .await
-                        .map_err(pg)?;
-                    (row, old.get::<_, Option<String>>(1))
-                }
-                None => {
-                    let row = tx
-                        .query_one(
-                            &format!(
-                                "INSERT INTO davit_resources (id, parent, name, path, collection, blob, size) \
-                                 VALUES (gen_random_uuid(), $1, $2, $3, false, $4, $5) RETURNING {COLUMNS}"
-                            ),
-                            &[&parent, &path.name().unwrap_or(""), &path.as_str(), &blob, &size],
-                        )
-                        .await
-                        .map_err(pg)?;
-                    (row, None)
+            // A PUT that found nothing at `path` may meet another creating it at the same
+            // moment: its INSERT then waits for that one's commit and inserts nothing, and
+            // the next round replaces the row the other made (rather than a unique violation,
+            // a 500). Read committed: each round's SELECT sees what committed before it.
+            let mut rounds = 0;
+            let (row, garbage) = loop {
+                rounds += 1;
+                let old = tx
+                    .query_opt(
+                        "SELECT collection, blob FROM davit_resources WHERE path = $1 FOR UPDATE",
+                        &[&path.as_str()],
+                    )
+                    .await
+                    .map_err(pg)?;
+                match old {
+                    Some(old) if old.get::<_, bool>(0) => {
+                        return Err(io::ErrorKind::IsADirectory.into())
+                    }
+                    Some(old) => {
+                        let row = tx
+                            .query_one(
+                                &format!(
+                                    "UPDATE davit_resources SET blob = $2, size = $3, \
+                                     version = nextval('davit_versions'), modified = clock_timestamp() \
+                                     WHERE path = $1 RETURNING {COLUMNS}"
+                                ),
+                                &[&path.as_str(), &blob, &size],
+                            )
+                            .await
+                            .map_err(pg)?;
+                        break (row, old.get::<_, Option<String>>(1));
+                    }
+                    None => {
+                        let row = tx
+                            .query_opt(
+                                &format!(
+                                    "INSERT INTO davit_resources (id, parent, name, path, collection, blob, size) \
+                                     VALUES (gen_random_uuid(), $1, $2, $3, false, $4, $5) \
+                                     ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
+                                ),
+                                &[&parent, &path.name().unwrap_or(""), &path.as_str(), &blob, &size],
+                            )
+                            .await
+                            .map_err(pg)?;
+                        match row {
+                            Some(row) => break (row, None),
+                            None if rounds < 5 => continue,
+                            None => {
+                                return Err(io::Error::other(format!(
+                                    "{path}: created and removed by others five times over"
+                                )))
+                            }
+                        }
+                    }
                 }
             };
             Ok((resource(&row), garbage))
