@@ -801,9 +801,10 @@ fn racing_puts_from_both_instances_leave_one_whole_body() {
     for (i, r) in answers.iter().enumerate() {
         assert!(
             matches!(r.status, 201 | 204),
-            "PUT {i}: {} {}",
+            "PUT {i}: {} {}\n{}",
             r.status,
-            r.text()
+            r.text(),
+            c.trouble()
         );
         created += usize::from(r.status == 201);
         assert!(
