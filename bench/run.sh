@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh — davit side by side with reference WebDAV servers, identical data and workloads.
 #
-# usage: bench/run.sh [--quick | --smoke] [--servers "davit nginx apache rclone dufs wsgidav"]
+# usage: bench/run.sh [--quick | --smoke]
+#                     [--servers "davit davit-pg nginx apache rclone dufs wsgidav"]
 #                     [--out FILE] [--duration SECONDS] [--no-install] [--no-build] [--keep]
 #
 #   (default)   full run: every server, 8 s per request-rate point, 100,000-file tree, 1 GiB
@@ -10,6 +11,10 @@
 #   --smoke     1 s per point, davit only, tiny trees, 8 MiB transfers: checks that every
 #               workload runs and the table is produced (seconds; what CI runs).
 #   --servers   which servers, in order (davit first is best: ratios are davit/peer).
+#               `davit-pg` is davit on its distributed backend: a private PostgreSQL (fsync on)
+#               and a single-node Garage are started for it (scripts/pg.sh, scripts/garage.sh),
+#               the data set is loaded with `davit import`, and the big transfers are also
+#               measured against Garage directly (`s3-direct`) as the yardstick.
 #   --out FILE  markdown report [default: bench/results/MODE-DATE.md]; the raw TSV goes next to
 #               it as FILE.tsv.
 #   --no-install  never apt-get/pip/cargo install; a missing server is skipped with a message.
@@ -82,7 +87,7 @@ die() { log "error: $*"; exit 1; }
 port_of() {
   case "$1" in
     davit) echo 19100 ;; nginx) echo 19101 ;; apache) echo 19102 ;;
-    rclone) echo 19103 ;; dufs) echo 19104 ;; wsgidav) echo 19105 ;;
+    rclone) echo 19103 ;; dufs) echo 19104 ;; wsgidav) echo 19105 ;; davit-pg) echo 19106 ;;
     *) return 1 ;;
   esac
 }
@@ -120,6 +125,7 @@ pyver() { python3 -c "import importlib.metadata as m; print(m.version('$1'))" 2>
 ensure_server() {
   case "$1" in
     davit) [[ -x $DAVIT_BIN ]] ;;
+    davit-pg) [[ -x $DAVIT_BIN ]] && start_stores ;;
     nginx)
       apt_install nginx libnginx-mod-http-dav-ext &&
         [[ -f /usr/lib/nginx/modules/ngx_http_dav_ext_module.so ]] ;;
@@ -152,6 +158,7 @@ ensure_server() {
 server_version() {
   case "$1" in
     davit) "$DAVIT_BIN" --version 2>/dev/null | head -1 ;;
+    davit-pg) echo "$("$DAVIT_BIN" --version 2>/dev/null | head -1); $(psql --version 2>/dev/null | head -1); $(garage --version 2>/dev/null | head -1)" ;;
     nginx) echo "$(nginx -v 2>&1 | sed 's/^nginx version: //') + dav-ext $(dpkg-query -W -f='${Version}' libnginx-mod-http-dav-ext 2>/dev/null)" ;;
     apache) apache2 -v 2>/dev/null | sed -n 's/^Server version: //p' ;;
     rclone) rclone version 2>/dev/null | head -1 ;;
@@ -163,12 +170,98 @@ server_version() {
 apt_install wrk curl || die "wrk and curl are required"
 command -v python3 >/dev/null || apt_install python3 || die "python3 is required (report)"
 
+# ---------------------------------------------------------------- davit-pg's services
+# PostgreSQL (with fsync, as in production) and Garage, started once for the run.
+STORES_UP=0
+PG_URL=""
+S3_LINE=""
+start_stores() {
+  ((STORES_UP)) && return 0
+  if ((!INSTALL)); then
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null ||
+      { log "PostgreSQL not installed and --no-install given: skipping davit-pg"; return 1; }
+    command -v garage >/dev/null ||
+      { log "garage not installed and --no-install given: skipping davit-pg" \
+        "(install: scripts/garage.sh install)"; return 1; }
+  fi
+  log "starting PostgreSQL (fsync on) and Garage for davit-pg"
+  PG_URL=$(PG_FSYNC=on bash "$REPO/scripts/pg.sh" start "$RUN/pg" 2>>"$RUN/stores.log" | tail -n 1) ||
+    { log "PostgreSQL did not start: $(tail -n 3 "$RUN/stores.log")"; return 1; }
+  STORES_UP=1
+  S3_LINE=$(bash "$REPO/scripts/garage.sh" start "$RUN/garage" 2>>"$RUN/stores.log" | tail -n 1) ||
+    { log "Garage did not start: $(tail -n 3 "$RUN/stores.log")"; return 1; }
+}
+stop_stores() {
+  ((STORES_UP)) || return 0
+  bash "$REPO/scripts/garage.sh" stop "$RUN/garage" >/dev/null 2>&1 || true
+  bash "$REPO/scripts/pg.sh" stop "$RUN/pg" >/dev/null 2>&1 || true
+  STORES_UP=0
+}
+s3_field() { tr ' ' '\n' <<<"$S3_LINE" | sed -n "s/^$1=//p"; }
+
+# A fresh database, davit's configuration for it, and the docroot loaded by `davit import`.
+load_pg_store() {  # load_pg_store DOCROOT
+  local cfg="$RUN/cfg-davit-pg" t0 out
+  mkdir -p "$cfg"
+  psql "$PG_URL" -qc "DROP DATABASE IF EXISTS davit_bench" -c "CREATE DATABASE davit_bench" >&2
+  cat >"$cfg/davit.toml" <<TOML
+[store]
+backend = "postgres"
+url = "${PG_URL/dbname=postgres/dbname=davit_bench}"
+pool_size = 32
+[blobs]
+endpoint = "$(s3_field endpoint)"
+region = "$(s3_field region)"
+bucket = "$(s3_field bucket)"
+access_key_id = "$(s3_field key)"
+secret_access_key = "$(s3_field secret)"
+# Garage does not set TCP_NODELAY: a reused connection waits ~40 ms per answer.
+reuse_connections = false
+TOML
+  log "davit import of the data set into PostgreSQL + Garage"
+  t0=$(date +%s.%N)
+  out=$("$DAVIT_BIN" import "$1" --config "$cfg/davit.toml" 2>>"$cfg/import.log") || {
+    log "davit import failed: $(tail -n 3 "$cfg/import.log")"; return 1; }
+  local secs
+  secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  log "  $out"
+  emit davit-pg import 1 time "$(awk -v s="$secs" 'BEGIN { printf "%.0f", s * 1000 }')" "" "" "" "" "" "$out"
+}
+
+# The yardstick for davit-pg's big transfers: the same curl against Garage itself (SigV4).
+run_s3_direct() {
+  local ep bucket r code speed
+  ep=$(s3_field endpoint); bucket=$(s3_field bucket)
+  local auth=(--aws-sigv4 "aws:amz:$(s3_field region):s3" --user "$(s3_field key):$(s3_field secret)"
+    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD')
+  r=$(curl_req PUT "$ep/$bucket/bench-direct.bin" -T "$RUN/upload.bin" "${auth[@]}")
+  code=${r%% *}
+  if [[ $code =~ ^2 ]]; then
+    speed=$(awk '{ printf "%.1f", $5 / 1048576 }' <<<"$r")
+    log "  s3-direct PUT ${BIG_MIB} MiB: $speed MiB/s"
+    emit s3-direct put_big 1 thru "$speed" "" "" "" "" "" ""
+  else
+    emit s3-direct put_big 1 thru "" "" "" "" "" "" "n/a (HTTP ${code:-none})"
+  fi
+  r=$(curl_req GET "$ep/$bucket/bench-direct.bin" "${auth[@]}")
+  code=${r%% *}
+  if [[ $code == 200 ]]; then
+    speed=$(awk '{ printf "%.1f", $4 / 1048576 }' <<<"$r")
+    log "  s3-direct GET ${BIG_MIB} MiB: $speed MiB/s"
+    emit s3-direct get_big 1 thru "$speed" "" "" "" "" "" ""
+  else
+    emit s3-direct get_big 1 thru "" "" "" "" "" "" "n/a (HTTP ${code:-none})"
+  fi
+  curl_req DELETE "$ep/$bucket/bench-direct.bin" "${auth[@]}" >/dev/null
+}
+
 # ---------------------------------------------------------------- davit build
 RUN="$(mktemp -d "${TMPDIR:-/var/tmp}/davit-bench.XXXXXX")"
 chmod 755 "$RUN"   # apache's children (www-data) must reach their document root
 CURRENT_PID=""
 cleanup() {
   if [[ -n $CURRENT_PID ]]; then stop_server || true; fi
+  stop_stores
   if ((KEEP)); then log "run directory kept: $RUN"; else rm -rf -- "$RUN"; fi
 }
 trap cleanup EXIT
@@ -196,6 +289,8 @@ done
 #   tree1000/d0..d9/f00..f99     1,000 x 4 KiB         (COPY source)
 #   mv1..mvREPS/, del1..delREPS/ copies of tree1000     (MOVE and DELETE sources, so that each
 #                                                        operation stands alone)
+#   mv10k/dN/fNNN                10 x 1,000 x 100 B    (MOVE of a 10,000-member collection,
+#                                                        moved there and back)
 #   inf/dNNN/fNNNN               INF_DIRS x INF_FILES x 100 B (PROPFIND Depth infinity)
 #   put/                         empty                 (PUT of new files)
 #   big.bin                      BIG_MIB MiB, random   (GET 1 GiB); the PUT source is $RUN/upload.bin
@@ -216,6 +311,10 @@ for d in range(10):
     for i in range(100):
         with open(f"{t}/tree1000/d{d}/f{i:02d}.txt", "wb") as f: f.write(four)
 hundred = b"h" * 100
+for d in range(10):
+    os.makedirs(f"{t}/mv10k/d{d}")
+    for i in range(1000):
+        with open(f"{t}/mv10k/d{d}/f{i:03d}.txt", "wb") as f: f.write(hundred)
 for d in range(ndirs):
     os.makedirs(f"{t}/inf/d{d:03d}")
     for i in range(nfiles):
@@ -253,6 +352,9 @@ start_server() {
     davit)
       # Access log off (as for every server here); warnings still go to the log.
       cmd=(env RUST_LOG="info,davit::access=off" "$DAVIT_BIN" serve "$root" --listen "127.0.0.1:$port") ;;
+    davit-pg)
+      cmd=(env RUST_LOG="info,davit::access=off" "$DAVIT_BIN" serve --config "$cfg/davit.toml"
+        --listen "127.0.0.1:$port") ;;
     nginx)
       write_nginx_conf "$cfg" "$port" "$root"
       cmd=(/usr/sbin/nginx -p "$cfg/" -e "$cfg/logs/error.log" -c "$cfg/nginx.conf" -g "daemon off;") ;;
@@ -454,8 +556,10 @@ run_tree_ops() {
     tree_op copy COPY "$BASE/tree1000/" -H "Destination: $BASE/copy$i/" -H 'Depth: infinity' -H 'Overwrite: F'
     tree_op move MOVE "$BASE/mv$i/" -H "Destination: $BASE/moved$i/" -H 'Overwrite: F'
     tree_op delete DELETE "$BASE/del$i/"
+    tree_op move10k MOVE "$BASE/mv10k/" -H "Destination: $BASE/moved10k/" -H 'Overwrite: F'
+    tree_op move10k MOVE "$BASE/moved10k/" -H "Destination: $BASE/mv10k/" -H 'Overwrite: F'
   done
-  for name in copy move delete; do
+  for name in copy move delete move10k; do
     local rss note="" m=""
     rss=$(cat "$RUN/rss-$name" 2>/dev/null || echo 0)
     if [[ -f $RUN/fail-$name ]]; then
@@ -463,8 +567,10 @@ run_tree_ops() {
     else
       m=$(ms "$(median <"$RUN/times-$name")")
     fi
-    emit "$s" "${name}_tree1000" 1 time "$m" "" "" "" "$rss" "" "$note"
-    log "  $name tree1000: ${m:-$note} ms ($(tr '\n' ' ' <"$RUN/times-$name" 2>/dev/null || true)s)"
+    local wl="${name}_tree1000"
+    [[ $name == move10k ]] && wl=move_tree10k
+    emit "$s" "$wl" 1 time "$m" "" "" "" "$rss" "" "$note"
+    log "  $wl: ${m:-$note} ms ($(tr '\n' ' ' <"$RUN/times-$name" 2>/dev/null || true)s)"
   done
 }
 
@@ -515,12 +621,17 @@ run_big() {
   else
     emit "$s" put_big 1 thru "" "" "" "" "$rss" "" "n/a (HTTP ${code:-none})"
   fi
+  if [[ $s == davit-pg ]]; then run_s3_direct; fi
 }
 
 # Removes what the PUT workloads created (outside any measurement), keeping put/ itself.
-clean_puts() {
-  local root="$1"
-  find "$root/put" -mindepth 1 -delete 2>/dev/null || true
+clean_puts() {  # clean_puts SERVER DOCROOT
+  if [[ $1 == davit-pg ]]; then
+    curl -s -o /dev/null -m "$ONESHOT_TIMEOUT" -X DELETE "$BASE/put/" || true
+    curl -s -o /dev/null -m 60 -X MKCOL "$BASE/put/" || true
+    return
+  fi
+  find "$2/put" -mindepth 1 -delete 2>/dev/null || true
 }
 
 restart_server() {  # restart_server NAME DOCROOT
@@ -542,6 +653,11 @@ VERSIONS=()
 T0=$SECONDS
 for s in "${RUNNABLE[@]}"; do
   root=$(make_docroot "$s")
+  if [[ $s == davit-pg ]] && ! load_pg_store "$root"; then
+    emit "$s" start 0 none "" "" "" "" "" "" "davit import failed"
+    rm -rf -- "$root"
+    continue
+  fi
   if ! start_server "$s" "$root"; then
     log "$s failed to start: skipped"
     emit "$s" start 0 none "" "" "" "" "" "" "failed to start"
@@ -560,7 +676,7 @@ for wl in "${RATE_WORKLOADS[@]}"; do
     restart_server "$s" "${ROOT[$s]}" || continue
     for c in "${CONCS[@]}"; do
       run_rate "$s" "$wl" "$c"
-      if [[ $wl == put64k ]]; then clean_puts "${ROOT[$s]}"; fi
+      if [[ $wl == put64k ]]; then clean_puts "$s" "${ROOT[$s]}"; fi
     done
   done
 done

@@ -85,6 +85,7 @@ bucket = "$(field bucket)"
 part_size = 5242880
 access_key_id = "$(field key)"
 secret_access_key = "$(field secret)"
+reuse_connections = false
 TOML
 ports=()
 for i in 1 2; do

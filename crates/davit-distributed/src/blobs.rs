@@ -49,6 +49,12 @@ pub struct BlobConfig {
     /// hour); 0 turns the background sweep off (`davit gc` still runs one).
     #[serde(default = "default_sweep")]
     pub sweep_interval_secs: u64,
+    /// Keep connections to the object store open between requests (true). Turn it off for a
+    /// store whose listener does not set TCP_NODELAY, such as Garage 2.x: on a reused
+    /// connection each of its answers then waits some 40 ms for a delayed ACK, while a new
+    /// connection on a LAN costs well under a millisecond.
+    #[serde(default = "yes")]
+    pub reuse_connections: bool,
 }
 
 fn default_sweep() -> u64 {
@@ -165,17 +171,19 @@ impl Blobs {
             )));
         }
         let timeout = Duration::from_secs(config.timeout_secs.max(1));
+        let mut client = ClientOptions::new()
+            .with_allow_http(config.endpoint.starts_with("http://"))
+            .with_timeout(timeout)
+            .with_connect_timeout(timeout.min(Duration::from_secs(5)));
+        if !config.reuse_connections {
+            client = client.with_pool_max_idle_per_host(0);
+        }
         let mut builder = AmazonS3Builder::from_env()
             .with_endpoint(&config.endpoint)
             .with_region(&config.region)
             .with_bucket_name(&config.bucket)
             .with_virtual_hosted_style_request(!config.path_style)
-            .with_client_options(
-                ClientOptions::new()
-                    .with_allow_http(config.endpoint.starts_with("http://"))
-                    .with_timeout(timeout)
-                    .with_connect_timeout(timeout.min(Duration::from_secs(5))),
-            )
+            .with_client_options(client)
             // A request fails within the time-out rather than retrying past it.
             .with_retry(RetryConfig {
                 max_retries: 2,
@@ -291,6 +299,26 @@ impl Blobs {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Removes many objects (S3 DeleteObjects, up to 1,000 per request); absent ones are
+    /// fine. Returns the ones that could not be removed.
+    pub async fn delete_many(&self, keys: Vec<String>) -> Vec<(String, BlobError)> {
+        let paths = futures_util::stream::iter(keys.into_iter().map(|k| Ok(Path::from(k)))).boxed();
+        let results: Vec<_> = self.store.delete_stream(paths).collect().await;
+        results
+            .into_iter()
+            .filter_map(|r| match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => None,
+                Err(e) => {
+                    let key = match &e {
+                        object_store::Error::Generic { .. } => String::from("(some object)"),
+                        _ => e.to_string(),
+                    };
+                    Some((key, BlobError::from(e)))
+                }
+            })
+            .collect()
     }
 
     /// Every object under `prefix`.

@@ -23,6 +23,8 @@ use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
 /// Members read per query of a listing.
 const LIST_PAGE: i64 = 256;
+/// Server-side object copies a COPY of a tree keeps in flight.
+const PARALLEL_COPIES: usize = 16;
 
 /// The distributed backend's content and namespace.
 #[derive(Debug, Clone)]
@@ -74,9 +76,17 @@ impl PgStorage {
 
     /// Deletes objects nothing points at; failures are left to the sweep.
     async fn drop_objects(&self, keys: Vec<String>) {
-        for key in keys {
-            if let Err(e) = self.blobs.delete(&key).await {
-                tracing::warn!(%key, error = %e, "an unused object stays until the sweep");
+        match keys.len() {
+            0 => {}
+            1 => {
+                if let Err(e) = self.blobs.delete(&keys[0]).await {
+                    tracing::warn!(key = %keys[0], error = %e, "an unused object stays until the sweep");
+                }
+            }
+            _ => {
+                for (key, e) in self.blobs.delete_many(keys).await {
+                    tracing::warn!(%key, error = %e, "an unused object stays until the sweep");
+                }
             }
         }
     }
@@ -191,17 +201,39 @@ impl Storage for PgStorage {
             .await?;
         // The objects first (server-side copies), then the rows in one transaction: a crash
         // in between leaves only garbage.
-        let mut made = Vec::new();
-        for item in &mut items {
-            if let Some(src) = item.blob.take() {
-                let dst = self.new_object(&uuid::Uuid::new_v4());
-                if let Err(e) = self.blobs.copy(&src, &dst).await {
-                    self.drop_objects(made).await;
-                    return Err(e.into());
+        let copies: Vec<(usize, String, String)> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                let src = item.blob.clone()?;
+                Some((i, src, self.new_object(&uuid::Uuid::new_v4())))
+            })
+            .collect();
+        let results: Vec<(usize, String, Result<(), BlobError>)> =
+            futures_util::stream::iter(copies)
+                .map(|(i, src, dst)| async move {
+                    let r = self.blobs.copy(&src, &dst).await;
+                    (i, dst, r)
+                })
+                .buffer_unordered(PARALLEL_COPIES)
+                .collect()
+                .await;
+        let mut made = Vec::with_capacity(results.len());
+        let mut failed = None;
+        for (i, dst, r) in results {
+            match r {
+                Ok(()) => {
+                    made.push(dst.clone());
+                    if let Some(item) = items.get_mut(i) {
+                        item.blob = Some(dst);
+                    }
                 }
-                made.push(dst.clone());
-                item.blob = Some(dst);
+                Err(e) => failed = Some(e),
             }
+        }
+        if let Some(e) = failed {
+            self.drop_objects(made).await;
+            return Err(e.into());
         }
         if let Err(e) = self.ns.insert_copies(to, &items).await {
             self.drop_objects(made).await;

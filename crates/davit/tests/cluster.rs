@@ -239,6 +239,7 @@ access_key_id = "{}"
 secret_access_key = "{}"
 timeout_secs = 5
 sweep_interval_secs = 0
+reuse_connections = false
 "#,
         s3("endpoint"),
         s3("region"),

@@ -52,5 +52,6 @@ pub fn s3_config(part_size: usize) -> davit_distributed::BlobConfig {
         secret_access_key: Some(get("secret")),
         timeout_secs: 5,
         sweep_interval_secs: 0,
+        reuse_connections: false,
     }
 }
