@@ -55,6 +55,11 @@ pub struct BlobConfig {
     /// connection on a LAN costs well under a millisecond.
     #[serde(default = "yes")]
     pub reuse_connections: bool,
+    /// Sign each request's body (SigV4 hashes every byte with SHA-256) rather than sending it
+    /// as `UNSIGNED-PAYLOAD`. Default: signed over plain http, unsigned over https, where TLS
+    /// already protects the body and signing it would only cost CPU.
+    #[serde(default)]
+    pub sign_payload: Option<bool>,
 }
 
 fn default_sweep() -> u64 {
@@ -184,6 +189,11 @@ impl Blobs {
             .with_bucket_name(&config.bucket)
             .with_virtual_hosted_style_request(!config.path_style)
             .with_client_options(client)
+            .with_unsigned_payload(
+                !config
+                    .sign_payload
+                    .unwrap_or(!config.endpoint.starts_with("https://")),
+            )
             // A request fails within the time-out rather than retrying past it.
             .with_retry(RetryConfig {
                 max_retries: 2,
@@ -400,12 +410,21 @@ impl Multipart {
 
 impl BlobWriter {
     /// Appends `data`, waiting while two parts are still uploading.
-    pub async fn write(&mut self, data: Bytes) -> Result<(), BlobError> {
+    pub async fn write(&mut self, mut data: Bytes) -> Result<(), BlobError> {
         self.written += data.len() as u64;
-        self.pending.extend_from_slice(&data);
-        while self.pending.len() >= self.part_size {
-            let part = self.pending.split_to(self.part_size).freeze();
-            self.send_part(part).await?;
+        // Each part fills one buffer of exactly the part size, handed over whole: no buffer
+        // grows by doubling, nor stays pinned by a part split off it.
+        while !data.is_empty() {
+            if self.pending.capacity() == 0 {
+                self.pending.reserve(self.part_size);
+            }
+            let room = self.part_size.saturating_sub(self.pending.len()).max(1);
+            let take = room.min(data.len());
+            self.pending.extend_from_slice(&data.split_to(take));
+            if self.pending.len() >= self.part_size {
+                let part = std::mem::take(&mut self.pending).freeze();
+                self.send_part(part).await?;
+            }
         }
         Ok(())
     }

@@ -456,6 +456,7 @@ fn objects() -> Vec<(String, u64)> {
         timeout_secs: 10,
         sweep_interval_secs: 0,
         reuse_connections: false,
+        sign_payload: None,
     };
     runtime().block_on(async {
         use futures_util::StreamExt;

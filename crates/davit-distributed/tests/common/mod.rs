@@ -53,5 +53,6 @@ pub fn s3_config(part_size: usize) -> davit_distributed::BlobConfig {
         timeout_secs: 5,
         sweep_interval_secs: 0,
         reuse_connections: false,
+        sign_payload: None,
     }
 }
