@@ -189,6 +189,21 @@ fn print_all(text: &[u8]) -> anyhow::Result<()> {
     }
 }
 
+/// PostgreSQL and the object store of the distributed backend, each checked to answer.
+async fn connect_distributed(
+    pg: &davit_distributed::PgConfig,
+    blobs: &davit_distributed::BlobConfig,
+) -> anyhow::Result<(davit_distributed::Pg, davit_distributed::Blobs)> {
+    let pg = davit_distributed::Pg::connect(pg)
+        .await
+        .context("store: connecting to PostgreSQL")?;
+    let blobs = davit_distributed::Blobs::connect(blobs)
+        .await
+        .context("blobs: connecting to the object store")?
+        .with_upload_log(pg.clone());
+    Ok((pg, blobs))
+}
+
 /// `davit gc`: one sweep, and what it did.
 fn gc(path: &Path, min_age: std::time::Duration) -> anyhow::Result<()> {
     let file = config::read(path)?;
@@ -199,13 +214,7 @@ fn gc(path: &Path, min_age: std::time::Duration) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let r = runtime.block_on(async {
-        let pg = davit_distributed::Pg::connect(pg)
-            .await
-            .context("store: connecting to PostgreSQL")?;
-        let blobs = davit_distributed::Blobs::connect(blobs)
-            .await
-            .context("blobs: connecting to the object store")?
-            .with_upload_log(pg.clone());
+        let (pg, blobs) = connect_distributed(pg, blobs).await?;
         let ns = davit_distributed::Namespace::new(pg);
         davit_distributed::sweep::sweep(&ns, &blobs, min_age)
             .await
@@ -243,13 +252,7 @@ fn import(dir: &Path, path: &Path, state_dir: Option<&Path>) -> anyhow::Result<(
         .build()?;
     let started = std::time::Instant::now();
     let done = runtime.block_on(async {
-        let pg = davit_distributed::Pg::connect(pg)
-            .await
-            .context("store: connecting to PostgreSQL")?;
-        let blobs = davit_distributed::Blobs::connect(blobs)
-            .await
-            .context("blobs: connecting to the object store")?
-            .with_upload_log(pg.clone());
+        let (pg, blobs) = connect_distributed(pg, blobs).await?;
         let mut last = std::time::Instant::now();
         davit_distributed::import::Importer::new(pg, blobs)
             .run(&source, &props, |p| {
@@ -363,16 +366,9 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                     "store: the postgres backend needs a [blobs] table (the object store)"
                 );
             };
-            let (pg, blobs) = ctx.control.block_on(async {
-                let pg = davit_distributed::Pg::connect(pg)
-                    .await
-                    .context("store: connecting to PostgreSQL")?;
-                let blobs = davit_distributed::Blobs::connect(blobs)
-                    .await
-                    .context("blobs: connecting to the object store")?
-                    .with_upload_log(pg.clone());
-                anyhow::Ok((pg, blobs))
-            })?;
+            let (pg, blobs) = ctx
+                .control
+                .block_on(async { connect_distributed(pg, blobs).await })?;
             let what = format!("bucket {} (namespace in PostgreSQL)", file_bucket(&file));
             let interval = file.blobs.as_ref().map_or(0, |b| b.sweep_interval_secs);
             if interval > 0 {
