@@ -38,3 +38,5 @@ mod put;
 mod quota;
 #[path = "server/sync.rs"]
 mod sync;
+#[path = "server/ui.rs"]
+mod ui;

@@ -1,5 +1,6 @@
 //! GET and HEAD: files streamed from storage with validators, conditionals and ranges;
-//! collections as a plain HTML index streamed while the directory is read.
+//! collections as a plain HTML index streamed while the directory is read, or, for a browser
+//! (`Accept: text/html`), the web interface's page (`ui.rs`).
 
 use super::{response, Dav, Target};
 use crate::body::{self, Body};
@@ -47,6 +48,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
                 self.check_preconditions(parts, target, Some(&meta), &[])
                     .await?;
+                if super::ui::wants_html(&parts.headers) {
+                    return Ok(self.ui_page(with_body));
+                }
                 return self.index(parts, target, with_body).await;
             }
         };

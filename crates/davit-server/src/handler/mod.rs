@@ -16,6 +16,7 @@ mod propfind;
 mod proppatch;
 mod put;
 mod report;
+mod ui;
 
 use crate::auth::{Access, Auth, AuthFailure, Principal};
 use crate::body::{self, Body};
@@ -316,6 +317,11 @@ where
     /// Answers one request. Never fails: every error becomes its response here.
     pub async fn handle<B: ReqBody>(&self, req: Request<B>) -> Response<Body> {
         let (mut parts, body) = req.into_parts();
+        // Before anything else, credentials included: a write another site's page sends
+        // through the browser is refused whoever the browser is logged in as.
+        if !changes_nothing(&parts.method) && ui::foreign_origin(&parts) {
+            return DavError::Forbidden("cross-origin request refused").into_response();
+        }
         if let Some(auth) = &self.auth {
             let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
             let value = parts
@@ -409,6 +415,10 @@ where
     }
 
     async fn dispatch<B: ReqBody>(&self, parts: Parts, body: B) -> DavResult<Response<Body>> {
+        // The web interface's script and style: the same for everyone, before any lookup.
+        if let Some(asset) = self.ui_asset(&parts) {
+            return Ok(asset);
+        }
         if parts.method == Method::POST {
             let target = parse_target(&parts)?;
             self.authorize(&parts, &target.path, Access::Read, false)?;

@@ -1,0 +1,805 @@
+// davit's web interface. Everything it shows or changes goes through davit's own WebDAV
+// methods (PROPFIND, PUT, MKCOL, MOVE, COPY, DELETE), so it can do nothing a WebDAV client
+// could not, with the same permissions and locks. Served from the binary under /.davit/ui/
+// with a Content-Security-Policy that allows no inline script: nothing here builds markup
+// from strings; names always go in as text (textContent), never as HTML.
+'use strict';
+
+(() => {
+  const DAV = 'DAV:';
+  const $ = (id) => document.getElementById(id);
+  const SVG = 'http://www.w3.org/2000/svg';
+
+  // Rows rendered before the first paint, then per animation frame: a directory of 10,000
+  // entries shows its first screen at once and the rest without blocking input.
+  const FIRST_CHUNK = 150;
+  const CHUNK = 1500;
+  const UPLOAD_CONCURRENCY = 3;
+
+  const timing = { start: performance.now() };
+  // Read by the browser test (tests/browser): how long listing and rendering took.
+  window.davitUi = { timing, loads: 0, renders: 0, ready: false };
+
+  // The collection's path, percent-encoded as the browser has it, always ending in '/'.
+  let base = location.pathname.endsWith('/') ? location.pathname : location.pathname + '/';
+  if (base !== location.pathname) history.replaceState(null, '', base + location.search);
+
+  const state = {
+    entries: [],
+    sort: { key: 'name', dir: 1 },
+    filter: '',
+    generation: 0,
+  };
+
+  const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
+  const dateFormat = new Intl.DateTimeFormat(undefined, {
+    year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit',
+  });
+
+  // ------------------------------------------------------------------ names and paths
+
+  function decode(segment) {
+    try {
+      return decodeURIComponent(segment);
+    } catch (_) {
+      return segment;
+    }
+  }
+
+  /** The decoded path of a percent-encoded one ('/a%20b/' -> '/a b/'). */
+  function decodePath(path) {
+    return path.split('/').map(decode).join('/');
+  }
+
+  /** A decoded folder path typed by a user, as an encoded path ending in '/'. */
+  function encodeFolder(path) {
+    const parts = path.split('/').filter((s) => s !== '' && s !== '.');
+    if (parts.some((s) => s === '..')) return null;
+    const enc = parts.map(encodeURIComponent).join('/');
+    return enc === '' ? '/' : '/' + enc + '/';
+  }
+
+  /** Why a name cannot be used, or '' when it can. */
+  function badName(name) {
+    if (name === '') return 'A name is needed.';
+    if (name === '.' || name === '..') return 'That name is reserved.';
+    if (name.includes('/')) return 'A name cannot contain "/".';
+    return '';
+  }
+
+  function destination(folder, name, dir) {
+    return location.origin + folder + encodeURIComponent(name) + (dir ? '/' : '');
+  }
+
+  // ------------------------------------------------------------------ icons
+
+  const ICON_PATHS = {
+    folder: 'M3 6a2 2 0 0 1 2-2h4l2 2h8a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2z',
+    file: 'M6 2h8l5 5v13a2 2 0 0 1-2 2H6a2 2 0 0 1-2-2V4a2 2 0 0 1 2-2zm7 1v5h5',
+    text: 'M6 2h8l5 5v13a2 2 0 0 1-2 2H6a2 2 0 0 1-2-2V4a2 2 0 0 1 2-2zm7 1v5h5M8 12h8M8 16h8M8 8h3',
+    image: 'M4 4h16a1 1 0 0 1 1 1v14a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1V5a1 1 0 0 1 1-1zm0 13l5-5 4 4 3-3 4 4M15.5 8.5a1.5 1.5 0 1 0 0 .01',
+    audio: 'M9 18V5l11-2v13M9 18a3 3 0 1 1-3-3 3 3 0 0 1 3 3zm11-2a3 3 0 1 1-3-3 3 3 0 0 1 3 3z',
+    video: 'M3 6h13v12H3zM16 10l5-3v10l-5-3',
+    archive: 'M4 3h16v4H4zM5 7v13h14V7M10 11h4',
+    code: 'M8 7l-5 5 5 5M16 7l5 5-5 5M14 4l-4 16',
+    pdf: 'M6 2h8l5 5v13a2 2 0 0 1-2 2H6a2 2 0 0 1-2-2V4a2 2 0 0 1 2-2zm7 1v5h5M8 14h2a1.5 1.5 0 0 0 0-3H8v6',
+  };
+  const KINDS = {
+    image: 'png jpg jpeg gif webp svg bmp ico tif tiff avif heic',
+    audio: 'mp3 ogg oga flac wav m4a aac opus',
+    video: 'mp4 mkv webm mov avi m4v ogv',
+    archive: 'zip tar gz tgz bz2 xz zst 7z rar deb rpm iso',
+    code: 'js mjs ts rs c h cc cpp py rb go java sh json xml html css toml yaml yml sql php',
+    pdf: 'pdf',
+    text: 'txt md rst csv log ini conf cfg',
+  };
+  const kindOfExt = new Map();
+  for (const [kind, exts] of Object.entries(KINDS)) {
+    for (const e of exts.split(' ')) kindOfExt.set(e, kind);
+  }
+  const iconTemplates = new Map();
+
+  function icon(kind) {
+    let t = iconTemplates.get(kind);
+    if (!t) {
+      t = document.createElementNS(SVG, 'svg');
+      t.setAttribute('viewBox', '0 0 24 24');
+      t.setAttribute('class', 'icon icon-' + kind);
+      t.setAttribute('aria-hidden', 'true');
+      const p = document.createElementNS(SVG, 'path');
+      p.setAttribute('d', ICON_PATHS[kind]);
+      t.appendChild(p);
+      iconTemplates.set(kind, t);
+    }
+    return t.cloneNode(true);
+  }
+
+  function kindOf(entry) {
+    if (entry.dir) return 'folder';
+    const dot = entry.name.lastIndexOf('.');
+    if (dot <= 0) return 'file';
+    return kindOfExt.get(entry.name.slice(dot + 1).toLowerCase()) || 'file';
+  }
+
+  const KIND_LABEL = {
+    folder: 'Folder', file: 'File', text: 'Text', image: 'Image', audio: 'Audio',
+    video: 'Video', archive: 'Archive', code: 'Source', pdf: 'PDF',
+  };
+
+  // ------------------------------------------------------------------ messages
+
+  const REASONS = {
+    0: 'the server could not be reached',
+    400: 'the server refused the request (400 Bad Request)',
+    401: 'not logged in (401 Unauthorized)',
+    403: 'not allowed (403 Forbidden)',
+    404: 'not found (404): it may have been moved or deleted',
+    405: 'not allowed here (405 Method Not Allowed)',
+    408: 'the upload was too slow (408 Request Timeout)',
+    409: 'the folder it goes into does not exist (409 Conflict)',
+    412: 'something with that name already exists (412 Precondition Failed)',
+    413: 'too large for the server (413 Content Too Large)',
+    415: 'not accepted by the server (415 Unsupported Media Type)',
+    423: 'locked (423 Locked): someone else holds a lock on it',
+    424: 'not done because a related operation failed (424 Failed Dependency)',
+    429: 'too many attempts, wait a minute (429 Too Many Requests)',
+    502: 'the destination is on another server (502 Bad Gateway)',
+    503: 'the server is busy, try again (503 Service Unavailable)',
+    507: 'not enough space: quota reached or disk full (507 Insufficient Storage)',
+  };
+
+  function reason(status) {
+    return REASONS[status] || `failed (HTTP ${status})`;
+  }
+
+  function say(text, isError) {
+    const s = $('status');
+    s.textContent = text;
+    s.classList.toggle('error', !!isError);
+  }
+
+  // ------------------------------------------------------------------ WebDAV
+
+  const PROPFIND_BODY =
+    '<?xml version="1.0" encoding="utf-8"?>' +
+    '<D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:getcontentlength/>' +
+    '<D:getlastmodified/></D:prop></D:propfind>';
+
+  async function dav(method, url, headers, body) {
+    let resp;
+    try {
+      resp = await fetch(url, {
+        method, headers: headers || {}, body, credentials: 'same-origin', cache: 'no-store',
+      });
+    } catch (_) {
+      return { status: 0, text: '' };
+    }
+    return { status: resp.status, text: await resp.text() };
+  }
+
+  function parseXml(text) {
+    const doc = new DOMParser().parseFromString(text, 'application/xml');
+    return doc.getElementsByTagNameNS('*', 'parsererror').length ? null : doc;
+  }
+
+  function child(el, name) {
+    for (let c = el.firstElementChild; c; c = c.nextElementSibling) {
+      if (c.localName === name && c.namespaceURI === DAV) return c;
+    }
+    return null;
+  }
+
+  function statusOf(line) {
+    const m = /^\S+\s+(\d{3})/.exec((line || '').trim());
+    return m ? Number(m[1]) : 0;
+  }
+
+  /** Entries of a Depth 1 PROPFIND answer, the collection itself left out. */
+  function entriesOf(doc) {
+    const out = [];
+    const self = decodePath(base);
+    const responses = doc.getElementsByTagNameNS(DAV, 'response');
+    for (let i = 0; i < responses.length; i++) {
+      const r = responses[i];
+      const hrefEl = child(r, 'href');
+      if (!hrefEl) continue;
+      const href = new URL(hrefEl.textContent.trim(), location.href).pathname;
+      if (decodePath(href) === self) continue;
+      const e = { href, name: '', dir: false, size: -1, modified: 0, row: null };
+      for (let ps = r.firstElementChild; ps; ps = ps.nextElementSibling) {
+        if (ps.localName !== 'propstat' || ps.namespaceURI !== DAV) continue;
+        if (statusOf(child(ps, 'status') && child(ps, 'status').textContent) !== 200) continue;
+        const prop = child(ps, 'prop');
+        if (!prop) continue;
+        const rt = child(prop, 'resourcetype');
+        if (rt && child(rt, 'collection')) e.dir = true;
+        const len = child(prop, 'getcontentlength');
+        if (len) e.size = Number(len.textContent);
+        const lm = child(prop, 'getlastmodified');
+        if (lm) e.modified = Date.parse(lm.textContent) || 0;
+      }
+      const segs = href.split('/').filter((s) => s !== '');
+      e.name = decode(segs[segs.length - 1] || '');
+      if (e.dir && !e.href.endsWith('/')) e.href += '/';
+      e.kind = kindOf(e);
+      e.key = e.name.toLowerCase();
+      out.push(e);
+    }
+    return out;
+  }
+
+  /** Failed members of a 207 answer to DELETE, COPY or MOVE, as "name: reason". */
+  function failures(text) {
+    const doc = parseXml(text);
+    if (!doc) return ['the server sent an answer that could not be read'];
+    const out = [];
+    const responses = doc.getElementsByTagNameNS(DAV, 'response');
+    for (let i = 0; i < responses.length; i++) {
+      const href = child(responses[i], 'href');
+      const st = child(responses[i], 'status');
+      const code = statusOf(st && st.textContent);
+      if (code >= 300 || code === 0) {
+        out.push(`${decodePath(href ? href.textContent.trim() : '?')}: ${reason(code)}`);
+      }
+    }
+    return out;
+  }
+
+  async function load() {
+    const t0 = performance.now();
+    say('Loading…');
+    const r = await dav('PROPFIND', base, {
+      Depth: '1',
+      'Content-Type': 'application/xml; charset=utf-8',
+      Prefer: 'return=minimal',
+    }, PROPFIND_BODY);
+    timing.fetched = performance.now();
+    timing.fetchMs = timing.fetched - t0;
+    if (r.status !== 207) {
+      say(`Could not list this folder: ${reason(r.status)}`, true);
+      return;
+    }
+    const doc = parseXml(r.text);
+    if (!doc) {
+      say('Could not list this folder: the answer could not be read.', true);
+      return;
+    }
+    state.entries = entriesOf(doc);
+    timing.parsed = performance.now();
+    timing.parseMs = timing.parsed - timing.fetched;
+    window.davitUi.loads++;
+    say('');
+    render();
+  }
+
+  // ------------------------------------------------------------------ listing
+
+  function formatSize(n) {
+    if (n < 0) return '';
+    if (n < 1024) return `${n} B`;
+    const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+    let v = n;
+    let u = -1;
+    do {
+      v /= 1024;
+      u++;
+    } while (v >= 1024 && u < units.length - 1);
+    return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
+  }
+
+  function compare(a, b) {
+    if (a.dir !== b.dir) return a.dir ? -1 : 1;
+    const { key, dir } = state.sort;
+    let c = 0;
+    if (key === 'size') c = a.size - b.size;
+    else if (key === 'modified') c = a.modified - b.modified;
+    if (c === 0) c = collator.compare(a.name, b.name);
+    return c * dir;
+  }
+
+  function rowOf(e) {
+    if (e.row) return e.row;
+    const tr = document.createElement('tr');
+    const tdIcon = document.createElement('td');
+    tdIcon.className = 'c-icon';
+    tdIcon.title = KIND_LABEL[e.kind];
+    tdIcon.appendChild(icon(e.kind));
+    const tdName = document.createElement('td');
+    tdName.className = 'c-name';
+    const a = document.createElement('a');
+    a.href = e.href;
+    a.textContent = e.name;
+    tdName.appendChild(a);
+    const tdSize = document.createElement('td');
+    tdSize.className = 'c-size';
+    tdSize.textContent = e.dir ? '—' : formatSize(e.size);
+    if (!e.dir && e.size >= 0) tdSize.title = `${e.size} bytes`;
+    const tdDate = document.createElement('td');
+    tdDate.className = 'c-date';
+    if (e.modified) tdDate.textContent = dateFormat.format(e.modified);
+    const tdAct = document.createElement('td');
+    tdAct.className = 'c-act';
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'more';
+    b.textContent = '⋯';
+    b.setAttribute('aria-label', `Actions for ${e.name}`);
+    b.dataset.act = '1';
+    tdAct.appendChild(b);
+    tr.append(tdIcon, tdName, tdSize, tdDate, tdAct);
+    e.row = tr;
+    tr.davitEntry = e;
+    return tr;
+  }
+
+  function visible() {
+    const f = state.filter;
+    const list = f ? state.entries.filter((e) => e.key.includes(f)) : state.entries.slice();
+    list.sort(compare);
+    return list;
+  }
+
+  /** Replaces the rows: the first ones at once, the rest one chunk per animation frame. */
+  function render() {
+    const generation = ++state.generation;
+    const rows = visible();
+    const tbody = $('rows');
+    tbody.textContent = '';
+    $('empty').hidden = state.entries.length !== 0;
+    if (state.filter && rows.length === 0 && state.entries.length) {
+      say('No name matches the filter.');
+    } else if (state.filter) {
+      say(`${rows.length} of ${state.entries.length} shown`);
+    }
+    window.davitUi.ready = false;
+    let i = 0;
+    const step = () => {
+      if (generation !== state.generation) return;
+      const end = Math.min(rows.length, i + (i === 0 ? FIRST_CHUNK : CHUNK));
+      const frag = document.createDocumentFragment();
+      for (; i < end; i++) frag.appendChild(rowOf(rows[i]));
+      tbody.appendChild(frag);
+      if (i === end && timing.firstRows === undefined) timing.firstRows = performance.now();
+      if (i < rows.length) {
+        requestAnimationFrame(step);
+      } else {
+        timing.rendered = performance.now();
+        timing.count = rows.length;
+        window.davitUi.renders++;
+        window.davitUi.ready = true;
+        document.documentElement.dataset.rows = String(rows.length);
+      }
+    };
+    step();
+  }
+
+  function setSort(key) {
+    if (state.sort.key === key) state.sort.dir = -state.sort.dir;
+    else state.sort = { key, dir: 1 };
+    for (const b of document.querySelectorAll('th button[data-sort]')) {
+      const th = b.parentElement;
+      th.setAttribute('aria-sort', b.dataset.sort !== key ? 'none'
+        : state.sort.dir > 0 ? 'ascending' : 'descending');
+    }
+    render();
+  }
+
+  function breadcrumbs() {
+    const nav = $('crumbs');
+    nav.textContent = '';
+    const segs = base.split('/').filter((s) => s !== '');
+    const home = document.createElement(segs.length ? 'a' : 'span');
+    home.textContent = location.host;
+    home.className = 'crumb home';
+    if (segs.length) home.href = '/';
+    else home.setAttribute('aria-current', 'page');
+    nav.appendChild(home);
+    let path = '/';
+    segs.forEach((s, i) => {
+      path += s + '/';
+      const sep = document.createElement('span');
+      sep.className = 'sep';
+      sep.textContent = '/';
+      sep.setAttribute('aria-hidden', 'true');
+      const last = i === segs.length - 1;
+      const el = document.createElement(last ? 'span' : 'a');
+      el.className = 'crumb';
+      el.textContent = decode(s);
+      if (last) el.setAttribute('aria-current', 'page');
+      else el.href = path;
+      nav.append(sep, el);
+    });
+    document.title = `${decodePath(base)} · davit`;
+  }
+
+  // ------------------------------------------------------------------ dialogs
+
+  let pending = null;
+
+  /**
+   * A modal question. With `label` it asks for text and resolves to it (or null when
+   * cancelled); without, it asks for confirmation and resolves to true or null.
+   */
+  function ask({ title, text = '', label = null, value = '', ok = 'OK', danger = false, check }) {
+    const dlg = $('dialog');
+    $('dialog-title').textContent = title;
+    $('dialog-text').textContent = text;
+    $('dialog-label').hidden = label === null;
+    $('dialog-label-text').textContent = label || '';
+    $('dialog-error').textContent = '';
+    const input = $('dialog-input');
+    input.value = value;
+    const okButton = $('dialog-ok');
+    okButton.textContent = ok;
+    okButton.classList.toggle('danger', danger);
+    return new Promise((resolve) => {
+      pending = { resolve, label, check };
+      dlg.showModal();
+      if (label !== null) {
+        input.focus();
+        const dot = value.lastIndexOf('.');
+        input.setSelectionRange(0, dot > 0 ? dot : value.length);
+      } else {
+        (danger ? $('dialog-cancel') : okButton).focus();
+      }
+    });
+  }
+
+  function settle(value) {
+    const p = pending;
+    pending = null;
+    if ($('dialog').open) $('dialog').close();
+    if (p) p.resolve(value);
+  }
+
+  function setupDialog() {
+    $('dialog-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      if (!pending) return;
+      if (pending.label === null) {
+        settle(true);
+        return;
+      }
+      const v = $('dialog-input').value.trim();
+      const problem = pending.check ? pending.check(v) : '';
+      if (problem) {
+        $('dialog-error').textContent = problem;
+        return;
+      }
+      settle(v);
+    });
+    $('dialog-cancel').addEventListener('click', () => settle(null));
+    $('dialog').addEventListener('close', () => settle(null));
+  }
+
+  // ------------------------------------------------------------------ actions
+
+  let menuEntry = null;
+
+  function openMenu(e, opener) {
+    menuEntry = e;
+    const m = $('menu');
+    $('menu-title').textContent = e.name;
+    const open = $('menu-open');
+    open.href = e.href;
+    const dl = $('menu-download');
+    dl.hidden = e.dir;
+    if (!e.dir) {
+      dl.href = e.href;
+      dl.download = e.name;
+    }
+    m.returnFocus = opener;
+    m.showModal();
+    open.focus();
+  }
+
+  function closeMenu() {
+    const m = $('menu');
+    if (m.open) m.close();
+  }
+
+  async function afterChange(message, r, okStatuses) {
+    if (okStatuses.includes(r.status)) {
+      await load();
+      say(message);
+      return true;
+    }
+    if (r.status === 207) {
+      await load();
+      say(`Partly done: ${failures(r.text).join('; ')}`, true);
+      return false;
+    }
+    say(`${message.replace(/\.$/, '')} failed: ${reason(r.status)}`, true);
+    return false;
+  }
+
+  async function newFolder() {
+    const name = await ask({
+      title: 'New folder', label: 'Name', value: '', ok: 'Create', check: badName,
+    });
+    if (name === null) return;
+    const r = await dav('MKCOL', base + encodeURIComponent(name) + '/');
+    if (r.status === 405) {
+      say(`Could not create “${name}”: something with that name already exists.`, true);
+      return;
+    }
+    await afterChange(`Created folder “${name}”.`, r, [201]);
+  }
+
+  async function rename(e) {
+    const name = await ask({
+      title: `Rename “${e.name}”`, label: 'New name', value: e.name, ok: 'Rename', check: badName,
+    });
+    if (name === null || name === e.name) return;
+    const r = await dav('MOVE', e.href, {
+      Destination: destination(base, name, e.dir), Overwrite: 'F',
+    });
+    await afterChange(`Renamed “${e.name}” to “${name}”.`, r, [201, 204]);
+  }
+
+  async function transfer(e, method) {
+    const verb = method === 'MOVE' ? 'Move' : 'Copy';
+    const check = (v) => (encodeFolder(v) === null ? 'A folder path without “..” is needed.' : '');
+    const folder = await ask({
+      title: `${verb} “${e.name}”`,
+      text: 'Into which folder? A path from the top, like /docs/2024/.',
+      label: 'Folder',
+      value: decodePath(base),
+      ok: verb,
+      check,
+    });
+    if (folder === null) return;
+    const target = encodeFolder(folder);
+    const headers = { Destination: destination(target, e.name, e.dir), Overwrite: 'F' };
+    if (method === 'COPY' && e.dir) headers.Depth = 'infinity';
+    const r = await dav(method, e.href, headers);
+    const done = method === 'MOVE' ? 'Moved' : 'Copied';
+    await afterChange(`${done} “${e.name}” to ${decodePath(target)}.`, r, [201, 204]);
+  }
+
+  async function remove(e) {
+    const yes = await ask({
+      title: `Delete “${e.name}”?`,
+      text: e.dir ? 'The folder and everything in it will be deleted.' : 'The file will be deleted.',
+      ok: 'Delete',
+      danger: true,
+    });
+    if (!yes) return;
+    const r = await dav('DELETE', e.href);
+    await afterChange(`Deleted “${e.name}”.`, r, [200, 204]);
+  }
+
+  // ------------------------------------------------------------------ uploads
+
+  const uploads = { queue: [], active: 0, items: [] };
+
+  function summarize() {
+    let total = 0;
+    let loaded = 0;
+    let done = 0;
+    let failed = 0;
+    for (const it of uploads.items) {
+      total += it.size;
+      loaded += it.state === 'done' ? it.size : it.loaded;
+      if (it.state === 'done') done++;
+      if (it.state === 'failed') failed++;
+    }
+    const n = uploads.items.length;
+    const bar = $('uploads-total');
+    bar.max = Math.max(total, 1);
+    bar.value = total ? loaded : (done + failed === n ? 1 : 0);
+    const finished = done + failed === n;
+    let text;
+    if (!finished) {
+      const pct = total ? Math.floor((loaded / total) * 100) : 0;
+      text = `Uploading ${n - done - failed} of ${n} files · ${pct}%`;
+    } else {
+      text = `${done} of ${n} file${n === 1 ? '' : 's'} uploaded`;
+      if (failed) text += `, ${failed} failed`;
+    }
+    $('uploads-summary').textContent = text;
+    $('uploads').dataset.state = finished ? (failed ? 'failed' : 'done') : 'running';
+  }
+
+  function itemView(it) {
+    const li = document.createElement('li');
+    const name = document.createElement('span');
+    name.className = 'u-name';
+    name.textContent = it.name;
+    const bar = document.createElement('progress');
+    bar.max = Math.max(it.size, 1);
+    bar.value = 0;
+    bar.setAttribute('aria-label', `Upload of ${it.name}`);
+    const msg = document.createElement('span');
+    msg.className = 'u-msg';
+    msg.textContent = 'waiting';
+    li.append(name, bar, msg);
+    it.li = li;
+    it.bar = bar;
+    it.msg = msg;
+    return li;
+  }
+
+  function finishItem(it, status) {
+    uploads.active--;
+    if (status >= 200 && status < 300) {
+      it.state = 'done';
+      it.bar.value = it.bar.max;
+      it.msg.textContent = 'done';
+      it.li.className = 'ok';
+    } else {
+      it.state = 'failed';
+      it.msg.textContent = reason(status);
+      it.li.className = 'failed';
+    }
+    summarize();
+    pump();
+  }
+
+  function start(it) {
+    uploads.active++;
+    it.state = 'running';
+    it.msg.textContent = '0%';
+    const xhr = new XMLHttpRequest();
+    xhr.open('PUT', it.url);
+    xhr.upload.addEventListener('progress', (ev) => {
+      it.loaded = ev.loaded;
+      it.bar.value = ev.loaded;
+      it.msg.textContent = `${Math.floor((ev.loaded / Math.max(ev.total, 1)) * 100)}%`;
+      summarize();
+    });
+    xhr.addEventListener('load', () => finishItem(it, xhr.status));
+    xhr.addEventListener('error', () => finishItem(it, 0));
+    xhr.addEventListener('abort', () => finishItem(it, 0));
+    xhr.send(it.file);
+  }
+
+  function pump() {
+    while (uploads.active < UPLOAD_CONCURRENCY && uploads.queue.length) start(uploads.queue.shift());
+    if (uploads.active === 0 && uploads.queue.length === 0 && uploads.items.length) {
+      load();
+    }
+  }
+
+  function upload(files, skipped) {
+    const list = $('uploads-list');
+    $('uploads').hidden = false;
+    for (const file of files) {
+      const it = {
+        file, name: file.name, size: file.size, loaded: 0, state: 'waiting',
+        url: base + encodeURIComponent(file.name),
+      };
+      uploads.items.push(it);
+      uploads.queue.push(it);
+      list.appendChild(itemView(it));
+    }
+    if (skipped) say(`${skipped} folder${skipped === 1 ? ' was' : 's were'} skipped: folder upload is not supported yet.`, true);
+    summarize();
+    pump();
+  }
+
+  function clearUploads() {
+    uploads.items = uploads.items.filter((it) => it.state === 'running' || it.state === 'waiting');
+    const list = $('uploads-list');
+    list.textContent = '';
+    for (const it of uploads.items) list.appendChild(it.li);
+    if (!uploads.items.length) $('uploads').hidden = true;
+    else summarize();
+  }
+
+  function setupDrop() {
+    const overlay = $('drop');
+    let depth = 0;
+    const hasFiles = (ev) => ev.dataTransfer && Array.from(ev.dataTransfer.types).includes('Files');
+    document.addEventListener('dragenter', (ev) => {
+      if (!hasFiles(ev)) return;
+      ev.preventDefault();
+      depth++;
+      overlay.hidden = false;
+    });
+    document.addEventListener('dragleave', () => {
+      depth = Math.max(0, depth - 1);
+      if (depth === 0) overlay.hidden = true;
+    });
+    document.addEventListener('dragover', (ev) => {
+      if (!hasFiles(ev)) return;
+      ev.preventDefault();
+      ev.dataTransfer.dropEffect = 'copy';
+    });
+    document.addEventListener('drop', (ev) => {
+      if (!hasFiles(ev)) return;
+      ev.preventDefault();
+      depth = 0;
+      overlay.hidden = true;
+      const files = [];
+      let skipped = 0;
+      const items = ev.dataTransfer.items ? Array.from(ev.dataTransfer.items) : [];
+      if (items.length) {
+        for (const item of items) {
+          if (item.kind !== 'file') continue;
+          const entry = item.webkitGetAsEntry ? item.webkitGetAsEntry() : null;
+          if (entry && entry.isDirectory) {
+            skipped++;
+            continue;
+          }
+          const f = item.getAsFile();
+          if (f) files.push(f);
+        }
+      } else {
+        files.push(...ev.dataTransfer.files);
+      }
+      if (files.length || skipped) upload(files, skipped);
+    });
+  }
+
+  // ------------------------------------------------------------------ wiring
+
+  function setup() {
+    breadcrumbs();
+    setupDialog();
+    setupDrop();
+    const filter = $('filter');
+    filter.addEventListener('input', () => {
+      state.filter = filter.value.trim().toLowerCase();
+      if (!state.filter) say('');
+      render();
+    });
+    filter.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape' && filter.value) {
+        filter.value = '';
+        state.filter = '';
+        say('');
+        render();
+      }
+    });
+    document.addEventListener('keydown', (ev) => {
+      const typing = ev.target instanceof HTMLInputElement;
+      if (ev.key === '/' && !typing && !document.querySelector('dialog[open]')) {
+        ev.preventDefault();
+        filter.focus();
+      }
+    });
+    for (const b of document.querySelectorAll('th button[data-sort]')) {
+      b.addEventListener('click', () => setSort(b.dataset.sort));
+    }
+    $('rows').addEventListener('click', (ev) => {
+      const b = ev.target.closest('button[data-act]');
+      if (!b) return;
+      const tr = b.closest('tr');
+      if (tr && tr.davitEntry) openMenu(tr.davitEntry, b);
+    });
+    const menu = $('menu');
+    menu.addEventListener('close', () => {
+      // Back to the row's button, unless an action has opened its own dialog meanwhile.
+      const other = document.querySelector('dialog[open]');
+      if (!other && menu.returnFocus && menu.returnFocus.isConnected) menu.returnFocus.focus();
+    });
+    menu.addEventListener('click', (ev) => {
+      if (ev.target === menu) {
+        closeMenu(); // a click on the backdrop
+        return;
+      }
+      const b = ev.target.closest('button[data-action]');
+      if (!b || !menuEntry) return;
+      const e = menuEntry;
+      closeMenu();
+      const act = b.dataset.action;
+      if (act === 'rename') rename(e);
+      else if (act === 'move') transfer(e, 'MOVE');
+      else if (act === 'copy') transfer(e, 'COPY');
+      else if (act === 'delete') remove(e);
+    });
+    for (const a of [$('menu-open'), $('menu-download')]) a.addEventListener('click', closeMenu);
+    $('new-folder').addEventListener('click', newFolder);
+    const input = $('upload');
+    input.addEventListener('change', () => {
+      if (input.files && input.files.length) upload(Array.from(input.files), 0);
+      input.value = '';
+    });
+    $('uploads-clear').addEventListener('click', clearUploads);
+    load();
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', setup);
+  else setup();
+})();
