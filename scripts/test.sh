@@ -20,7 +20,9 @@
 #                               back through its query API)
 # 11. scripts/package-test.sh  (cargo-deb package: dpkg -i, systemd-analyze verify, litmus
 #                               basic against /usr/bin/davit with the packaged configuration)
-# 12. scripts/deny.sh          (cargo-deny: licences, bans, sources; advisories when reachable)
+# 12. scripts/browser-test.sh  (the web interface in Debian's headless Chromium, driven by
+#                               playwright-core from npm; screenshots in target/browser-screenshots)
+# 13. scripts/deny.sh          (cargo-deny: licences, bans, sources; advisories when reachable)
 #
 # Stops at the first failing step. The last line of output is always the summary
 #     N passed, M failed
@@ -35,7 +37,7 @@ cd "$ROOT"
 PASSED=0
 FAILED=0
 STEP_NO=0
-STEPS=12
+STEPS=13
 LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/davit-test.XXXXXX")"
 trap 'rm -rf -- "$LOGDIR"' EXIT
 
@@ -238,7 +240,12 @@ step "scripts/package-test.sh (the Debian package, installed and run)"
 run_counted scripts/package-test.sh
 step_ok
 
-# ---------------------------------------------------------------- 12. dependency policy
+# ---------------------------------------------------------------- 12. web interface
+step "scripts/browser-test.sh (the web interface in headless Chromium)"
+run_counted scripts/browser-test.sh
+step_ok
+
+# ---------------------------------------------------------------- 13. dependency policy
 step "scripts/deny.sh (cargo-deny: licences, bans, sources; advisories when reachable)"
 bash "$ROOT/scripts/deny.sh" || step_failed
 step_ok

@@ -218,14 +218,95 @@
         const lm = child(prop, 'getlastmodified');
         if (lm) e.modified = Date.parse(lm.textContent) || 0;
       }
-      const segs = href.split('/').filter((s) => s !== '');
-      e.name = decode(segs[segs.length - 1] || '');
-      if (e.dir && !e.href.endsWith('/')) e.href += '/';
-      e.kind = kindOf(e);
-      e.key = e.name.toLowerCase();
+      finish(e);
       out.push(e);
     }
     return out;
+  }
+
+  function unescapeXml(s) {
+    if (!s.includes('&')) return s;
+    return s.replace(/&(lt|gt|amp|quot|apos|#x[0-9a-fA-F]+|#[0-9]+);/g, (_, e) => {
+      switch (e) {
+        case 'lt': return '<';
+        case 'gt': return '>';
+        case 'amp': return '&';
+        case 'quot': return '"';
+        case 'apos': return "'";
+        default:
+          return String.fromCodePoint(e[1] === 'x' ? parseInt(e.slice(2), 16) : Number(e.slice(1)));
+      }
+    });
+  }
+
+  /** The text between `open` and `close` in `s`, or null. */
+  function between(s, open, close) {
+    const a = s.indexOf(open);
+    if (a < 0) return null;
+    const b = s.indexOf(close, a + open.length);
+    return b < 0 ? null : s.slice(a + open.length, b);
+  }
+
+  /**
+   * The prefix (with its colon) that the root element of a 207 binds to DAV:, as davit writes
+   * it (`<D:multistatus xmlns:D="DAV:">`); null for anything else.
+   */
+  function davPrefix(text) {
+    const m = /<(?:([A-Za-z_][\w.-]*):)?multistatus\b[^>]*>/.exec(text.slice(0, 4096));
+    if (!m) return null;
+    const decl = m[1] ? `xmlns:${m[1]}="DAV:"` : 'xmlns="DAV:"';
+    return m[0].includes(decl) ? (m[1] ? m[1] + ':' : '') : null;
+  }
+
+  /**
+   * Entries of davit's own 207 answer read by scanning the text: several times faster than
+   * building a DOM of it (10,000 members: about 50 ms against 350). Elements are written
+   * without attributes and DAV: bound to one prefix on the root; for any other form, or if
+   * the scan finds nothing, `entriesOf` reads the answer through DOMParser instead.
+   */
+  function entriesScanned(text, P) {
+    const out = [];
+    const self = decodePath(base);
+    const open = `<${P}response>`;
+    const close = `</${P}response>`;
+    const psOpen = `<${P}propstat>`;
+    const psClose = `</${P}propstat>`;
+    let i = 0;
+    while ((i = text.indexOf(open, i)) !== -1) {
+      const end = text.indexOf(close, i);
+      if (end < 0) return null;
+      const r = text.slice(i + open.length, end);
+      i = end + close.length;
+      const rawHref = between(r, `<${P}href>`, `</${P}href>`);
+      if (rawHref === null) return null;
+      const href = new URL(unescapeXml(rawHref.trim()), location.href).pathname;
+      if (decodePath(href) === self) continue;
+      const e = { href, name: '', dir: false, size: -1, modified: 0, row: null };
+      let j = 0;
+      while ((j = r.indexOf(psOpen, j)) !== -1) {
+        const pe = r.indexOf(psClose, j);
+        if (pe < 0) return null;
+        const ps = r.slice(j, pe);
+        j = pe;
+        if (statusOf(between(ps, `<${P}status>`, `</${P}status>`)) !== 200) continue;
+        if (ps.includes(`<${P}collection/>`)) e.dir = true;
+        const len = between(ps, `<${P}getcontentlength>`, `</${P}getcontentlength>`);
+        if (len !== null) e.size = Number(len);
+        const lm = between(ps, `<${P}getlastmodified>`, `</${P}getlastmodified>`);
+        if (lm !== null) e.modified = Date.parse(lm) || 0;
+      }
+      finish(e);
+      out.push(e);
+    }
+    return out;
+  }
+
+  function finish(e) {
+    const segs = e.href.split('/').filter((s) => s !== '');
+    e.name = decode(segs[segs.length - 1] || '');
+    if (e.dir && !e.href.endsWith('/')) e.href += '/';
+    e.kind = kindOf(e);
+    e.key = e.name.toLowerCase();
   }
 
   /** Failed members of a 207 answer to DELETE, COPY or MOVE, as "name: reason". */
@@ -259,12 +340,17 @@
       say(`Could not list this folder: ${reason(r.status)}`, true);
       return;
     }
-    const doc = parseXml(r.text);
-    if (!doc) {
-      say('Could not list this folder: the answer could not be read.', true);
-      return;
+    const prefix = davPrefix(r.text);
+    let entries = prefix === null ? null : entriesScanned(r.text, prefix);
+    if (entries === null || (entries.length === 0 && r.text.includes('response'))) {
+      const doc = parseXml(r.text);
+      if (!doc) {
+        say('Could not list this folder: the answer could not be read.', true);
+        return;
+      }
+      entries = entriesOf(doc);
     }
-    state.entries = entriesOf(doc);
+    state.entries = entries;
     timing.parsed = performance.now();
     timing.parseMs = timing.parsed - timing.fetched;
     window.davitUi.loads++;
@@ -297,39 +383,43 @@
     return c * dir;
   }
 
+  function cell(cls) {
+    const c = document.createElement('span');
+    c.className = cls;
+    c.setAttribute('role', 'cell');
+    return c;
+  }
+
   function rowOf(e) {
     if (e.row) return e.row;
-    const tr = document.createElement('tr');
-    const tdIcon = document.createElement('td');
-    tdIcon.className = 'c-icon';
-    tdIcon.title = KIND_LABEL[e.kind];
-    tdIcon.appendChild(icon(e.kind));
-    const tdName = document.createElement('td');
-    tdName.className = 'c-name';
+    const row = document.createElement('div');
+    row.className = 'row';
+    row.setAttribute('role', 'row');
+    const cIcon = cell('c-icon');
+    cIcon.title = KIND_LABEL[e.kind];
+    cIcon.appendChild(icon(e.kind));
+    const cName = cell('c-name');
     const a = document.createElement('a');
     a.href = e.href;
     a.textContent = e.name;
-    tdName.appendChild(a);
-    const tdSize = document.createElement('td');
-    tdSize.className = 'c-size';
-    tdSize.textContent = e.dir ? '—' : formatSize(e.size);
-    if (!e.dir && e.size >= 0) tdSize.title = `${e.size} bytes`;
-    const tdDate = document.createElement('td');
-    tdDate.className = 'c-date';
-    if (e.modified) tdDate.textContent = dateFormat.format(e.modified);
-    const tdAct = document.createElement('td');
-    tdAct.className = 'c-act';
+    cName.appendChild(a);
+    const cSize = cell('c-size');
+    cSize.textContent = e.dir ? '—' : formatSize(e.size);
+    if (!e.dir && e.size >= 0) cSize.title = `${e.size} bytes`;
+    const cDate = cell('c-date');
+    if (e.modified) cDate.textContent = dateFormat.format(e.modified);
+    const cAct = cell('c-act');
     const b = document.createElement('button');
     b.type = 'button';
     b.className = 'more';
     b.textContent = '⋯';
     b.setAttribute('aria-label', `Actions for ${e.name}`);
     b.dataset.act = '1';
-    tdAct.appendChild(b);
-    tr.append(tdIcon, tdName, tdSize, tdDate, tdAct);
-    e.row = tr;
-    tr.davitEntry = e;
-    return tr;
+    cAct.appendChild(b);
+    row.append(cIcon, cName, cSize, cDate, cAct);
+    e.row = row;
+    row.davitEntry = e;
+    return row;
   }
 
   function visible() {
@@ -376,7 +466,7 @@
   function setSort(key) {
     if (state.sort.key === key) state.sort.dir = -state.sort.dir;
     else state.sort = { key, dir: 1 };
-    for (const b of document.querySelectorAll('th button[data-sort]')) {
+    for (const b of document.querySelectorAll('button[data-sort]')) {
       const th = b.parentElement;
       th.setAttribute('aria-sort', b.dataset.sort !== key ? 'none'
         : state.sort.dir > 0 ? 'ascending' : 'descending');
@@ -759,14 +849,14 @@
         filter.focus();
       }
     });
-    for (const b of document.querySelectorAll('th button[data-sort]')) {
+    for (const b of document.querySelectorAll('button[data-sort]')) {
       b.addEventListener('click', () => setSort(b.dataset.sort));
     }
     $('rows').addEventListener('click', (ev) => {
       const b = ev.target.closest('button[data-act]');
       if (!b) return;
-      const tr = b.closest('tr');
-      if (tr && tr.davitEntry) openMenu(tr.davitEntry, b);
+      const row = b.closest('.row');
+      if (row && row.davitEntry) openMenu(row.davitEntry, b);
     });
     const menu = $('menu');
     menu.addEventListener('close', () => {
