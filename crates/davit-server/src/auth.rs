@@ -137,14 +137,14 @@ const VERIFIED_TTL: Duration = Duration::from_secs(300);
 /// configuration (replaced whole by [`Auth::reload`]) and what requests have taught it.
 pub struct Auth {
     policy: arc_swap::ArcSwap<Policy>,
-    /// A hash to verify against for unknown users, so they cost the same time as known ones.
-    dummy_hash: String,
     verified: Mutex<HashMap<String, ([u8; 32], Instant)>>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
     /// A permit per argon2 run in progress: each takes 19 MiB and a core for tens of
     /// milliseconds, so a flood of bad credentials (400 at once took 3.7 GB and 400 threads)
     /// queues here instead.
     verifications: tokio::sync::Semaphore,
+    /// argon2 verifications run so far (what the timing-equality test counts).
+    argon2_runs: std::sync::atomic::AtomicU64,
 }
 
 /// What the `[auth]` table says: who exists and who may do what.
@@ -154,6 +154,9 @@ struct Policy {
     max_failures: u32,
     users: HashMap<String, User>,
     rules: Vec<Rule>,
+    /// A hash to verify against for unknown users, made with the argon2 parameters most users'
+    /// hashes have, so a wrong user name costs the same time as a wrong password.
+    dummy_hash: String,
 }
 
 /// Failure records kept before the stale ones (over a minute old) are swept out.
@@ -169,11 +172,59 @@ impl std::fmt::Debug for Auth {
 
 /// Hashes a password into an argon2id PHC string (what `password_hash` holds).
 pub fn hash_password(password: &str) -> Result<String, AuthConfigError> {
+    hash_with(&Argon2::default(), password)
+}
+
+fn hash_with(argon2: &Argon2<'_>, password: &str) -> Result<String, AuthConfigError> {
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    Argon2::default()
+    argon2
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| AuthConfigError(e.to_string()))
+}
+
+/// The cost of verifying against a PHC hash: its algorithm, version and parameters (the salt
+/// and output length aside, which do not change the time).
+fn hash_cost(hash: &str) -> Option<(argon2::Algorithm, argon2::Version, u32, u32, u32)> {
+    let h = PasswordHash::new(hash).ok()?;
+    let algorithm = argon2::Algorithm::try_from(h.algorithm).ok()?;
+    let version = h.version.and_then(|v| argon2::Version::try_from(v).ok())?;
+    let params = argon2::Params::try_from(&h).ok()?;
+    Some((
+        algorithm,
+        version,
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+    ))
+}
+
+/// A hash of a throwaway password with the cost most of `hashes` have (argon2's defaults
+/// when there are none), so that verifying an unknown user takes as long as a known one.
+fn dummy_hash<'a>(hashes: impl Iterator<Item = &'a str>) -> Result<String, AuthConfigError> {
+    let mut counts: Vec<(_, usize)> = Vec::new();
+    for cost in hashes.filter_map(hash_cost) {
+        match counts.iter_mut().find(|(c, _)| *c == cost) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((cost, 1)),
+        }
+    }
+    // The first of the most common, so the choice does not depend on hash-map order.
+    let mut best: Option<&(_, usize)> = None;
+    for c in &counts {
+        if best.is_none_or(|b| c.1 > b.1) {
+            best = Some(c);
+        }
+    }
+    let argon2 = match best {
+        Some(((algorithm, version, m, t, p), _)) => {
+            let params = argon2::Params::new(*m, *t, *p, None)
+                .map_err(|e| AuthConfigError(e.to_string()))?;
+            Argon2::new(*algorithm, *version, params)
+        }
+        None => Argon2::default(),
+    };
+    hash_with(&argon2, "davit-dummy-password")
 }
 
 fn expand(template: &str, user: &str) -> String {
@@ -226,6 +277,7 @@ impl Policy {
             }
         }
         Ok(Policy {
+            dummy_hash: dummy_hash(cfg.users.iter().map(|u| u.password_hash.as_str()))?,
             realm: cfg.realm.clone(),
             anonymous: cfg.anonymous,
             max_failures: cfg.max_failures_per_minute,
@@ -248,12 +300,12 @@ impl Auth {
     pub fn new(cfg: &AuthConfig) -> Result<Auth, AuthConfigError> {
         Ok(Auth {
             policy: arc_swap::ArcSwap::from_pointee(Policy::new(cfg)?),
-            dummy_hash: hash_password("davit-dummy-password")?,
             verified: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             verifications: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8)),
             ),
+            argon2_runs: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -351,10 +403,15 @@ impl Auth {
         if self.recently_verified(user, &digest) {
             return Ok(true);
         }
-        let (hash, known_user) = match self.policy.load().users.get(user) {
-            Some(u) => (u.hash.clone(), true),
-            None => (self.dummy_hash.clone(), false),
+        let (hash, known_user) = {
+            let policy = self.policy.load();
+            match policy.users.get(user) {
+                Some(u) => (u.hash.clone(), true),
+                None => (policy.dummy_hash.clone(), false),
+            }
         };
+        self.argon2_runs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let password = password.to_owned();
         // argon2 is deliberately slow: keep it off the async workers.
         let matched = tokio::task::spawn_blocking(move || {
@@ -618,6 +675,53 @@ mod tests {
             .authenticate(Some(&basic("alice", "wonder")), Some(other))
             .await
             .is_ok());
+    }
+
+    /// A wrong user name must cost what a wrong password costs: one argon2 verification, with
+    /// the parameters the users' hashes have (timing it would be a flaky test of the same).
+    #[tokio::test]
+    async fn unknown_users_cost_one_verification_with_the_users_parameters() {
+        let cheap = Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(4096, 2, 1, None).unwrap(),
+        );
+        let mut cfg = config();
+        for u in &mut cfg.users {
+            u.password_hash = hash_with(&cheap, "pw").unwrap();
+        }
+        cfg.users.push(UserConfig {
+            name: "carol".into(),
+            password_hash: hash_password("pw").unwrap(),
+            root: None,
+            quota_bytes: None,
+        });
+        let auth = Auth::new(&cfg).unwrap();
+        let dummy = auth.policy.load().dummy_hash.clone();
+        assert_eq!(hash_cost(&dummy), hash_cost(&cfg.users[0].password_hash));
+        assert_eq!(
+            hash_cost(&dummy).map(|c| (c.2, c.3, c.4)),
+            Some((4096, 2, 1))
+        );
+        let runs = || auth.argon2_runs.load(std::sync::atomic::Ordering::Relaxed);
+        for (user, pw) in [("alice", "nope"), ("ghost", "nope"), ("ghost2", "pw")] {
+            let before = runs();
+            assert_eq!(
+                auth.authenticate(Some(&basic(user, pw)), None).await,
+                Err(AuthFailure::Unauthorized),
+                "{user}"
+            );
+            assert_eq!(runs(), before + 1, "{user}");
+        }
+        // With no users the dummy has argon2's defaults, like `davit hash-password` makes.
+        let mut empty = config();
+        empty.users.clear();
+        empty.rules.clear();
+        let none = Auth::new(&empty).unwrap();
+        assert_eq!(
+            hash_cost(&none.policy.load().dummy_hash),
+            hash_cost(&hash_password("x").unwrap())
+        );
     }
 
     #[test]

@@ -345,45 +345,6 @@ async fn failed_logins_are_rate_limited_per_address() {
     assert_eq!(r.status, 200);
 }
 
-/// The password check costs one argon2 verification whether or not the user exists, so an
-/// attacker cannot enumerate user names by timing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_users_cost_as_much_as_wrong_passwords() {
-    let s = site(Access::None).await;
-    // Warm up connections and the blocking pool.
-    s.req("GET", "/top.txt").basic("alice", "warm").send().await;
-    s.req("GET", "/top.txt").basic("zed", "warm").send().await;
-    let mut known = Vec::new();
-    let mut unknown = Vec::new();
-    for i in 0..7 {
-        let t = Instant::now();
-        let r = s
-            .req("GET", "/top.txt")
-            .basic("alice", &format!("nope{i}"))
-            .send()
-            .await;
-        known.push(t.elapsed());
-        assert_eq!(r.status, 401);
-        let t = Instant::now();
-        let r = s
-            .req("GET", "/top.txt")
-            .basic(&format!("ghost{i}"), &format!("nope{i}"))
-            .send()
-            .await;
-        unknown.push(t.elapsed());
-        assert_eq!(r.status, 401);
-    }
-    known.sort();
-    unknown.sort();
-    let (k, u) = (known[3].as_secs_f64(), unknown[3].as_secs_f64());
-    let ratio = u / k;
-    assert!(
-        (0.5..=2.0).contains(&ratio),
-        "median unknown user {u:.4}s vs wrong password {k:.4}s (ratio {ratio:.2}); \
-         all: {unknown:?} vs {known:?}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn options_answers_without_credentials_and_reveals_nothing() {
     let s = site(Access::None).await;
