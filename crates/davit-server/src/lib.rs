@@ -23,6 +23,7 @@ pub mod server;
 mod sqlite;
 pub mod storage;
 pub mod tls;
+pub mod zip;
 
 pub use config::DavConfig;
 pub use handler::{Dav, PeerAddr};

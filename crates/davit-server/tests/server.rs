@@ -4,6 +4,8 @@
 #[path = "server/common.rs"]
 mod common;
 
+#[path = "server/archive.rs"]
+mod archive;
 #[path = "server/bad_input.rs"]
 mod bad_input;
 #[path = "server/bind.rs"]

@@ -48,6 +48,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
                 self.check_preconditions(parts, target, Some(&meta), &[])
                     .await?;
+                if super::archive::wants_zip(parts) {
+                    return self.zip(parts, target, meta.identity, with_body).await;
+                }
                 if super::ui::wants_html(&parts.headers) {
                     return Ok(self.ui_page(with_body));
                 }

@@ -2,6 +2,7 @@
 //! its own file and reads as parse → apply → respond. Failures are returned as [`DavError`]
 //! and turned into responses in one place.
 
+mod archive;
 mod batch;
 mod bind;
 mod copymove;
