@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # scripts/browser-test.sh — davit's web interface in a real browser: Debian's Chromium, headless,
 # driven by playwright-core from npm (tests/browser/ui.test.mjs) against a fresh `davit serve`
-# on a temporary directory. Uploads, new folder, rename, copy, move, delete, download, sorting,
-# filtering, keyboard, dark and narrow layouts, a file named as markup shown as text; every
+# on a temporary directory (and a second one with [auth]: a writer and a read-only user).
+# Uploads of files and folders, new folder, rename, copy, move, delete, download of files and of
+# folders as zip (checked with Python's zipfile), editing text, previews, lock display and
+# release, sorting, filtering, keyboard, dark and narrow layouts, a file named as markup shown
+# as text, a stored HTML page that runs no script, controls hidden from a read-only user; every
 # change checked against the server with PROPFIND and GET; the time to render a 10,000-entry
 # directory printed as a benchmark figure (not an assertion).
 #
@@ -49,23 +52,58 @@ fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/davit-browser.XXXXXX")"
 PID=""
+AUTH_PID=""
 cleanup() {
+  [[ -n $AUTH_PID ]] && kill "$AUTH_PID" 2>/dev/null && wait "$AUTH_PID" 2>/dev/null
   [[ -n $PID ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
   rm -rf -- "$WORK"
 }
 trap cleanup EXIT
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+}
+PORT=$(free_port)
 mkdir -p "$WORK/share"
 "$DAVIT_BIN" serve "$WORK/share" --listen "127.0.0.1:$PORT" 2>"$WORK/server.log" &
 PID=$!
-for _ in $(seq 1 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-  sleep 0.1
-done
+# A second server with [auth]: "writer" may change everything, "reader" only read.
+AUTH_PORT=$(free_port)
+mkdir -p "$WORK/auth-share"
+cat >"$WORK/auth.toml" <<TOML
+[auth]
+realm = "davit browser test"
+anonymous = "none"
+max_failures_per_minute = 1000
+
+[[auth.user]]
+name = "writer"
+password_hash = "$(printf writer-pw | "$DAVIT_BIN" hash-password)"
+
+[[auth.user]]
+name = "reader"
+password_hash = "$(printf reader-pw | "$DAVIT_BIN" hash-password)"
+
+[[auth.rule]]
+path = "/"
+users = ["reader"]
+access = "read"
+TOML
+"$DAVIT_BIN" serve "$WORK/auth-share" --config "$WORK/auth.toml" --listen "127.0.0.1:$AUTH_PORT" \
+  2>"$WORK/auth-server.log" &
+AUTH_PID=$!
+wait_port "$PORT"
+wait_port "$AUTH_PORT"
 
 rc=0
 DAVIT_URL="http://127.0.0.1:$PORT" DAVIT_ROOT="$WORK/share" SCREENSHOT_DIR="$SHOTS" \
+  DAVIT_AUTH_URL="http://127.0.0.1:$AUTH_PORT" \
   node tests/browser/ui.test.mjs 2>&1 | tee "$WORK/test.log" || rc=$?
 summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$WORK/test.log" | tail -n 1 || true)"
 if [[ $rc != 0 ]]; then

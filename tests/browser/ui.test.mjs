@@ -9,10 +9,13 @@
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes as rnd } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const URL_BASE = process.env.DAVIT_URL;
+const AUTH_URL = process.env.DAVIT_AUTH_URL;
 const ROOT = process.env.DAVIT_ROOT;
 const SHOTS = process.env.SCREENSHOT_DIR || 'target/browser-screenshots';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -97,6 +100,34 @@ async function expectGone(path, what) {
 function enc(name) {
   return encodeURIComponent(name);
 }
+
+function sha256(buf) {
+  return createHash('sha256').update(buf).digest('hex');
+}
+
+/**
+ * The members of a zip file as { name: sha256 of the content, or null for a folder }, read by
+ * Python's zipfile (another implementation than davit's), which also checks every CRC.
+ */
+function unzipped(path) {
+  const script = [
+    'import hashlib, json, sys, zipfile',
+    'z = zipfile.ZipFile(sys.argv[1])',
+    'bad = z.testzip()',
+    'assert bad is None, bad',
+    'print(json.dumps({i.filename: (None if i.is_dir() else hashlib.sha256(z.read(i)).hexdigest()) for i in z.infolist()}, sort_keys=True))',
+  ].join('\n');
+  return JSON.parse(execFileSync('python3', ['-c', script, path]).toString());
+}
+
+function basicAuth(user) {
+  return 'Basic ' + Buffer.from(`${user}:${user}-pw`).toString('base64');
+}
+
+const PNG_1X1 = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==',
+  'base64',
+);
 
 // ---------------------------------------------------------------- the page
 
@@ -339,12 +370,144 @@ async function main() {
     if (!readFileSync(path).equals(files[2].buffer)) fail('downloaded bytes differ');
   });
 
+  await check('download a folder as a zip: every byte checked by Python\'s zipfile', async () => {
+    await page.goto(url('/'));
+    await waitReady(page, 0);
+    await actionsOf(page, 'Folder one').click();
+    const dl = page.locator('#menu-download');
+    assertEq(await dl.textContent(), 'Download zip', 'label');
+    assertEq(await dl.getAttribute('download'), 'Folder one.zip', 'download name');
+    const [download] = await Promise.all([page.waitForEvent('download'), dl.click()]);
+    assertEq(download.suggestedFilename(), 'Folder one.zip', 'suggested name');
+    const got = unzipped(await download.path());
+    assertEq(got, {
+      'Folder one/': null,
+      'Folder one/beta data.bin': sha256(files[1].buffer),
+      'Folder one/gamma ü.md': sha256(files[2].buffer),
+    }, 'members');
+    // The length is known before the first byte (a progress bar for the download).
+    const r = await fetch(url('/Folder%20one/?zip'));
+    const body = Buffer.from(await r.arrayBuffer());
+    assertEq(Number(r.headers.get('content-length')), body.length, 'Content-Length');
+    assertEq(await page.locator('#download-zip').getAttribute('href'), '/?zip', 'the folder\'s own zip link');
+  });
+
+  await check('upload a whole folder: its folders made with MKCOL, its files put in them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'davit-folder-'));
+    const album = join(dir, 'album ü');
+    mkdirSync(join(album, 'sub', 'deeper'), { recursive: true });
+    const content = { 'a.txt': Buffer.from('in the album\n'), 'sub/b.bin': rnd(200 * 1024), 'sub/deeper/c.md': Buffer.from('# c\n') };
+    for (const [rel, buf] of Object.entries(content)) writeFileSync(join(album, rel), buf);
+    const before = await loads(page);
+    if (await page.locator('#uploads-clear').isVisible()) await page.locator('#uploads-clear').click();
+    await page.setInputFiles('#upload-folder', album);
+    await page.locator('#uploads[data-state="done"]').waitFor({ timeout: 30000 });
+    await waitReady(page, before);
+    assertEq(await page.locator('#uploads-summary').textContent(), '3 of 3 files uploaded', 'summary');
+    if (!(await rowNames(page)).includes('album ü')) fail('folder not listed');
+    const sorted = (o) => Object.fromEntries(Object.entries(o).sort());
+    assertEq(sorted(await members('/' + enc('album ü') + '/')), { 'a.txt': false, sub: true }, 'top of the folder');
+    assertEq(sorted(await members('/' + enc('album ü') + '/sub/')), { 'b.bin': false, deeper: true }, 'sub');
+    for (const [rel, buf] of Object.entries(content)) {
+      await expectBytes('/' + enc('album ü') + '/' + rel.split('/').map(enc).join('/'), buf, rel);
+    }
+    await page.locator('#uploads-clear').click();
+  });
+
+  await check('edit a text file in place; a change made meanwhile is not overwritten', async () => {
+    await actionsOf(page, 'seed.txt').click();
+    await page.locator('#menu-edit').click();
+    await page.locator('#editor[open]').waitFor();
+    assertEq(await page.locator('#editor-text').inputValue(), 'seed', 'text loaded');
+    await page.screenshot({ path: join(SHOTS, 'edit-text.png') });
+    await page.locator('#editor-text').fill('seed edited\nline 2 ü\n');
+    let before = await loads(page);
+    await page.locator('#editor-save').click();
+    await waitReady(page, before);
+    assertEq(await page.locator('#editor').evaluate((d) => d.open), false, 'editor closed');
+    await expectBytes('/seed.txt', Buffer.from('seed edited\nline 2 ü\n'), 'saved');
+    // Someone else writes while the editor is open: saving is refused (If-Match, 412).
+    await actionsOf(page, 'seed.txt').click();
+    await page.locator('#menu-edit').click();
+    await page.locator('#editor[open]').waitFor();
+    execFileSync('curl', ['-sS', '-f', '-T', '-', url('/seed.txt')], { input: 'changed elsewhere' });
+    await page.locator('#editor-text').fill('my version');
+    await page.locator('#editor-save').click();
+    await page.locator('#editor-error:not(:empty)').waitFor();
+    const err = await page.locator('#editor-error').textContent();
+    if (!err.includes('412')) fail(`message: ${err}`);
+    await expectBytes('/seed.txt', Buffer.from('changed elsewhere'), 'not overwritten');
+    before = await loads(page);
+    await page.locator('#editor-cancel').click();
+    void before;
+  });
+
+  await check('a lock shows who holds it, and the lock can be released from the page', async () => {
+    const lock = await fetch(url('/seed.txt'), {
+      method: 'LOCK',
+      headers: { 'Content-Type': 'application/xml', Timeout: 'Second-600' },
+      body: '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>Carol &amp; Co</D:owner></D:lockinfo>',
+    });
+    assertEq(lock.status, 200, 'LOCK by another client');
+    await page.reload();
+    await waitReady(page, 0);
+    const row = page.locator('#rows .row', { has: page.getByRole('link', { name: 'seed.txt', exact: true }) });
+    assertEq(await row.locator('.lock-text').textContent(), 'locked by Carol & Co', 'badge');
+    await actionsOf(page, 'seed.txt').click();
+    assertEq(await page.locator('#menu-lock').textContent(), 'Locked by Carol & Co.', 'menu note');
+    await page.screenshot({ path: join(SHOTS, 'lock.png') });
+    const before = await loads(page);
+    await page.locator('#menu-unlock').click();
+    await waitReady(page, before);
+    const r = await fetch(url('/seed.txt'), {
+      method: 'PROPFIND',
+      headers: { Depth: '0', 'Content-Type': 'application/xml' },
+      body: '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/></D:prop></D:propfind>',
+    });
+    const text = await r.text();
+    if (text.includes('activelock')) fail(`still locked: ${text}`);
+    assertEq(await row.locator('.lock').count(), 0, 'badge gone');
+  });
+
+  await check('previews: an image and the start of a text file', async () => {
+    execFileSync('curl', ['-sS', '-f', '-T', '-', url('/pic.png')], { input: PNG_1X1 });
+    await page.reload();
+    await waitReady(page, 0);
+    await actionsOf(page, 'pic.png').click();
+    await page.locator('#menu-preview').click();
+    await page.waitForFunction(() => {
+      const img = document.querySelector('#preview-body img');
+      return img && img.complete && img.naturalWidth === 1;
+    }, null, { timeout: 10000 });
+    await page.locator('#preview-close').click();
+    await actionsOf(page, 'seed.txt').click();
+    await page.locator('#menu-preview').click();
+    await page.locator('#preview-body pre').waitFor();
+    await page.waitForFunction(() => document.querySelector('#preview-body pre').textContent !== 'Loading…');
+    assertEq(await page.locator('#preview-body pre').textContent(), 'changed elsewhere', 'text preview');
+    await page.keyboard.press('Escape');
+    assertEq(await page.locator('#preview').evaluate((d) => d.open), false, 'closed by Escape');
+  });
+
+  await check('a stored HTML page opened from the listing runs no script (sandboxed)', async () => {
+    execFileSync('curl', ['-sS', '-f', '-T', '-', url('/page.html')], {
+      input: '<!DOCTYPE html><title>stored</title><script>document.title = "pwned"; alert(1)</script>',
+    });
+    await page.goto(url('/page.html'));
+    await page.waitForTimeout(300);
+    assertEq(await page.title(), 'stored', 'title after load');
+    assertEq(dialogs, [], 'dialogs');
+    await page.goto(url('/'));
+    await waitReady(page, 0);
+  });
+
   await check('sort by size and by name, both directions', async () => {
     await page.goto(url('/'));
     await waitReady(page, 0);
     await page.getByRole('button', { name: 'Size', exact: true }).click();
     let names = await rowNames(page);
-    const sizes = { 'seed.txt': 4, [XSS_NAME]: 8, 'beta data.bin': 300 * 1024, 'slow upload.bin': 3 << 20 };
+    // seed.txt holds 'changed elsewhere' (17 bytes) since the editing check.
+    const sizes = { [XSS_NAME]: 8, 'seed.txt': 17, 'beta data.bin': 300 * 1024, 'slow upload.bin': 3 << 20 };
     const files = names.filter((n) => n in sizes);
     assertEq(files, Object.keys(sizes), 'ascending by size');
     assertEq(await page.locator('[role=columnheader].c-size').getAttribute('aria-sort'), 'ascending', 'aria-sort');
@@ -353,7 +516,7 @@ async function main() {
     assertEq(names.filter((n) => n in sizes), Object.keys(sizes).reverse(), 'descending by size');
     await page.getByRole('button', { name: 'Name', exact: true }).click();
     names = await rowNames(page);
-    assertEq(names.slice(0, 2), ['big', 'Folder one'], 'folders first, by name');
+    assertEq(names.slice(0, 3), ['album ü', 'big', 'Folder one'], 'folders first, by name');
   });
 
   await check('filter as you type, Escape clears it', async () => {
@@ -404,6 +567,58 @@ async function main() {
     assertEq(await page.evaluate(() => window.__csp), [], 'CSP violations');
     assertEq(pageErrors, [], 'page errors');
     assertEq(dialogs, [], 'dialogs');
+  });
+
+  await check('with [auth]: a read-only user sees no control that would change anything', async () => {
+    const seeded = await fetch(AUTH_URL + '/shared.txt', {
+      method: 'PUT', headers: { Authorization: basicAuth('writer') }, body: 'shared',
+    });
+    assertEq(seeded.status, 201, 'PUT by the writer');
+    const ctx = await browser.newContext({
+      viewport: { width: 1100, height: 720 },
+      httpCredentials: { username: 'reader', password: 'reader-pw' },
+    });
+    const p = await ctx.newPage();
+    await p.goto(AUTH_URL + '/');
+    await p.waitForFunction(() => window.davitUi && window.davitUi.ready && window.davitUi.writable === false, null, { timeout: 30000 });
+    assertEq(await rowNames(p), ['shared.txt'], 'listing');
+    for (const id of ['#upload-label', '#upload-folder-label', '#new-folder']) {
+      assertEq(await p.locator(id).isVisible(), false, `${id} hidden`);
+    }
+    assertEq(await p.locator('#download-zip').isVisible(), true, 'zip download shown');
+    await actionsOf(p, 'shared.txt').click();
+    for (const a of ['rename', 'move', 'copy', 'delete', 'edit']) {
+      assertEq(await p.locator(`#menu button[data-action="${a}"]`).isVisible(), false, `${a} hidden`);
+    }
+    assertEq(await p.locator('#menu-download').isVisible(), true, 'download shown');
+    await p.screenshot({ path: join(SHOTS, 'read-only.png') });
+    await p.keyboard.press('Escape');
+    // The server refuses what the page hides.
+    const forced = await p.evaluate(async () => (await fetch('/forced.txt', { method: 'PUT', body: 'x' })).status);
+    assertEq(forced, 403, 'forced PUT');
+    const gone = await fetch(AUTH_URL + '/forced.txt', { method: 'HEAD', headers: { Authorization: basicAuth('writer') } });
+    assertEq(gone.status, 404, 'nothing written');
+    await ctx.close();
+  });
+
+  await check('with [auth]: the writer uploads through the page', async () => {
+    const ctx = await browser.newContext({
+      viewport: { width: 1100, height: 720 },
+      httpCredentials: { username: 'writer', password: 'writer-pw' },
+    });
+    const p = await ctx.newPage();
+    await p.goto(AUTH_URL + '/');
+    await p.waitForFunction(() => window.davitUi && window.davitUi.ready && window.davitUi.writable === true, null, { timeout: 30000 });
+    assertEq(await p.locator('#upload-label').isVisible(), true, 'upload shown');
+    const before = await loads(p);
+    const buf = rnd(64 * 1024);
+    await p.setInputFiles('#upload', [{ name: 'by writer.bin', mimeType: 'application/octet-stream', buffer: buf }]);
+    await p.locator('#uploads[data-state="done"]').waitFor({ timeout: 30000 });
+    await waitReady(p, before);
+    const r = await fetch(AUTH_URL + '/' + enc('by writer.bin'), { headers: { Authorization: basicAuth('writer') } });
+    assertEq(r.status, 200, 'GET');
+    if (!Buffer.from(await r.arrayBuffer()).equals(buf)) fail('bytes differ');
+    await ctx.close();
   });
 
   // The 10,000-entry directory: a benchmark figure, not an assertion on time.

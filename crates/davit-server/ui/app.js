@@ -1,6 +1,7 @@
 // davit's web interface. Everything it shows or changes goes through davit's own WebDAV
-// methods (PROPFIND, PUT, MKCOL, MOVE, COPY, DELETE), so it can do nothing a WebDAV client
-// could not, with the same permissions and locks. Served from the binary under /.davit/ui/
+// methods (PROPFIND, GET, PUT, MKCOL, MOVE, COPY, DELETE, UNLOCK; `?zip` for a folder's
+// download), so it can do nothing a WebDAV client could not, with the same permissions and
+// locks. Served from the binary under /.davit/ui/
 // with a Content-Security-Policy that allows no inline script: nothing here builds markup
 // from strings; names always go in as text (textContent), never as HTML.
 'use strict';
@@ -83,6 +84,7 @@
     archive: 'M4 3h16v4H4zM5 7v13h14V7M10 11h4',
     code: 'M8 7l-5 5 5 5M16 7l5 5-5 5M14 4l-4 16',
     pdf: 'M6 2h8l5 5v13a2 2 0 0 1-2 2H6a2 2 0 0 1-2-2V4a2 2 0 0 1 2-2zm7 1v5h5M8 14h2a1.5 1.5 0 0 0 0-3H8v6',
+    lock: 'M6 11h12v9H6zM8 11V8a4 4 0 0 1 8 0v3',
   };
   const KINDS = {
     image: 'png jpg jpeg gif webp svg bmp ico tif tiff avif heic',
@@ -163,7 +165,14 @@
   const PROPFIND_BODY =
     '<?xml version="1.0" encoding="utf-8"?>' +
     '<D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:getcontentlength/>' +
-    '<D:getlastmodified/></D:prop></D:propfind>';
+    '<D:getlastmodified/><D:lockdiscovery/></D:prop></D:propfind>';
+  const PRIVILEGES_BODY =
+    '<?xml version="1.0" encoding="utf-8"?>' +
+    '<D:propfind xmlns:D="DAV:"><D:prop><D:current-user-privilege-set/></D:prop></D:propfind>';
+  // Files the page offers to edit in place: text it can show whole.
+  const EDIT_MAX = 2 * 1024 * 1024;
+  // What a text preview shows of a file.
+  const PREVIEW_TEXT_MAX = 256 * 1024;
 
   async function dav(method, url, headers, body) {
     let resp;
@@ -172,9 +181,15 @@
         method, headers: headers || {}, body, credentials: 'same-origin', cache: 'no-store',
       });
     } catch (_) {
-      return { status: 0, text: '' };
+      return { status: 0, text: '', etag: null };
     }
-    return { status: resp.status, text: await resp.text() };
+    let text = '';
+    try {
+      text = await resp.text();
+    } catch (_) {
+      return { status: 0, text: '', etag: null };
+    }
+    return { status: resp.status, text, etag: resp.headers.get('ETag') };
   }
 
   function parseXml(text) {
@@ -217,6 +232,17 @@
         if (len) e.size = Number(len.textContent);
         const lm = child(prop, 'getlastmodified');
         if (lm) e.modified = Date.parse(lm.textContent) || 0;
+        const ld = child(prop, 'lockdiscovery');
+        const al = ld && child(ld, 'activelock');
+        if (al) {
+          const tok = child(al, 'locktoken');
+          const href = tok && child(tok, 'href');
+          const owner = child(al, 'owner');
+          e.lock = {
+            token: href ? href.textContent.trim() : '',
+            owner: owner ? owner.textContent.trim() : '',
+          };
+        }
       }
       finish(e);
       out.push(e);
@@ -294,6 +320,20 @@
         if (len !== null) e.size = Number(len);
         const lm = between(ps, `<${P}getlastmodified>`, `</${P}getlastmodified>`);
         if (lm !== null) e.modified = Date.parse(lm) || 0;
+        const al = between(ps, `<${P}activelock>`, `</${P}activelock>`);
+        if (al !== null) {
+          const tok = between(al, `<${P}locktoken>`, `</${P}locktoken>`);
+          const href = tok === null ? null : between(tok, `<${P}href>`, `</${P}href>`);
+          // The owner element may carry namespace declarations of the client's XML.
+          const esc = P.replace(/[.\-]/g, '\\$&');
+          const m = new RegExp(`<${esc}owner(?:\\s[^>]*)?>([\\s\\S]*?)</${esc}owner>`).exec(al);
+          const owner = m ? m[1] : null;
+          e.lock = {
+            token: href === null ? '' : unescapeXml(href.trim()),
+            // The owner is whatever XML the locking client sent: its text, tags left out.
+            owner: owner === null ? '' : unescapeXml(owner.replace(/<[^>]*>/g, ' ')).replace(/\s+/g, ' ').trim(),
+          };
+        }
       }
       finish(e);
       out.push(e);
@@ -403,6 +443,17 @@
     a.href = e.href;
     a.textContent = e.name;
     cName.appendChild(a);
+    if (e.lock) {
+      const l = document.createElement('span');
+      l.className = 'lock';
+      l.title = e.lock.owner ? `Locked by ${e.lock.owner}` : 'Locked';
+      l.appendChild(icon('lock'));
+      const t = document.createElement('span');
+      t.className = 'lock-text';
+      t.textContent = e.lock.owner ? `locked by ${e.lock.owner}` : 'locked';
+      l.appendChild(t);
+      cName.appendChild(l);
+    }
     const cSize = cell('c-size');
     cSize.textContent = e.dir ? '—' : formatSize(e.size);
     if (!e.dir && e.size >= 0) cSize.title = `${e.size} bytes`;
@@ -573,11 +624,15 @@
     const open = $('menu-open');
     open.href = e.href;
     const dl = $('menu-download');
-    dl.hidden = e.dir;
-    if (!e.dir) {
-      dl.href = e.href;
-      dl.download = e.name;
-    }
+    dl.href = e.dir ? e.href + '?zip' : e.href;
+    dl.download = e.dir ? e.name + '.zip' : e.name;
+    dl.textContent = e.dir ? 'Download zip' : 'Download';
+    $('menu-preview').hidden = e.dir || !PREVIEWABLE.has(e.kind);
+    $('menu-edit').hidden = e.dir || !editable(e);
+    const note = $('menu-lock');
+    note.hidden = !e.lock;
+    note.textContent = e.lock ? (e.lock.owner ? `Locked by ${e.lock.owner}.` : 'Locked.') : '';
+    $('menu-unlock').hidden = !e.lock || !e.lock.token;
     m.returnFocus = opener;
     m.showModal();
     open.focus();
@@ -657,6 +712,122 @@
     if (!yes) return;
     const r = await dav('DELETE', e.href);
     await afterChange(`Deleted “${e.name}”.`, r, [200, 204]);
+  }
+
+  const PREVIEWABLE = new Set(['image', 'audio', 'video', 'pdf', 'text', 'code']);
+
+  function editable(e) {
+    return (e.kind === 'text' || e.kind === 'code') && e.size >= 0 && e.size <= EDIT_MAX;
+  }
+
+  async function unlock(e) {
+    const r = await dav('UNLOCK', e.href, { 'Lock-Token': `<${e.lock.token}>` });
+    if (r.status === 403) {
+      say(`Could not release the lock on “${e.name}”: only whoever took it may (403 Forbidden).`, true);
+      return;
+    }
+    await afterChange(`Released the lock on “${e.name}”.`, r, [204]);
+  }
+
+  // The text being edited: its entry and the ETag it was read at.
+  let editing = null;
+
+  async function edit(e) {
+    const r = await dav('GET', e.href);
+    if (r.status !== 200) {
+      say(`Could not open “${e.name}”: ${reason(r.status)}`, true);
+      return;
+    }
+    editing = { e, etag: r.etag };
+    $('editor-title').textContent = `Edit “${e.name}”`;
+    $('editor-error').textContent = '';
+    const area = $('editor-text');
+    area.value = r.text;
+    $('editor').showModal();
+    area.focus();
+    area.setSelectionRange(0, 0);
+  }
+
+  async function saveEdit() {
+    if (!editing) return;
+    const { e, etag } = editing;
+    // Only over the version that was opened: a change made meanwhile is not overwritten.
+    const headers = { 'Content-Type': 'text/plain; charset=utf-8' };
+    if (etag) headers['If-Match'] = etag;
+    const r = await dav('PUT', e.href, headers, $('editor-text').value);
+    if (r.status === 412) {
+      $('editor-error').textContent =
+        'It was changed by someone else since you opened it (412). Copy your text, close and open it again.';
+      return;
+    }
+    if (r.status < 200 || r.status >= 300) {
+      $('editor-error').textContent = `Not saved: ${reason(r.status)}`;
+      return;
+    }
+    editing = null;
+    $('editor').close();
+    await load();
+    say(`Saved “${e.name}”.`);
+  }
+
+  async function preview(e) {
+    const body = $('preview-body');
+    body.textContent = '';
+    $('preview-title').textContent = e.name;
+    let el;
+    if (e.kind === 'image') {
+      el = document.createElement('img');
+      el.alt = e.name;
+      el.src = e.href;
+    } else if (e.kind === 'audio' || e.kind === 'video') {
+      el = document.createElement(e.kind);
+      el.controls = true;
+      el.preload = 'metadata';
+      el.src = e.href;
+    } else if (e.kind === 'pdf') {
+      el = document.createElement('iframe');
+      el.title = e.name;
+      el.src = e.href;
+    } else {
+      el = document.createElement('pre');
+      el.className = 'preview-text';
+      el.textContent = 'Loading…';
+      const r = await dav('GET', e.href, { Range: `bytes=0-${PREVIEW_TEXT_MAX - 1}` });
+      if (r.status === 200 || r.status === 206) {
+        el.textContent = r.text + (e.size > PREVIEW_TEXT_MAX ? '\n…' : '');
+      } else {
+        el.textContent = `Could not read it: ${reason(r.status)}`;
+      }
+    }
+    body.appendChild(el);
+    const dlg = $('preview');
+    if (!dlg.open) dlg.showModal();
+    $('preview-close').focus();
+  }
+
+  function closePreview() {
+    const dlg = $('preview');
+    // Stops audio and video and lets go of the image.
+    $('preview-body').textContent = '';
+    if (dlg.open) dlg.close();
+  }
+
+  /** What the user may do here, from `DAV:current-user-privilege-set` (RFC 3744). */
+  async function loadPrivileges() {
+    const r = await dav('PROPFIND', base, {
+      Depth: '0', 'Content-Type': 'application/xml; charset=utf-8',
+    }, PRIVILEGES_BODY);
+    const doc = r.status === 207 ? parseXml(r.text) : null;
+    const set = doc && doc.getElementsByTagNameNS(DAV, 'current-user-privilege-set')[0];
+    if (!set) return; // not reported: show everything, the server still decides
+    const names = new Set();
+    for (const p of set.getElementsByTagNameNS(DAV, 'privilege')) {
+      for (let c = p.firstElementChild; c; c = c.nextElementSibling) names.add(c.localName);
+    }
+    const writable = names.has('all') || names.has('write') || names.has('bind');
+    if (writable) delete document.body.dataset.readonly;
+    else document.body.dataset.readonly = '1';
+    window.davitUi.writable = writable;
   }
 
   // ------------------------------------------------------------------ uploads
@@ -751,21 +922,90 @@
     }
   }
 
-  function upload(files, skipped) {
+  /** A relative path ('a/b c/d.txt') as an encoded URL path below the collection. */
+  function encodeRel(rel) {
+    return base + rel.split('/').map(encodeURIComponent).join('/');
+  }
+
+  /**
+   * Uploads files, each `{ file, rel }` with its path relative to this folder ('x.txt', or
+   * 'photos/2024/x.jpg' for a folder's upload), after creating the folders they go into and
+   * the (possibly empty) folders in `dirs`, parents first. A folder that exists already is
+   * used as it is.
+   */
+  async function upload(files, dirs) {
+    if (document.body.dataset.readonly) {
+      say('You may not upload into this folder.', true);
+      return;
+    }
     const list = $('uploads-list');
     $('uploads').hidden = false;
-    for (const file of files) {
+    const fresh = [];
+    for (const { file, rel } of files) {
       const it = {
-        file, name: file.name, size: file.size, loaded: 0, state: 'waiting',
-        url: base + encodeURIComponent(file.name),
+        file, name: rel, size: file.size, loaded: 0, state: 'waiting', url: encodeRel(rel),
       };
       uploads.items.push(it);
-      uploads.queue.push(it);
+      fresh.push(it);
       list.appendChild(itemView(it));
     }
-    if (skipped) say(`${skipped} folder${skipped === 1 ? ' was' : 's were'} skipped: folder upload is not supported yet.`, true);
     summarize();
+    const needed = new Set(dirs || []);
+    for (const { rel } of files) {
+      const segs = rel.split('/');
+      for (let i = 1; i < segs.length; i++) needed.add(segs.slice(0, i).join('/'));
+    }
+    const ordered = [...needed].sort((a, b) => a.split('/').length - b.split('/').length || collator.compare(a, b));
+    const failedDirs = new Map();
+    for (const d of ordered) {
+      const parent = d.includes('/') ? d.slice(0, d.lastIndexOf('/')) : '';
+      if (failedDirs.has(parent)) {
+        failedDirs.set(d, failedDirs.get(parent));
+        continue;
+      }
+      say(`Creating folder “${d}”…`);
+      const r = await dav('MKCOL', encodeRel(d) + '/');
+      // 405: something is there already; a folder is used as it is, a file makes the
+      // uploads into it fail with their own reason.
+      if (r.status !== 201 && r.status !== 405) failedDirs.set(d, r.status);
+    }
+    if (ordered.length) say('');
+    for (const it of fresh) {
+      const dir = it.name.includes('/') ? it.name.slice(0, it.name.lastIndexOf('/')) : '';
+      if (failedDirs.has(dir)) {
+        it.state = 'failed';
+        it.msg.textContent = `its folder could not be created: ${reason(failedDirs.get(dir))}`;
+        it.li.className = 'failed';
+      } else {
+        uploads.queue.push(it);
+      }
+    }
+    summarize();
+    if (!uploads.queue.length && !uploads.active) load();
     pump();
+  }
+
+  /** Files and folders of a drop, read through the entries API (folders recursively). */
+  async function dropped(entries) {
+    const files = [];
+    const dirs = [];
+    const fileOf = (entry) => new Promise((res, rej) => entry.file(res, rej));
+    const walk = async (entry, prefix) => {
+      if (entry.isFile) {
+        files.push({ file: await fileOf(entry), rel: prefix + entry.name });
+      } else if (entry.isDirectory) {
+        const rel = prefix + entry.name;
+        dirs.push(rel);
+        const reader = entry.createReader();
+        for (;;) {
+          const batch = await new Promise((res, rej) => reader.readEntries(res, rej));
+          if (!batch.length) break;
+          for (const c of batch) await walk(c, rel + '/');
+        }
+      }
+    };
+    for (const e of entries) await walk(e, '');
+    return { files, dirs };
   }
 
   function clearUploads() {
@@ -801,24 +1041,20 @@
       ev.preventDefault();
       depth = 0;
       overlay.hidden = true;
-      const files = [];
-      let skipped = 0;
+      // The entries must be taken before the handler returns: the drop's data goes away.
       const items = ev.dataTransfer.items ? Array.from(ev.dataTransfer.items) : [];
-      if (items.length) {
-        for (const item of items) {
-          if (item.kind !== 'file') continue;
-          const entry = item.webkitGetAsEntry ? item.webkitGetAsEntry() : null;
-          if (entry && entry.isDirectory) {
-            skipped++;
-            continue;
-          }
-          const f = item.getAsFile();
-          if (f) files.push(f);
-        }
+      const entries = items
+        .filter((item) => item.kind === 'file' && item.webkitGetAsEntry)
+        .map((item) => item.webkitGetAsEntry())
+        .filter((entry) => entry);
+      if (entries.length) {
+        dropped(entries).then(({ files, dirs }) => {
+          if (files.length || dirs.length) upload(files, dirs);
+        }, () => say('Could not read what was dropped.', true));
       } else {
-        files.push(...ev.dataTransfer.files);
+        const files = Array.from(ev.dataTransfer.files).map((f) => ({ file: f, rel: f.name }));
+        if (files.length) upload(files, []);
       }
-      if (files.length || skipped) upload(files, skipped);
     });
   }
 
@@ -878,13 +1114,46 @@
       else if (act === 'move') transfer(e, 'MOVE');
       else if (act === 'copy') transfer(e, 'COPY');
       else if (act === 'delete') remove(e);
+      else if (act === 'unlock') unlock(e);
+      else if (act === 'edit') edit(e);
+      else if (act === 'preview') preview(e);
     });
     for (const a of [$('menu-open'), $('menu-download')]) a.addEventListener('click', closeMenu);
     $('new-folder').addEventListener('click', newFolder);
+    const zip = $('download-zip');
+    zip.href = base + '?zip';
+    const segs = base.split('/').filter((x) => x !== '');
+    zip.download = (segs.length ? decode(segs[segs.length - 1]) : location.hostname) + '.zip';
+    $('editor-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      saveEdit();
+    });
+    $('editor-cancel').addEventListener('click', () => {
+      editing = null;
+      $('editor').close();
+    });
+    $('editor').addEventListener('close', () => {
+      editing = null;
+    });
+    $('preview-close').addEventListener('click', closePreview);
+    $('preview').addEventListener('close', closePreview);
+    loadPrivileges();
     const input = $('upload');
     input.addEventListener('change', () => {
-      if (input.files && input.files.length) upload(Array.from(input.files), 0);
+      if (input.files && input.files.length) {
+        upload(Array.from(input.files).map((f) => ({ file: f, rel: f.name })), []);
+      }
       input.value = '';
+    });
+    const folderInput = $('upload-folder');
+    folderInput.addEventListener('change', () => {
+      if (folderInput.files && folderInput.files.length) {
+        const files = Array.from(folderInput.files).map((f) => ({
+          file: f, rel: f.webkitRelativePath || f.name,
+        }));
+        upload(files, []);
+      }
+      folderInput.value = '';
     });
     $('uploads-clear').addEventListener('click', clearUploads);
     load();

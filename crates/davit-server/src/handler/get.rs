@@ -149,6 +149,16 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let h = r.headers_mut();
         h.insert(header::CONTENT_TYPE, content_type);
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        // A stored file opened in a browser is shown, never run: an uploaded page or SVG must
+        // not run script as the server's origin, with the user's login. PDFs are left out:
+        // browsers refuse to show them in a sandbox, and their viewer runs none of their code
+        // as the page's.
+        if ctype != "application/pdf" && super::ui::wants_html(&parts.headers) {
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("sandbox"),
+            );
+        }
         Ok(r)
     }
 

@@ -33,7 +33,7 @@ pub(crate) const UI_PREFIX: &str = "/.davit/ui/";
 /// The policy of the page and its assets: everything from the server itself, nothing inline,
 /// no plugins, no framing, no form posts anywhere.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-     connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+     media-src 'self'; frame-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// One file of the interface, compiled in.
 struct Asset {

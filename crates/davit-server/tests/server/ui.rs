@@ -6,7 +6,7 @@ use crate::common::*;
 use crate::get::html_links;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-     connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+     media-src 'self'; frame-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 const PAGE: &[u8] = include_bytes!("../../ui/index.html");
 const APP_JS: &[u8] = include_bytes!("../../ui/app.js");
 const APP_CSS: &[u8] = include_bytes!("../../ui/app.css");
@@ -75,14 +75,14 @@ async fn a_browser_gets_the_page_for_a_collection() {
     assert_eq!(scripts.len(), 1);
     assert!(page.contains(r#"<script src="/.davit/ui/app.js" defer></script>"#));
     assert!(!page.contains(" on"), "no inline event handler attributes");
-    // A file is its bytes, whatever the Accept.
+    // A file is its bytes, whatever the Accept (sandboxed for a browser, see below).
     let f = s
         .req("GET", "/c/f.txt")
         .header("Accept", BROWSER_ACCEPT)
         .send()
         .await;
     assert_eq!((f.status, &f.body[..]), (200, &b"x"[..]));
-    assert_eq!(f.header("content-security-policy"), None);
+    assert_eq!(f.header("content-security-policy"), Some("sandbox"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -369,4 +369,39 @@ async fn cors_preflights_are_not_granted() {
             assert_no_cors(&r, path);
         }
     }
+}
+
+/// A stored page or SVG opened in a browser must not run script as the server's origin: file
+/// GETs a browser navigates to carry `Content-Security-Policy: sandbox` (PDFs excepted, which
+/// browsers will not show in a sandbox); WebDAV clients' GETs are unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_files_open_sandboxed_in_a_browser() {
+    let s = TestServer::start().await;
+    s.put("/evil.html", "<script>alert(1)</script>").await;
+    s.put("/pic.svg", "<svg xmlns=\"http://www.w3.org/2000/svg\"/>")
+        .await;
+    s.put("/doc.pdf", "%PDF-1.4").await;
+    for path in ["/evil.html", "/pic.svg"] {
+        let r = s
+            .req("GET", path)
+            .header("Accept", BROWSER_ACCEPT)
+            .send()
+            .await;
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(
+            r.header("content-security-policy"),
+            Some("sandbox"),
+            "{path}"
+        );
+        let plain = s.get(path).await;
+        assert_eq!(plain.header("content-security-policy"), None, "{path}");
+        assert_eq!(plain.body, r.body, "{path}");
+    }
+    let pdf = s
+        .req("GET", "/doc.pdf")
+        .header("Accept", BROWSER_ACCEPT)
+        .send()
+        .await;
+    assert_eq!(pdf.header("content-type"), Some("application/pdf"));
+    assert_eq!(pdf.header("content-security-policy"), None);
 }
