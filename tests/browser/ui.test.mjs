@@ -529,6 +529,26 @@ async function main() {
     await page.waitForFunction(() => document.querySelectorAll('#rows .row').length > 1);
   });
 
+  await check('Enter in the filter searches names in every folder below (SEARCH)', async () => {
+    await page.locator('#filter').fill('GAMMA');
+    const before = await page.evaluate(() => window.davitUi.searches || 0);
+    await page.locator('#filter').press('Enter');
+    await page.waitForFunction((n) => window.davitUi.searches === n + 1 && window.davitUi.ready, before);
+    assertEq(await rowNames(page), ['Folder one/gamma ü.md'], 'found in a subfolder');
+    const status = await page.locator('#status').textContent();
+    if (!status.startsWith('1 found for “GAMMA” below this folder')) fail(status);
+    await page.screenshot({ path: join(SHOTS, 'search.png') });
+    // The result's actions work on it where it is: its download is its own URL.
+    await actionsOf(page, 'gamma ü.md').click();
+    assertEq(await page.locator('#menu-download').getAttribute('href'), '/Folder%20one/' + enc('gamma ü.md'), 'href');
+    await page.keyboard.press('Escape');
+    const loadsBefore = await loads(page);
+    await page.locator('#filter').focus();
+    await page.keyboard.press('Escape');
+    await waitReady(page, loadsBefore);
+    if (!(await rowNames(page)).includes('big')) fail('not back in the folder');
+  });
+
   await check('keyboard: Tab reaches a row action, Enter opens it, Escape closes it', async () => {
     await page.locator('#filter').focus();
     let focused = '';

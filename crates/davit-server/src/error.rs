@@ -40,6 +40,9 @@ pub enum DavError {
     /// 413.
     #[error("request body too large")]
     TooLarge,
+    /// 422 with a short reason: well-formed, but asks for something not done here.
+    #[error("{0}")]
+    Unprocessable(&'static str),
     /// 415.
     #[error("{0}")]
     UnsupportedMediaType(&'static str),
@@ -100,6 +103,7 @@ impl DavError {
             DavError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             DavError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             DavError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            DavError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             DavError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             DavError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             DavError::BadGateway(_) => StatusCode::BAD_GATEWAY,

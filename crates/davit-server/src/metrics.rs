@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// The methods counted by name; anything else is `other`.
-const METHODS: [&str; 18] = [
+const METHODS: [&str; 19] = [
     "GET",
     "HEAD",
     "PUT",
@@ -34,6 +34,7 @@ const METHODS: [&str; 18] = [
     "BIND",
     "UNBIND",
     "REBIND",
+    "SEARCH",
     "other",
 ];
 

@@ -38,6 +38,8 @@ mod proppatch;
 mod put;
 #[path = "server/quota.rs"]
 mod quota;
+#[path = "server/search.rs"]
+mod search;
 #[path = "server/sync.rs"]
 mod sync;
 #[path = "server/ui.rs"]

@@ -366,6 +366,64 @@
     return out;
   }
 
+  /** The members a 207 lists (the collection itself left out), or null if unreadable. */
+  function entriesIn(text) {
+    const prefix = davPrefix(text);
+    const entries = prefix === null ? null : entriesScanned(text, prefix);
+    if (entries !== null && !(entries.length === 0 && text.includes('response'))) return entries;
+    const doc = parseXml(text);
+    return doc ? entriesOf(doc) : null;
+  }
+
+  function xmlText(s) {
+    return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  }
+
+  // At most this many matches are asked of a search (the server ends with a 507 past it).
+  const SEARCH_MAX = 1000;
+
+  /**
+   * Names containing `term` anywhere below this folder, found by the server (SEARCH,
+   * RFC 5323 basicsearch) and shown with their path from here.
+   */
+  async function searchBelow(term) {
+    const pattern = '%' + term.replace(/[\\%_]/g, '\\$&') + '%';
+    const body = '<?xml version="1.0" encoding="utf-8"?>' +
+      '<D:searchrequest xmlns:D="DAV:"><D:basicsearch>' +
+      '<D:select><D:prop><D:resourcetype/><D:getcontentlength/><D:getlastmodified/>' +
+      '<D:lockdiscovery/></D:prop></D:select>' +
+      `<D:from><D:scope><D:href>${xmlText(base)}</D:href><D:depth>infinity</D:depth></D:scope></D:from>` +
+      `<D:where><D:like><D:prop><D:displayname/></D:prop><D:literal>${xmlText(pattern)}</D:literal></D:like></D:where>` +
+      `<D:limit><D:nresults>${SEARCH_MAX}</D:nresults></D:limit>` +
+      '</D:basicsearch></D:searchrequest>';
+    say(`Searching for “${term}”…`);
+    const r = await dav('SEARCH', base, { 'Content-Type': 'application/xml; charset=utf-8' }, body);
+    if (r.status !== 207) {
+      say(`Search failed: ${reason(r.status)}`, true);
+      return;
+    }
+    const entries = entriesIn(r.text);
+    if (!entries) {
+      say('Search failed: the answer could not be read.', true);
+      return;
+    }
+    const here = decodePath(base);
+    for (const e of entries) {
+      const full = decodePath(e.href).replace(/\/$/, '');
+      e.display = full.startsWith(here) ? full.slice(here.length) : full;
+    }
+    state.entries = entries;
+    state.search = term;
+    state.filter = '';
+    $('filter').value = '';
+    document.body.dataset.search = term;
+    window.davitUi.searches = (window.davitUi.searches || 0) + 1;
+    render();
+    const cut = r.text.includes('number-of-matches-within-limits');
+    say(`${entries.length}${cut ? '+' : ''} found for “${term}” below this folder` +
+      (cut ? ` (the first ${SEARCH_MAX})` : '') + '. Escape goes back to the folder.');
+  }
+
   async function load() {
     const t0 = performance.now();
     say('Loading…');
@@ -380,17 +438,14 @@
       say(`Could not list this folder: ${reason(r.status)}`, true);
       return;
     }
-    const prefix = davPrefix(r.text);
-    let entries = prefix === null ? null : entriesScanned(r.text, prefix);
-    if (entries === null || (entries.length === 0 && r.text.includes('response'))) {
-      const doc = parseXml(r.text);
-      if (!doc) {
-        say('Could not list this folder: the answer could not be read.', true);
-        return;
-      }
-      entries = entriesOf(doc);
+    const entries = entriesIn(r.text);
+    if (!entries) {
+      say('Could not list this folder: the answer could not be read.', true);
+      return;
     }
     state.entries = entries;
+    state.search = null;
+    document.body.removeAttribute('data-search');
     timing.parsed = performance.now();
     timing.parseMs = timing.parsed - timing.fetched;
     window.davitUi.loads++;
@@ -441,7 +496,7 @@
     const cName = cell('c-name');
     const a = document.createElement('a');
     a.href = e.href;
-    a.textContent = e.name;
+    a.textContent = e.display || e.name;
     cName.appendChild(a);
     if (e.lock) {
       const l = document.createElement('span');
@@ -671,13 +726,19 @@
     await afterChange(`Created folder “${name}”.`, r, [201]);
   }
 
+  /** The encoded path of the folder holding `e` (ending in '/'). */
+  function folderOf(e) {
+    const path = e.href.endsWith('/') ? e.href.slice(0, -1) : e.href;
+    return path.slice(0, path.lastIndexOf('/') + 1);
+  }
+
   async function rename(e) {
     const name = await ask({
       title: `Rename “${e.name}”`, label: 'New name', value: e.name, ok: 'Rename', check: badName,
     });
     if (name === null || name === e.name) return;
     const r = await dav('MOVE', e.href, {
-      Destination: destination(base, name, e.dir), Overwrite: 'F',
+      Destination: destination(folderOf(e), name, e.dir), Overwrite: 'F',
     });
     await afterChange(`Renamed “${e.name}” to “${name}”.`, r, [201, 204]);
   }
@@ -1071,11 +1132,16 @@
       render();
     });
     filter.addEventListener('keydown', (ev) => {
-      if (ev.key === 'Escape' && filter.value) {
+      if (ev.key === 'Enter' && filter.value.trim()) {
+        ev.preventDefault();
+        searchBelow(filter.value.trim());
+      } else if (ev.key === 'Escape' && filter.value) {
         filter.value = '';
         state.filter = '';
-        say('');
+        say(state.search ? `Results for “${state.search}”. Escape goes back to the folder.` : '');
         render();
+      } else if (ev.key === 'Escape' && state.search) {
+        load();
       }
     });
     document.addEventListener('keydown', (ev) => {

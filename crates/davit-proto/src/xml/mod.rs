@@ -9,6 +9,7 @@ mod bind;
 mod lock;
 mod ms_reader;
 mod request;
+mod search;
 mod sync;
 mod tree;
 mod write;
@@ -20,6 +21,7 @@ pub use request::{
     parse_mkcol, parse_propertyupdate, parse_propfind, patch_ops_from, propertyupdate_xml,
     propfind_from, PatchOp, PropFind,
 };
+pub use search::{parse_search, Condition, Search, SearchError};
 pub use sync::{parse_report, Report, SyncCollection, SyncLevel};
 pub use tree::{parse_document, Attribute, Element, Limits, Node, QName, XmlError};
 pub use write::{error_body, escape_attr, escape_text, MultistatusWriter, XML_CONTENT_TYPE};

@@ -17,6 +17,7 @@ mod propfind;
 mod proppatch;
 mod put;
 mod report;
+mod search;
 mod ui;
 
 use crate::auth::{Access, Auth, AuthFailure, Principal};
@@ -42,7 +43,7 @@ use std::sync::Arc;
 pub(crate) const ALLOW_FILE: &str =
     "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK, REPORT";
 pub(crate) const ALLOW_DIR: &str = "OPTIONS, GET, HEAD, POST, DELETE, PROPFIND, PROPPATCH, \
-     COPY, MOVE, LOCK, UNLOCK, REPORT, BIND, UNBIND, REBIND";
+     COPY, MOVE, LOCK, UNLOCK, REPORT, SEARCH, BIND, UNBIND, REBIND";
 pub(crate) const ALLOW_UNMAPPED: &str = "OPTIONS, PUT, MKCOL, LOCK";
 
 /// A WebDAV server over a content store, a dead-property store and a lock store.
@@ -470,6 +471,7 @@ where
             "LOCK" => self.lock(parts, target, body).await,
             "UNLOCK" => self.unlock(parts, target).await,
             "REPORT" => self.report(parts, target, body).await,
+            "SEARCH" => self.search(parts, target, body).await,
             "BIND" => {
                 self.bind_method(parts, target, body, BindMethod::Bind)
                     .await
@@ -783,7 +785,7 @@ pub(crate) fn preferences_applied(
 fn changes_nothing(method: &Method) -> bool {
     matches!(
         method.as_str(),
-        "GET" | "HEAD" | "OPTIONS" | "PROPFIND" | "REPORT"
+        "GET" | "HEAD" | "OPTIONS" | "PROPFIND" | "REPORT" | "SEARCH"
     )
 }
 

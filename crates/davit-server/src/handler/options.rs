@@ -34,6 +34,13 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             None => ALLOW_UNMAPPED,
         };
         let mut resp = answer(allow);
+        if allow == ALLOW_DIR {
+            // RFC 5323 §3.2: the query grammars SEARCH accepts here.
+            resp.headers_mut().insert(
+                "DASL",
+                header::HeaderValue::from_static("<DAV:basicsearch>"),
+            );
+        }
         if allow == ALLOW_FILE {
             resp.headers_mut().insert(
                 header::ACCEPT_RANGES,

@@ -11,7 +11,9 @@ use crate::storage::{Meta, Storage};
 use bytes::Bytes;
 use davit_proto::headers::Depth;
 use davit_proto::href::DavPath;
-use davit_proto::xml::{parse_propfind, MultistatusWriter, PropFind, QName, XML_CONTENT_TYPE};
+use davit_proto::xml::{
+    parse_propfind, Condition, MultistatusWriter, PropFind, QName, XML_CONTENT_TYPE,
+};
 use futures_util::StreamExt;
 use http::request::Parts;
 use http::{header, Response, StatusCode};
@@ -62,6 +64,50 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 .await?;
             return Ok(super::preferences_applied(resp, minimal, false));
         }
+        let resp = self
+            .stream_listing(
+                parts,
+                target.path.clone(),
+                meta,
+                depth,
+                Listing {
+                    request,
+                    minimal,
+                    noroot,
+                    condition: None,
+                    max_matches: None,
+                },
+            )
+            .await?;
+        Ok(super::preferences_applied(resp, minimal, noroot))
+    }
+}
+
+/// What a streamed listing writes for each resource it keeps.
+pub(super) struct Listing {
+    /// The properties.
+    pub request: PropFind,
+    /// `Prefer: return=minimal`.
+    pub minimal: bool,
+    /// `Prefer: depth-noroot`.
+    pub noroot: bool,
+    /// SEARCH's condition on names and kinds.
+    pub condition: Option<Condition>,
+    /// SEARCH's limit on matches.
+    pub max_matches: Option<u64>,
+}
+
+impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
+    /// A 207 of `root` and what lies below it to `depth`, written by a task while the tree is
+    /// read (PROPFIND with Depth 1 or infinity, and SEARCH).
+    pub(super) async fn stream_listing(
+        &self,
+        parts: &Parts,
+        root: DavPath,
+        meta: Meta,
+        depth: Depth,
+        listing: Listing,
+    ) -> DavResult<Response<Body>> {
         let (tx, body) = body::channel(4);
         let knows_bind = super::dav_header_lists(parts, "bind");
         // Without `DAV: bind`, a loop fails the whole request with 508 (RFC 5842 §7.2): the
@@ -74,29 +120,30 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         };
         let lister = Lister {
             dav: self.clone(),
-            request,
+            request: listing.request,
             tx,
             w: MultistatusWriter::new(),
             listed: 0,
             limit: self.config.depth_infinity_limit,
             who: super::principal(parts),
-            minimal,
-            noroot,
+            minimal: listing.minimal,
+            noroot: listing.noroot,
             bindings: None,
             knows_bind,
             first,
+            condition: listing.condition,
+            max_matches: listing.max_matches,
         };
-        tokio::spawn(lister.run(target.path.clone(), meta, depth));
+        tokio::spawn(lister.run(root, meta, depth));
         if let Some(started) = started {
             if let Ok(Start::Loop(href)) = started.await {
                 return Err(DavError::LoopDetected(href));
             }
         }
-        let resp = response(StatusCode::MULTI_STATUS)
+        response(StatusCode::MULTI_STATUS)
             .header(header::CONTENT_TYPE, XML_CONTENT_TYPE)
             .body(body)
-            .map_err(super::get::internal)?;
-        Ok(super::preferences_applied(resp, minimal, noroot))
+            .map_err(super::get::internal)
     }
 }
 
@@ -341,6 +388,11 @@ struct Lister<S, P, L> {
     knows_bind: bool,
     /// Told whether the answer starts (or fails with 508) before the first bytes go out.
     first: Option<tokio::sync::oneshot::Sender<Start>>,
+    /// SEARCH: only resources whose name and kind satisfy this are listed (every collection
+    /// is still walked).
+    condition: Option<Condition>,
+    /// SEARCH's `DAV:limit`: after this many matches the answer ends with a 507.
+    max_matches: Option<u64>,
 }
 
 /// How a PROPFIND that may still fail as a whole begins.
@@ -395,7 +447,10 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
     async fn walk(&mut self, root: DavPath, meta: Meta, depth: Depth) -> Result<(), Stop> {
         let is_dir = meta.is_dir();
         let root_id = meta.identity;
-        if !self.noroot {
+        if !self.noroot && self.keeps(root.name().unwrap_or(""), &meta) {
+            if self.max_matches.is_some() {
+                self.listed += 1;
+            }
             self.write_batch(vec![(root.clone(), meta)]).await?;
         }
         if depth == Depth::Zero || !is_dir {
@@ -463,7 +518,23 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
                             ancestors,
                         });
                     }
-                    resources.push((child, entry.meta));
+                    if self.keeps(&entry.name, &entry.meta) {
+                        resources.push((child, entry.meta));
+                    }
+                }
+                if let Some(max) = self.max_matches {
+                    let room = max.saturating_sub(self.listed);
+                    if resources.len() as u64 > room {
+                        resources.truncate(room as usize);
+                        self.write_batch(resources).await?;
+                        self.w.status_response(
+                            &root.href(true),
+                            507,
+                            Some("number-of-matches-within-limits"),
+                            Some("more resources match than the search's limit"),
+                        );
+                        return Ok(());
+                    }
                 }
                 self.listed += resources.len() as u64;
                 if depth == Depth::Infinity && self.listed > self.limit {
@@ -480,6 +551,13 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
             }
         }
         Ok(())
+    }
+
+    /// Whether a resource goes into the answer (always, but for a SEARCH's condition).
+    fn keeps(&self, name: &str, meta: &Meta) -> bool {
+        self.condition
+            .as_ref()
+            .is_none_or(|c| c.matches(name, meta.is_dir()))
     }
 
     /// Ends the streamed 207 with an error after a store failed: the client sees the body cut.
