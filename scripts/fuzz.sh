@@ -67,7 +67,7 @@ dicts_for() {
         conditional) echo dicts/conditional.dict dicts/dates.dict ;;
         fragment_scan) echo dicts/http1.dict ;;
         multistatus_reader) echo dicts/xml.dict dicts/dates.dict ;;
-        xml_document|element_roundtrip|propfind|propertyupdate|lockinfo|batch_xml|report|bind|mkcol)
+        xml_document|element_roundtrip|propfind|propertyupdate|lockinfo|batch_xml|report|bind|mkcol|search)
             echo dicts/xml.dict ;;
     esac
 }
