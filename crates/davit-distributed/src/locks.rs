@@ -148,14 +148,14 @@ impl PgLockStore {
         client: &impl deadpool_postgres::GenericClient,
         path: &DavPath,
     ) -> Result<Vec<Lock>, StoreError> {
+        let stmt = Box::pin(client.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM davit_locks WHERE {LIVE} \
+                 AND (root = $1 OR (infinite AND root = ANY($2)))"
+        )))
+        .await
+        .map_err(PgError::from)?;
         let rows = client
-            .query(
-                &format!(
-                    "SELECT {COLUMNS} FROM davit_locks WHERE {LIVE} \
-                     AND (root = $1 OR (infinite AND root = ANY($2)))"
-                ),
-                &[&path.as_str(), &ancestors(path)],
-            )
+            .query(&stmt, &[&path.as_str(), &ancestors(path)])
             .await
             .map_err(PgError::from)?;
         locks_of(&rows)
@@ -198,11 +198,13 @@ impl LockStore for PgLockStore {
             }
         }
         let client = self.pg.client().await?;
+        let stmt = Box::pin(client.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM davit_locks WHERE {LIVE} AND root = ANY($1)"
+        )))
+        .await
+        .map_err(PgError::from)?;
         let rows = client
-            .query(
-                &format!("SELECT {COLUMNS} FROM davit_locks WHERE {LIVE} AND root = ANY($1)"),
-                &[&roots],
-            )
+            .query(&stmt, &[&roots])
             .await
             .map_err(PgError::from)?;
         let locks = locks_of(&rows)?;

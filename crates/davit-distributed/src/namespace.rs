@@ -117,11 +117,13 @@ impl Namespace {
     pub async fn get(&self, path: &DavPath) -> io::Result<Option<Resource>> {
         let conn = self.pg.conn().await?;
         let client = conn.client()?;
+        let stmt = Box::pin(client.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM davit_resources WHERE path = $1"
+        )))
+        .await
+        .map_err(pg)?;
         let row = client
-            .query_opt(
-                &format!("SELECT {COLUMNS} FROM davit_resources WHERE path = $1"),
-                &[&path.as_str()],
-            )
+            .query_opt(&stmt, &[&path.as_str()])
             .await
             .map_err(pg)?;
         Ok(row.as_ref().map(resource))
@@ -169,15 +171,15 @@ impl Namespace {
         limit: i64,
     ) -> io::Result<Vec<Entry>> {
         let conn = self.pg.conn().await?;
-        let rows = conn
-            .client()?
-            .query(
-                &format!(
-                    "SELECT {COLUMNS} FROM davit_resources WHERE parent = $1 \
-                     AND ($2::text IS NULL OR name > $2) ORDER BY name LIMIT $3"
-                ),
-                &[&parent, &after, &limit],
-            )
+        let client = conn.client()?;
+        let stmt = Box::pin(client.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM davit_resources WHERE parent = $1 \
+                 AND ($2::text IS NULL OR name > $2) ORDER BY name LIMIT $3"
+        )))
+        .await
+        .map_err(pg)?;
+        let rows = client
+            .query(&stmt, &[&parent, &after, &limit])
             .await
             .map_err(pg)?;
         Ok(rows

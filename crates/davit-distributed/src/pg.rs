@@ -115,10 +115,9 @@ pub(crate) struct Pinned {
 }
 
 impl Pinned {
-    fn client(&self) -> Result<&tokio_postgres::Client, PgError> {
+    fn client(&self) -> Result<&deadpool_postgres::ClientWrapper, PgError> {
         self.conn
             .as_deref()
-            .map(|w| &**w)
             .ok_or_else(|| PgError::Unavailable("the transaction has ended".into()))
     }
 
@@ -150,7 +149,10 @@ pub(crate) enum Conn<'a> {
 }
 
 impl Conn<'_> {
-    pub(crate) fn client(&self) -> Result<&tokio_postgres::Client, PgError> {
+    /// The connection; its `prepare_cached` keeps the statements of hot queries prepared
+    /// per connection (parsing and planning each again was most of PostgreSQL's work in a
+    /// listing).
+    pub(crate) fn client(&self) -> Result<&deadpool_postgres::ClientWrapper, PgError> {
         match self {
             Conn::Pooled(o) => Ok(o),
             Conn::Pinned(p) => p.client(),

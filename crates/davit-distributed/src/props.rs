@@ -77,14 +77,13 @@ impl PropStore for PgPropStore {
         let client = conn.client()?;
         let keys: Vec<&str> = paths.iter().map(DavPath::as_str).collect();
         // One query for the whole batch of a listing.
-        let rows = client
-            .query(
-                "SELECT r.path, p.ns, p.local, p.xml FROM davit_resources r \
+        let stmt = Box::pin(client.prepare_cached(
+            "SELECT r.path, p.ns, p.local, p.xml FROM davit_resources r \
                  JOIN davit_props p ON p.resource = r.id WHERE r.path = ANY($1)",
-                &[&keys],
-            )
-            .await
-            .map_err(q)?;
+        ))
+        .await
+        .map_err(q)?;
+        let rows = client.query(&stmt, &[&keys]).await.map_err(q)?;
         let mut by_path: std::collections::HashMap<String, Vec<DeadProp>> = Default::default();
         for r in &rows {
             by_path.entry(r.get(0)).or_default().push(DeadProp {

@@ -106,9 +106,26 @@ async fn color(dav: &TestDav, path: &str) -> Option<String> {
     found
 }
 
-#[tokio::test]
+#[test]
 #[ignore = "needs PostgreSQL and an S3 server: scripts/distributed-test.sh"]
-async fn two_instances_serve_one_share() {
+fn two_instances_serve_one_share() {
+    // This test calls the handlers directly, so their futures are polled on its own thread;
+    // unoptimised, that takes more than a test thread's 2 MiB of stack.
+    std::thread::Builder::new()
+        .stack_size(16 << 20)
+        .spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(two_instances_serve_one_share_body())
+        })
+        .expect("thread")
+        .join()
+        .expect("the test panicked");
+}
+
+async fn two_instances_serve_one_share_body() {
     let url = common::fresh_database().await;
     let a = instance(&url).await;
     let b = instance(&url).await;
