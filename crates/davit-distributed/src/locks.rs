@@ -352,12 +352,17 @@ impl LockStore for PgLockStore {
         let client = self.pg.client().await?;
         // One statement, so one transaction: the shared advisory lock is held until the rows
         // are committed (see the module's comment).
+        let announce = Box::pin(client.prepare_cached(
+            "WITH gate AS (SELECT pg_advisory_xact_lock_shared($1)) \
+             INSERT INTO davit_writes (id, path, tree, expires) \
+             SELECT $2, w.path, w.tree, clock_timestamp() + make_interval(secs => $5) \
+             FROM gate, unnest($3::text[], $4::boolean[]) AS w(path, tree)",
+        ))
+        .await
+        .map_err(PgError::from)?;
         client
             .execute(
-                "WITH gate AS (SELECT pg_advisory_xact_lock_shared($1)) \
-                 INSERT INTO davit_writes (id, path, tree, expires) \
-                 SELECT $2, w.path, w.tree, clock_timestamp() + make_interval(secs => $5) \
-                 FROM gate, unnest($3::text[], $4::boolean[]) AS w(path, tree)",
+                &announce,
                 &[
                     &GRANT_LOCK,
                     &id,
@@ -382,9 +387,13 @@ impl LockStore for PgLockStore {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
                     if let Ok(client) = pg.client().await {
-                        let _ = client
-                            .execute("DELETE FROM davit_writes WHERE id = $1", &[&id])
-                            .await;
+                        if let Ok(withdraw) = Box::pin(
+                            client.prepare_cached("DELETE FROM davit_writes WHERE id = $1"),
+                        )
+                        .await
+                        {
+                            let _ = client.execute(&withdraw, &[&id]).await;
+                        }
                     }
                 });
             }

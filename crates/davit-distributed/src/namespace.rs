@@ -144,15 +144,17 @@ impl Namespace {
 
     /// The id of the collection at `path`, read with `lock` (`""` or `"FOR SHARE"`).
     async fn collection_in(
-        client: &tokio_postgres::Client,
+        client: &deadpool_postgres::ClientWrapper,
         path: &DavPath,
         lock: &str,
     ) -> io::Result<uuid::Uuid> {
+        let stmt = Box::pin(client.prepare_cached(&format!(
+            "SELECT id, collection FROM davit_resources WHERE path = $1 {lock}"
+        )))
+        .await
+        .map_err(pg)?;
         let row = client
-            .query_opt(
-                &format!("SELECT id, collection FROM davit_resources WHERE path = $1 {lock}"),
-                &[&path.as_str()],
-            )
+            .query_opt(&stmt, &[&path.as_str()])
             .await
             .map_err(pg)?
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
@@ -193,7 +195,10 @@ impl Namespace {
 
     /// The parent collection's id for a new member at `path`, kept from changing until the
     /// transaction ends: `NotFound` when it does not exist, `NotADirectory` when it is a file.
-    async fn parent_id(tx: &tokio_postgres::Client, path: &DavPath) -> io::Result<uuid::Uuid> {
+    async fn parent_id(
+        tx: &deadpool_postgres::ClientWrapper,
+        path: &DavPath,
+    ) -> io::Result<uuid::Uuid> {
         let parent = path
             .parent()
             .ok_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists))?;
@@ -242,11 +247,13 @@ impl Namespace {
             let mut rounds = 0;
             let (row, garbage) = loop {
                 rounds += 1;
+                let select = Box::pin(tx.prepare_cached(
+                    "SELECT collection, blob FROM davit_resources WHERE path = $1 FOR UPDATE",
+                ))
+                .await
+                .map_err(pg)?;
                 let old = tx
-                    .query_opt(
-                        "SELECT collection, blob FROM davit_resources WHERE path = $1 FOR UPDATE",
-                        &[&path.as_str()],
-                    )
+                    .query_opt(&select, &[&path.as_str()])
                     .await
                     .map_err(pg)?;
                 match old {
@@ -254,27 +261,30 @@ impl Namespace {
                         return Err(io::ErrorKind::IsADirectory.into())
                     }
                     Some(old) => {
+                        let update = Box::pin(tx.prepare_cached(&format!(
+                            "UPDATE davit_resources SET blob = $2, size = $3, \
+                             version = nextval('davit_versions'), modified = clock_timestamp() \
+                             WHERE path = $1 RETURNING {COLUMNS}"
+                        )))
+                        .await
+                        .map_err(pg)?;
                         let row = tx
-                            .query_one(
-                                &format!(
-                                    "UPDATE davit_resources SET blob = $2, size = $3, \
-                                     version = nextval('davit_versions'), modified = clock_timestamp() \
-                                     WHERE path = $1 RETURNING {COLUMNS}"
-                                ),
-                                &[&path.as_str(), &blob, &size],
-                            )
+                            .query_one(&update, &[&path.as_str(), &blob, &size])
                             .await
                             .map_err(pg)?;
                         break (row, old.get::<_, Option<String>>(1));
                     }
                     None => {
+                        let insert = Box::pin(tx.prepare_cached(&format!(
+                            "INSERT INTO davit_resources (id, parent, name, path, collection, blob, size) \
+                             VALUES (gen_random_uuid(), $1, $2, $3, false, $4, $5) \
+                             ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
+                        )))
+                        .await
+                        .map_err(pg)?;
                         let row = tx
                             .query_opt(
-                                &format!(
-                                    "INSERT INTO davit_resources (id, parent, name, path, collection, blob, size) \
-                                     VALUES (gen_random_uuid(), $1, $2, $3, false, $4, $5) \
-                                     ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
-                                ),
+                                &insert,
                                 &[&parent, &path.name().unwrap_or(""), &path.as_str(), &blob, &size],
                             )
                             .await

@@ -304,12 +304,12 @@ impl Pg {
     /// failed step leaves the enclosing transaction usable.
     pub(crate) async fn atomically<T, E: From<PgError>>(
         &self,
-        f: impl AsyncFnOnce(&tokio_postgres::Client) -> Result<T, E>,
+        f: impl AsyncFnOnce(&deadpool_postgres::ClientWrapper) -> Result<T, E>,
     ) -> Result<T, E> {
         match &self.pinned {
             None => {
                 let begun = Begun(Some(self.client().await?));
-                let Some(c) = begun.0.as_deref().map(|w| &**w) else {
+                let Some(c) = begun.0.as_deref() else {
                     return Err(PgError::Unavailable("no connection".into()).into());
                 };
                 c.batch_execute("BEGIN").await.map_err(PgError::from)?;
