@@ -510,3 +510,64 @@ async fn a_listing_longer_than_a_page_is_whole_and_in_order() {
     assert_eq!(got, expected);
     assert_eq!(listed.len(), 601, "a member listed twice or missed");
 }
+
+/// The folder zip and SEARCH work on this backend as on the directory one: a zip written by A
+/// of what was put through B (its exact length announced, each body whole inside), and a
+/// SEARCH on B finding by name what B wrote, case aside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL and an S3 server: scripts/distributed-test.sh"]
+async fn a_folders_zip_and_a_search_cover_what_the_other_instance_wrote() {
+    let url = common::fresh_database().await;
+    let a = instance(&url).await;
+    let b = instance(&url).await;
+    let none = Bytes::new();
+    assert_eq!(
+        send(&b, "MKCOL", "/z/", &[], none.clone()).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        send(&b, "MKCOL", "/z/sub/", &[], none.clone()).await.status,
+        StatusCode::CREATED
+    );
+    let big = pattern(6 << 20, 7);
+    let small = Bytes::from_static(b"a small report");
+    for (path, body) in [
+        ("/z/sub/big.bin", big.clone()),
+        ("/z/Report.txt", small.clone()),
+    ] {
+        assert_eq!(
+            send(&b, "PUT", path, &[], body).await.status,
+            StatusCode::CREATED,
+            "{path}"
+        );
+    }
+    let zip = send(&a, "GET", "/z/?zip", &[], none.clone()).await;
+    assert_eq!(zip.status, StatusCode::OK);
+    assert_eq!(
+        zip.headers["content-length"].to_str().ok(),
+        Some(zip.body.len().to_string().as_str())
+    );
+    // Stored members: each body lies whole in the archive, right after its local header.
+    for (name, body) in [("z/sub/big.bin", &big), ("z/Report.txt", &small)] {
+        let at = zip
+            .body
+            .windows(name.len())
+            .position(|w| w == name.as_bytes())
+            .unwrap_or_else(|| panic!("{name} not in the archive"));
+        // Local header: 30 bytes, the name, then its extra field (length at offset 28).
+        let header = at - 30;
+        let extra = u16::from_le_bytes([zip.body[header + 28], zip.body[header + 29]]) as usize;
+        let data = at + name.len() + extra;
+        assert_eq!(&zip.body[data..data + body.len()], &body[..], "{name}");
+    }
+    let search = Bytes::from_static(
+        br#"<D:searchrequest xmlns:D="DAV:"><D:basicsearch>
+<D:select><D:prop><D:getcontentlength/></D:prop></D:select>
+<D:from><D:scope><D:href>/z/</D:href><D:depth>infinity</D:depth></D:scope></D:from>
+<D:where><D:like><D:prop><D:displayname/></D:prop><D:literal>%REPORT%</D:literal></D:like></D:where>
+</D:basicsearch></D:searchrequest>"#,
+    );
+    let found = send(&b, "SEARCH", "/z/", &[], search).await;
+    assert_eq!(found.status, StatusCode::MULTI_STATUS);
+    assert_eq!(hrefs(&found.body), ["/z/Report.txt"]);
+}
