@@ -97,7 +97,16 @@ impl Journal {
         &self.id
     }
 
-    pub(crate) fn record(&self, undo: Undo) -> io::Result<()> {
+    /// Appends `undo` and syncs it to disk before the change it undoes is made; on the
+    /// blocking pool, so the fsync never stalls the event loop's other connections.
+    pub(crate) async fn record(self: &Arc<Self>, undo: Undo) -> io::Result<()> {
+        let journal = Arc::clone(self);
+        tokio::task::spawn_blocking(move || journal.record_now(undo))
+            .await
+            .map_err(|e| io::Error::other(format!("journal write failed: {e}")))?
+    }
+
+    fn record_now(&self, undo: Undo) -> io::Result<()> {
         let mut file = self
             .file
             .lock()
@@ -212,10 +221,12 @@ impl<S: Storage + Clone> JournaledStorage<S> {
             Err(e) => return Err(e),
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
-        self.journal.record(Undo::Stashed {
-            id: id.clone(),
-            path: path.clone(),
-        })?;
+        self.journal
+            .record(Undo::Stashed {
+                id: id.clone(),
+                path: path.clone(),
+            })
+            .await?;
         self.inner.stash(path, &id).await
     }
 }
@@ -259,7 +270,7 @@ impl<S: Storage + Clone> Storage for JournaledStorage<S> {
     }
 
     async fn create_dir(&self, path: &DavPath) -> io::Result<()> {
-        self.journal.record(Undo::Created(path.clone()))?;
+        self.journal.record(Undo::Created(path.clone())).await?;
         self.inner.create_dir(path).await
     }
 
@@ -276,15 +287,17 @@ impl<S: Storage + Clone> Storage for JournaledStorage<S> {
         to: &DavPath,
         depth: CopyDepth,
     ) -> io::Result<Vec<Failure>> {
-        self.journal.record(Undo::Created(to.clone()))?;
+        self.journal.record(Undo::Created(to.clone())).await?;
         self.inner.copy_tree(from, to, depth).await
     }
 
     async fn rename(&self, from: &DavPath, to: &DavPath) -> io::Result<()> {
-        self.journal.record(Undo::Renamed {
-            from: from.clone(),
-            to: to.clone(),
-        })?;
+        self.journal
+            .record(Undo::Renamed {
+                from: from.clone(),
+                to: to.clone(),
+            })
+            .await?;
         self.inner.rename(from, to).await
     }
 
@@ -321,7 +334,7 @@ impl<S: Storage + Clone> Storage for JournaledStorage<S> {
         from: &DavPath,
         to: &DavPath,
     ) -> io::Result<Result<(), crate::storage::BindRefusal>> {
-        self.journal.record(Undo::Created(to.clone()))?;
+        self.journal.record(Undo::Created(to.clone())).await?;
         self.inner.bind(from, to).await
     }
 }
@@ -363,7 +376,8 @@ impl<S: Storage + Clone> Upload for JournaledUpload<S> {
         } else {
             self.storage
                 .journal
-                .record(Undo::Created(self.path.clone()))?;
+                .record(Undo::Created(self.path.clone()))
+                .await?;
         }
         self.inner.commit().await
     }

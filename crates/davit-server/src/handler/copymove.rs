@@ -236,7 +236,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let result = async {
             // Locks go only if the operation commits: recorded now, released after.
             for lock in &release {
-                journal.record(Undo::Unlock(lock.token.clone()))?;
+                journal.record(Undo::Unlock(lock.token.clone())).await?;
             }
             if existed {
                 // Stashed, not deleted: one rename, undone if the rest fails.

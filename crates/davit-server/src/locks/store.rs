@@ -1,5 +1,7 @@
 //! The embedded lock store: an in-memory index behind a std mutex (never held across an
-//! `.await`), written through to a SQLite table in the state directory.
+//! `.await`), written through to a SQLite table in the state directory by a thread of its own:
+//! a LOCK waits (asynchronously) until its row is written, but SQLite's writes, and the WAL
+//! checkpoints some of them run, never stall the event loop that serves other connections.
 
 use super::{conflicts, Acquire, Lock, LockDepth, LockStore};
 use crate::props::StoreError;
@@ -32,7 +34,80 @@ struct Index {
     /// Locks by root path, so covering and subtree queries are map lookups and range scans.
     by_root: BTreeMap<DavPath, Vec<Lock>>,
     by_token: HashMap<String, DavPath>,
-    db: Connection,
+    /// The writer thread's queue: writes are applied in the order they are sent, which is the
+    /// order the index changed in (they are sent with the index locked).
+    writer: std::sync::mpsc::Sender<(Vec<Write>, Done)>,
+}
+
+/// A change to the `locks` table.
+enum Write {
+    Persist(Box<Lock>),
+    Forget(String),
+}
+
+/// Told when a set of writes is on disk (or why it is not).
+type Done = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
+
+/// Writes each set of changes as one transaction, in the order received, until the store is
+/// dropped.
+fn writer_thread(
+    mut db: Connection,
+) -> Result<std::sync::mpsc::Sender<(Vec<Write>, Done)>, StoreError> {
+    let (tx, rx) = std::sync::mpsc::channel::<(Vec<Write>, Done)>();
+    std::thread::Builder::new()
+        .name("davit-locks-db".into())
+        .spawn(move || {
+            while let Ok((writes, done)) = rx.recv() {
+                let _ = done.send(apply(&mut db, &writes));
+            }
+        })
+        .map_err(|e| StoreError::Failed(format!("cannot start the lock writer: {e}")))?;
+    Ok(tx)
+}
+
+fn apply(db: &mut Connection, writes: &[Write]) -> Result<(), StoreError> {
+    let tx = db.transaction()?;
+    for w in writes {
+        match w {
+            Write::Persist(lock) => persist(&tx, lock)?,
+            Write::Forget(token) => {
+                tx.execute("DELETE FROM locks WHERE token = ?1", [token])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn persist(db: &Connection, lock: &Lock) -> Result<(), StoreError> {
+    db.execute(
+        "INSERT OR REPLACE INTO locks
+             (token, root, scope, depth, owner, timeout, expires, principal)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            lock.token,
+            lock.root.as_str(),
+            lock.scope.as_str(),
+            if lock.depth == LockDepth::Zero {
+                "0"
+            } else {
+                "infinity"
+            },
+            lock.owner,
+            lock.timeout.map(|t| t.as_secs() as i64),
+            lock.expires.map(to_secs),
+            lock.principal,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Waits for the writer to have written a set of changes.
+async fn written(
+    done: tokio::sync::oneshot::Receiver<Result<(), StoreError>>,
+) -> Result<(), StoreError> {
+    done.await
+        .unwrap_or_else(|_| Err(StoreError::Failed("the lock writer stopped".into())))
 }
 
 impl From<std::sync::PoisonError<std::sync::MutexGuard<'_, Index>>> for StoreError {
@@ -75,13 +150,8 @@ impl EmbeddedLockStore {
             "DELETE FROM locks WHERE expires IS NOT NULL AND expires <= ?1",
             [to_secs(now)],
         )?;
-        let mut index = Index {
-            by_root: BTreeMap::new(),
-            by_token: HashMap::new(),
-            db,
-        };
         let loaded: Vec<Lock> = {
-            let mut stmt = index.db.prepare(
+            let mut stmt = db.prepare(
                 "SELECT token, root, scope, depth, owner, timeout, expires, principal
                      FROM locks",
             )?;
@@ -123,6 +193,11 @@ impl EmbeddedLockStore {
                 });
             }
             out
+        };
+        let mut index = Index {
+            by_root: BTreeMap::new(),
+            by_token: HashMap::new(),
+            writer: writer_thread(db)?,
         };
         for lock in loaded {
             index.insert_mem(lock);
@@ -210,33 +285,14 @@ impl Index {
             .collect()
     }
 
-    fn persist(&self, lock: &Lock) -> Result<(), StoreError> {
-        self.db.execute(
-            "INSERT OR REPLACE INTO locks
-                 (token, root, scope, depth, owner, timeout, expires, principal)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                lock.token,
-                lock.root.as_str(),
-                lock.scope.as_str(),
-                if lock.depth == LockDepth::Zero {
-                    "0"
-                } else {
-                    "infinity"
-                },
-                lock.owner,
-                lock.timeout.map(|t| t.as_secs() as i64),
-                lock.expires.map(to_secs),
-                lock.principal,
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn forget(&self, token: &str) -> Result<(), StoreError> {
-        self.db
-            .execute("DELETE FROM locks WHERE token = ?1", [token])?;
-        Ok(())
+    /// Hands `writes` to the writer thread (call with the index locked, so that the table
+    /// changes in the order the index did); await the answer with the index unlocked.
+    fn write(&self, writes: Vec<Write>) -> tokio::sync::oneshot::Receiver<Result<(), StoreError>> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        if let Err(std::sync::mpsc::SendError((_, done))) = self.writer.send((writes, done)) {
+            let _ = done.send(Err(StoreError::Failed("the lock writer stopped".into())));
+        }
+        answer
     }
 }
 
@@ -253,40 +309,51 @@ impl LockStore for EmbeddedLockStore {
 
     async fn acquire(&self, lock: Lock) -> Result<Acquire, StoreError> {
         let now = (self.clock)();
-        let mut index = self.inner.lock()?;
-        let mut in_way: Vec<Lock> = index
-            .covering(&lock.root, now)
-            .into_iter()
-            .filter(|l| conflicts(l.scope, lock.scope))
-            .collect();
-        if lock.depth == LockDepth::Infinity {
-            in_way.extend(
-                index
-                    .under(&lock.root, now)
-                    .into_iter()
-                    .filter(|l| l.root != lock.root && conflicts(l.scope, lock.scope)),
-            );
+        // The index is changed and the writes queued under its lock; the wait for the disk
+        // is outside it.
+        let done = {
+            let mut index = self.inner.lock()?;
+            let mut in_way: Vec<Lock> = index
+                .covering(&lock.root, now)
+                .into_iter()
+                .filter(|l| conflicts(l.scope, lock.scope))
+                .collect();
+            if lock.depth == LockDepth::Infinity {
+                in_way.extend(
+                    index
+                        .under(&lock.root, now)
+                        .into_iter()
+                        .filter(|l| l.root != lock.root && conflicts(l.scope, lock.scope)),
+                );
+            }
+            if !in_way.is_empty() {
+                return Ok(Acquire::Conflict(in_way));
+            }
+            // Expired locks at this root are dropped now rather than left to pile up.
+            let stale: Vec<String> = index
+                .by_root
+                .get(&lock.root)
+                .map(|l| {
+                    l.iter()
+                        .filter(|l| l.expired(now))
+                        .map(|l| l.token.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut writes = Vec::with_capacity(stale.len() + 1);
+            for t in stale {
+                index.remove_mem(&t);
+                writes.push(Write::Forget(t));
+            }
+            writes.push(Write::Persist(Box::new(lock.clone())));
+            index.insert_mem(lock.clone());
+            index.write(writes)
+        };
+        if let Err(e) = written(done).await {
+            // Not on disk: not granted either.
+            self.inner.lock()?.remove_mem(&lock.token);
+            return Err(e);
         }
-        if !in_way.is_empty() {
-            return Ok(Acquire::Conflict(in_way));
-        }
-        // Expired locks at this root are dropped now rather than left to pile up.
-        let stale: Vec<String> = index
-            .by_root
-            .get(&lock.root)
-            .map(|l| {
-                l.iter()
-                    .filter(|l| l.expired(now))
-                    .map(|l| l.token.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for t in stale {
-            index.remove_mem(&t);
-            index.forget(&t)?;
-        }
-        index.persist(&lock)?;
-        index.insert_mem(lock.clone());
         Ok(Acquire::Granted(lock))
     }
 
@@ -309,44 +376,58 @@ impl LockStore for EmbeddedLockStore {
         timeout: Option<Duration>,
     ) -> Result<Option<Lock>, StoreError> {
         let now = (self.clock)();
-        let mut index = self.inner.lock()?;
-        let Some(mut lock) = index.remove_mem(token) else {
-            return Ok(None);
+        let (done, refreshed) = {
+            let mut index = self.inner.lock()?;
+            let Some(mut lock) = index.remove_mem(token) else {
+                return Ok(None);
+            };
+            if lock.expired(now) {
+                (index.write(vec![Write::Forget(token.to_owned())]), None)
+            } else {
+                lock.timeout = timeout;
+                lock.expires = timeout.map(|t| now + t);
+                index.insert_mem(lock.clone());
+                let done = index.write(vec![Write::Persist(Box::new(lock.clone()))]);
+                (done, Some(lock))
+            }
         };
-        if lock.expired(now) {
-            index.forget(token)?;
-            return Ok(None);
-        }
-        lock.timeout = timeout;
-        lock.expires = timeout.map(|t| now + t);
-        index.persist(&lock)?;
-        index.insert_mem(lock.clone());
-        Ok(Some(lock))
+        written(done).await?;
+        Ok(refreshed)
     }
 
     async fn release(&self, token: &str) -> Result<bool, StoreError> {
-        let mut index = self.inner.lock()?;
-        let found = index.remove_mem(token).is_some();
-        if found {
-            index.forget(token)?;
-        }
-        Ok(found)
+        let done = {
+            let mut index = self.inner.lock()?;
+            if index.remove_mem(token).is_none() {
+                return Ok(false);
+            }
+            index.write(vec![Write::Forget(token.to_owned())])
+        };
+        written(done).await?;
+        Ok(true)
     }
 
     async fn release_tree(&self, path: &DavPath) -> Result<(), StoreError> {
-        let mut index = self.inner.lock()?;
-        let tokens: Vec<String> = index
-            .by_root
-            .range(path.clone()..)
-            .take_while(|(root, _)| root.as_str().starts_with(path.as_str()))
-            .filter(|(root, _)| root.starts_with(path))
-            .flat_map(|(_, list)| list.iter().map(|l| l.token.clone()))
-            .collect();
-        for t in tokens {
-            index.remove_mem(&t);
-            index.forget(&t)?;
-        }
-        Ok(())
+        let done = {
+            let mut index = self.inner.lock()?;
+            let tokens: Vec<String> = index
+                .by_root
+                .range(path.clone()..)
+                .take_while(|(root, _)| root.as_str().starts_with(path.as_str()))
+                .filter(|(root, _)| root.starts_with(path))
+                .flat_map(|(_, list)| list.iter().map(|l| l.token.clone()))
+                .collect();
+            if tokens.is_empty() {
+                return Ok(());
+            }
+            let mut writes = Vec::with_capacity(tokens.len());
+            for t in tokens {
+                index.remove_mem(&t);
+                writes.push(Write::Forget(t));
+            }
+            index.write(writes)
+        };
+        written(done).await
     }
 }
 
