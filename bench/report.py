@@ -16,6 +16,7 @@ RATE = [
     ("propfind0", "PROPFIND Depth 0, file, allprop"),
     ("propfind1_allprop", "PROPFIND Depth 1, 1,000 entries, allprop"),
     ("propfind1_prop3", "PROPFIND Depth 1, 1,000 entries, 3 props"),
+    ("propfind1_win32", "PROPFIND Depth 1, 1,000 entries with Windows' dead properties, allprop"),
     ("put64k", "PUT new 64 KiB files"),
 ]
 ONESHOT = [

@@ -288,6 +288,9 @@ done
 # template/
 #   small/file4k.bin             4 KiB                 (GET, PROPFIND Depth 0)
 #   dir1000/f0000.txt..f0999.txt 1,000 x 1 KiB         (PROPFIND Depth 1)
+#   dir1000w/f0000.txt..f0999.txt the same, each given the four dead properties Windows
+#                                writes (Win32CreationTime, ...) by PROPPATCH once the server
+#                                is up (PROPFIND Depth 1 with dead properties)
 #   tree1000/d0..d9/f00..f99     1,000 x 4 KiB         (COPY source)
 #   mv1..mvREPS/, del1..delREPS/ copies of tree1000     (MOVE and DELETE sources, so that each
 #                                                        operation stands alone)
@@ -299,7 +302,7 @@ done
 make_template() {
   local t="$RUN/template"
   log "creating data set: $INF_TOTAL-file tree, ${BIG_MIB} MiB file"
-  mkdir -p "$t/small" "$t/dir1000" "$t/put"
+  mkdir -p "$t/small" "$t/dir1000" "$t/dir1000w" "$t/put"
   head -c 4096 /dev/urandom >"$t/small/file4k.bin"
   python3 - "$t" "$INF_DIRS" "$INF_FILES" <<'EOF'
 import os, sys
@@ -307,6 +310,7 @@ t, ndirs, nfiles = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 kb = b"k" * 1024
 for i in range(1000):
     with open(f"{t}/dir1000/f{i:04d}.txt", "wb") as f: f.write(kb)
+    with open(f"{t}/dir1000w/f{i:04d}.txt", "wb") as f: f.write(kb)
 four = b"f" * 4096
 for d in range(10):
     os.makedirs(f"{t}/tree1000/d{d}")
@@ -468,6 +472,22 @@ curl_req() {
 }
 
 PROP_ALLPROP='<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
+# What Windows' WebDAV redirector (mini-redirector) sets on every file it writes.
+WIN32_PATCH='<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop><Z:Win32CreationTime>Wed, 02 Dec 2026 10:00:00 GMT</Z:Win32CreationTime><Z:Win32LastAccessTime>Thu, 03 Dec 2026 11:30:00 GMT</Z:Win32LastAccessTime><Z:Win32LastModifiedTime>Wed, 02 Dec 2026 10:05:00 GMT</Z:Win32LastModifiedTime><Z:Win32FileAttributes>00000020</Z:Win32FileAttributes></D:prop></D:set></D:propertyupdate>'
+
+# Gives every member of dir1000w the Win32 properties (PROPPATCH, 4 at a time); prints how
+# many members the server took them for (a 207 with 200 and no failure status).
+seed_win32() {
+  local tmp
+  tmp=$(mktemp)
+  printf '%s' "$WIN32_PATCH" >"$tmp"
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  seq -f '%04g' 0 999 | xargs -P 4 -I{} sh -c \
+    'r=$(curl -s -m 30 -X PROPPATCH -H "Content-Type: application/xml" --data-binary "@$1" "$2") &&
+     printf "%s" "$r" | grep -q "HTTP/1.1 200" && ! printf "%s" "$r" | grep -q "HTTP/1.1 [45]" &&
+     echo kept' _ "$tmp" "$BASE/dir1000w/f{}.txt" | wc -l
+  rm -f "$tmp"
+}
 PROP3='<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:getcontentlength/><D:getlastmodified/></D:prop></D:propfind>'
 
 # Preflight: the same request once with curl; prints the HTTP status.
@@ -478,6 +498,14 @@ preflight() {
     propfind0) code=$(curl_req PROPFIND "$BASE/small/file4k.bin" -H 'Depth: 0' -H 'Content-Type: application/xml' --data-binary "$PROP_ALLPROP") ;;
     propfind1_allprop) code=$(curl_req PROPFIND "$BASE/dir1000/" -H 'Depth: 1' -H 'Content-Type: application/xml' --data-binary "$PROP_ALLPROP") ;;
     propfind1_prop3) code=$(curl_req PROPFIND "$BASE/dir1000/" -H 'Depth: 1' -H 'Content-Type: application/xml' --data-binary "$PROP3") ;;
+    propfind1_win32)
+      # Only a server that kept the properties measures what the workload is about.
+      if curl -s -m "$ONESHOT_TIMEOUT" -X PROPFIND "$BASE/dir1000w/f0500.txt" -H 'Depth: 0' \
+        -H 'Content-Type: application/xml' --data-binary "$PROP_ALLPROP" | grep -q 'Win32FileAttributes'; then
+        code=$(curl_req PROPFIND "$BASE/dir1000w/" -H 'Depth: 1' -H 'Content-Type: application/xml' --data-binary "$PROP_ALLPROP")
+      else
+        code="kept no dead properties"
+      fi ;;
     put64k) code=$(head -c 65536 /dev/zero | curl_req PUT "$BASE/put/preflight.bin" --data-binary @-) ;;
   esac
   echo "${code%% *}"
@@ -496,9 +524,15 @@ run_rate() {  # run_rate SERVER WORKLOAD CONC
     propfind0) target="$BASE/small/file4k.bin"; script=propfind.lua; extra=(0 allprop) ;;
     propfind1_allprop) target="$BASE/dir1000/"; script=propfind.lua; extra=(1 allprop) ;;
     propfind1_prop3) target="$BASE/dir1000/"; script=propfind.lua; extra=(1 prop3) ;;
+    propfind1_win32) target="$BASE/dir1000w/"; script=propfind.lua; extra=(1 allprop) ;;
     put64k) target="$BASE/put/"; script=put.lua; extra=("c$c" 65536) ;;
   esac
   code=$(preflight "$wl")
+  if [[ $code == "kept no dead properties" ]]; then
+    log "  $wl c=$c: $s $code: n/a"
+    emit "$s" "$wl" "$c" rate "" "" "" "" "" "" "n/a ($code)"
+    return
+  fi
   if [[ ! $code =~ ^2 ]]; then
     log "  $wl c=$c: preflight answered ${code:-nothing}: n/a"
     emit "$s" "$wl" "$c" rate "" "" "" "" "" "" "n/a (HTTP ${code:-none})"
@@ -648,7 +682,7 @@ restart_server() {  # restart_server NAME DOCROOT
 # workload group, so that its peak RSS is that workload's and not memory kept from an earlier
 # one (the concurrencies of one workload share a process).
 make_template
-RATE_WORKLOADS=(get4k propfind0 propfind1_allprop propfind1_prop3 put64k)
+RATE_WORKLOADS=(get4k propfind0 propfind1_allprop propfind1_prop3 propfind1_win32 put64k)
 declare -A ROOT=()
 STARTED=()
 VERSIONS=()
@@ -670,6 +704,7 @@ for s in "${RUNNABLE[@]}"; do
   STARTED+=("$s")
   VERSIONS+=("$s=$(server_version "$s")")
   log "$s: pid $CURRENT_PID on $BASE ($(server_version "$s"))"
+  log "  dir1000w: Win32 properties kept on $(seed_win32) of 1,000 members"
   stop_server
 done
 for wl in "${RATE_WORKLOADS[@]}"; do
