@@ -61,6 +61,10 @@ pub struct DavConfig {
     /// Most removals the sync-collection history (RFC 6578) keeps; beyond, the oldest are
     /// forgotten and tokens from before them answer 403 `DAV:valid-sync-token`.
     pub sync_max_tombstones: u64,
+    /// Seconds an unfinished resumable upload is kept (its bytes are in the state directory).
+    pub upload_expire_secs: u64,
+    /// Most unfinished resumable uploads at once; past it, new ones get 507.
+    pub max_unfinished_uploads: usize,
 }
 
 impl Default for DavConfig {
@@ -88,6 +92,8 @@ impl Default for DavConfig {
             quota: Vec::new(),
             quota_rescan_secs: 60,
             sync_max_tombstones: 100_000,
+            upload_expire_secs: 24 * 3600,
+            max_unfinished_uploads: 1000,
         }
     }
 }

@@ -65,6 +65,7 @@ impl Server {
         .map_err(|e| io::Error::other(e.to_string()))?;
         Ok(Dav::new(storage, props, locks, config)
             .with_journal(state.join("journal"))
+            .with_uploads(state.join("uploads"))
             .with_change_log(std::sync::Arc::new(changes)))
     }
 }

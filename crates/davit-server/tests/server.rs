@@ -38,6 +38,8 @@ mod proppatch;
 mod put;
 #[path = "server/quota.rs"]
 mod quota;
+#[path = "server/resumable.rs"]
+mod resumable;
 #[path = "server/search.rs"]
 mod search;
 #[path = "server/sync.rs"]

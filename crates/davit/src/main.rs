@@ -387,6 +387,14 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                 davit_distributed::PgLockStore::new(pg),
                 file.dav.clone(),
             );
+            // Unfinished resumable uploads stay on this instance's disk until complete.
+            let state_dir = ctx
+                .args
+                .state_dir
+                .clone()
+                .or(file.state_dir.clone())
+                .unwrap_or_else(|| davit_server::config::default_state_dir(&root));
+            server = server.with_uploads(state_dir.join("uploads"));
             if let Some(auth) = auth {
                 server = server.with_auth(auth);
             }

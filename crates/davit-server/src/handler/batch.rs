@@ -632,6 +632,8 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             quotas: self.quotas.clone(),
             // Writes of a batch rolled back later are found by the next sync's walk.
             changes: self.changes.clone(),
+            // A batch's PUT writes its target; it never starts a resumable upload.
+            uploads: None,
         }
     }
 }

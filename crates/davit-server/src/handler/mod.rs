@@ -17,6 +17,7 @@ mod propfind;
 mod proppatch;
 mod put;
 mod report;
+mod resumable;
 mod search;
 mod ui;
 
@@ -69,6 +70,8 @@ pub struct Dav<S, P, L> {
     pub(crate) quotas: Arc<crate::quota::Quotas>,
     /// The history behind sync-collection REPORTs; without one the report is not offered.
     changes: Option<Arc<dyn crate::changes::ChangeLog>>,
+    /// Where resumable uploads keep their bytes; without it they are not offered.
+    uploads: Option<Arc<resumable::Uploads>>,
 }
 
 /// The quotas of the configuration (paths that do not parse were refused at start-up) and of
@@ -106,6 +109,7 @@ impl<S: Clone, P: Clone, L: Clone> Clone for Dav<S, P, L> {
             batch_slots: self.batch_slots.clone(),
             quotas: self.quotas.clone(),
             changes: self.changes.clone(),
+            uploads: self.uploads.clone(),
         }
     }
 }
@@ -146,6 +150,7 @@ where
             auth: None,
             write_gate: Arc::default(),
             changes: None,
+            uploads: None,
         }
     }
 
@@ -260,6 +265,13 @@ where
         }
     }
 
+    /// Offers resumable uploads (`PUT` with `Upload-Complete: ?0`), keeping their bytes in
+    /// `dir` until they are complete.
+    pub fn with_uploads(mut self, dir: std::path::PathBuf) -> Self {
+        self.uploads = Some(Arc::new(resumable::Uploads::new(dir)));
+        self
+    }
+
     /// Enables atomic batches, journaled in `dir`.
     pub fn with_journal(mut self, dir: std::path::PathBuf) -> Self {
         self.journal_dir = Some(Arc::new(dir));
@@ -277,6 +289,13 @@ where
     /// stashes dropped, their recorded locks released), the others rolled back. Run once at
     /// start-up, before serving.
     pub async fn recover(&self) -> std::io::Result<()> {
+        if let Some(uploads) = &self.uploads {
+            let uploads = uploads.clone();
+            let max_age = std::time::Duration::from_secs(self.config.upload_expire_secs);
+            tokio::task::spawn_blocking(move || uploads.sweep_expired(max_age))
+                .await
+                .map_err(std::io::Error::other)??;
+        }
         let Some(dir) = &self.journal_dir else {
             return Ok(());
         };
@@ -420,6 +439,12 @@ where
         // The web interface's script and style: the same for everyone, before any lookup.
         if let Some(asset) = self.ui_asset(&parts) {
             return Ok(asset);
+        }
+        if self.uploads.is_some() {
+            if let Some(id) = parts.uri.path().strip_prefix(resumable::UPLOADS_PREFIX) {
+                let id = id.to_owned();
+                return self.upload_resource(&parts, &id, body).await;
+            }
         }
         if parts.method == Method::POST {
             let target = parse_target(&parts)?;

@@ -53,6 +53,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         };
         self.check_preconditions(parts, target, existing.as_ref(), &changes)
             .await?;
+        if super::resumable::starts_upload(parts)? {
+            return self.create_upload(parts, target, body).await;
+        }
 
         let limit = self.config.max_upload;
         let declared = content_length(parts);
