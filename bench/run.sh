@@ -504,7 +504,7 @@ preflight() {
         -H 'Content-Type: application/xml' --data-binary "$PROP_ALLPROP" | grep -q 'Win32FileAttributes'; then
         code=$(curl_req PROPFIND "$BASE/dir1000w/" -H 'Depth: 1' -H 'Content-Type: application/xml' --data-binary "$PROP_ALLPROP")
       else
-        code="kept no dead properties"
+        code=no-dead-properties
       fi ;;
     put64k) code=$(head -c 65536 /dev/zero | curl_req PUT "$BASE/put/preflight.bin" --data-binary @-) ;;
   esac
@@ -528,9 +528,9 @@ run_rate() {  # run_rate SERVER WORKLOAD CONC
     put64k) target="$BASE/put/"; script=put.lua; extra=("c$c" 65536) ;;
   esac
   code=$(preflight "$wl")
-  if [[ $code == "kept no dead properties" ]]; then
-    log "  $wl c=$c: $s $code: n/a"
-    emit "$s" "$wl" "$c" rate "" "" "" "" "" "" "n/a ($code)"
+  if [[ $code == no-dead-properties ]]; then
+    log "  $wl c=$c: $s kept no dead properties: n/a"
+    emit "$s" "$wl" "$c" rate "" "" "" "" "" "" "n/a (kept no dead properties)"
     return
   fi
   if [[ ! $code =~ ^2 ]]; then
