@@ -103,7 +103,7 @@ wait_port "$AUTH_PORT"
 
 rc=0
 DAVIT_URL="http://127.0.0.1:$PORT" DAVIT_ROOT="$WORK/share" SCREENSHOT_DIR="$SHOTS" \
-  DAVIT_AUTH_URL="http://127.0.0.1:$AUTH_PORT" \
+  DAVIT_AUTH_URL="http://127.0.0.1:$AUTH_PORT" DAVIT_BIN="$DAVIT_BIN" \
   node tests/browser/ui.test.mjs 2>&1 | tee "$WORK/test.log" || rc=$?
 summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$WORK/test.log" | tail -n 1 || true)"
 if [[ $rc != 0 ]]; then

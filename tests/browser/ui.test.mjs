@@ -7,7 +7,8 @@
 // 10,000-entry fixture), SCREENSHOT_DIR, CHROMIUM (default /usr/bin/chromium).
 
 import { chromium } from 'playwright-core';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { createHash, randomBytes as rnd } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -122,6 +123,19 @@ function unzipped(path) {
 
 function basicAuth(user) {
   return 'Basic ' + Buffer.from(`${user}:${user}-pw`).toString('base64');
+}
+
+/** Resolves once something listens on 127.0.0.1:`port` (waits up to 10 s). */
+async function waitPort(port) {
+  for (let i = 0; i < 200; i++) {
+    const up = await new Promise((resolve) => {
+      const c = connect(port, '127.0.0.1', () => { c.destroy(); resolve(true); });
+      c.on('error', () => resolve(false));
+    });
+    if (up) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  fail(`nothing listens on port ${port}`);
 }
 
 const PNG_1X1 = Buffer.from(
@@ -639,6 +653,66 @@ async function main() {
     assertEq(r.status, 200, 'GET');
     if (!Buffer.from(await r.arrayBuffer()).equals(buf)) fail('bytes differ');
     await ctx.close();
+  });
+
+  await check('a 200 MiB upload cut off by a server crash resumes after the restart, same bytes', async () => {
+    const bin = process.env.DAVIT_BIN;
+    if (!bin) fail('DAVIT_BIN is not set');
+    const dir = mkdtempSync(join(tmpdir(), 'davit-resume-'));
+    const share = join(dir, 'share');
+    mkdirSync(share);
+    const src = join(dir, 'big upload.bin');
+    const hash = createHash('sha256');
+    const parts = [];
+    for (let i = 0; i < 25; i++) {
+      const b = rnd(8 << 20);
+      hash.update(b);
+      parts.push(b);
+    }
+    writeFileSync(src, Buffer.concat(parts));
+    const digest = hash.digest('hex');
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const serve = () => spawn(bin, ['serve', share, '--listen', `127.0.0.1:${port}`], { stdio: 'ignore' });
+    let server = serve();
+    try {
+      await waitPort(port);
+      const ctx = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+      const p = await ctx.newPage();
+      const cdp = await ctx.newCDPSession(p);
+      await cdp.send('Network.enable');
+      // 40 MB/s: the upload takes several seconds, long enough to be cut in the middle.
+      await cdp.send('Network.emulateNetworkConditions', {
+        offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 40 * 1024 * 1024,
+      });
+      await p.goto(`http://127.0.0.1:${port}/`);
+      await waitReady(p, 0);
+      await p.setInputFiles('#upload', src);
+      await p.waitForFunction(() => {
+        const b = document.querySelector('#uploads-list progress');
+        return b && b.value > b.max * 0.3;
+      }, null, { timeout: 120000 }).catch(async (e) => {
+        fail(`${e.message.split('\n')[0]}; the uploads say: ${await p.locator('#uploads').textContent()}`);
+      });
+      server.kill('SIGKILL');
+      await new Promise((r) => server.once('exit', r));
+      await p.waitForFunction(() => (window.davitUi.retries || 0) > 0, null, { timeout: 60000 });
+      await p.screenshot({ path: join(SHOTS, 'upload-retrying.png') });
+      assertEq(await p.locator('#uploads').getAttribute('data-state'), 'running', 'still running');
+      server = serve();
+      await waitPort(port);
+      await cdp.send('Network.emulateNetworkConditions', {
+        offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1,
+      });
+      await p.locator('#uploads[data-state="done"]').waitFor({ timeout: 180000 });
+      const resumedAt = await p.evaluate(() => window.davitUi.resumedAt || 0);
+      if (!(resumedAt > 0)) fail('the upload started over instead of resuming');
+      console.log(`     resumed at byte ${resumedAt} of ${200 << 20}`);
+      const got = createHash('sha256').update(readFileSync(join(share, 'big upload.bin'))).digest('hex');
+      assertEq(got, digest, 'sha256 of the uploaded file');
+      await ctx.close();
+    } finally {
+      server.kill('SIGKILL');
+    }
   });
 
   // The 10,000-entry directory: a benchmark figure, not an assertion on time.

@@ -958,10 +958,131 @@
     pump();
   }
 
+  // Files from this size on go up resumably (see `resumable`); smaller ones in one PUT.
+  const RESUMABLE_MIN = 8 * 1024 * 1024;
+  // Bytes per append: a broken connection costs at most this much again.
+  const APPEND_CHUNK = 16 * 1024 * 1024;
+  // How long an interrupted upload keeps trying to reach the server before it gives up (it
+  // can still be resumed later: choose the same file again).
+  const RETRY_FOR_MS = 10 * 60 * 1000;
+
+  function showProgress(it, loaded) {
+    it.loaded = loaded;
+    it.bar.value = loaded;
+    it.msg.textContent = `${Math.floor((loaded / Math.max(it.size, 1)) * 100)}%`;
+    summarize();
+  }
+
+  /** One XHR (it reports upload progress, fetch does not): resolves to { status, headers }. */
+  function send(method, url, headers, body, onProgress) {
+    return new Promise((resolve) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open(method, url);
+      for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
+      if (onProgress) xhr.upload.addEventListener('progress', (ev) => onProgress(ev.loaded));
+      const done = () => resolve({ status: xhr.status, header: (n) => xhr.getResponseHeader(n) });
+      xhr.addEventListener('load', done);
+      xhr.addEventListener('error', () => resolve({ status: 0, header: () => null }));
+      xhr.addEventListener('abort', () => resolve({ status: 0, header: () => null }));
+      xhr.send(body === undefined ? null : body);
+    });
+  }
+
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  /**
+   * A resumable upload (davit's /.davit/uploads/, the IETF resumable-upload draft): created
+   * empty with PUT `Upload-Complete: ?0`, then appended in chunks with PATCH from the offset the
+   * server reports. Its URL is remembered in localStorage under the file's target, size and
+   * date, so a page reload or a server restart continues where the bytes stopped.
+   */
+  async function startResumable(it) {
+    const key = `davit-upload:${it.url}:${it.size}:${it.file.lastModified}`;
+    let upload = localStorage.getItem(key);
+    let offset = 0;
+    let retryUntil = 0;
+    for (;;) {
+      if (upload) {
+        const head = await send('HEAD', upload, {});
+        if (head.status === 204) {
+          offset = Number(head.header('Upload-Offset')) || 0;
+          if (it.resumedAt === undefined && offset > 0) {
+            it.resumedAt = offset;
+            window.davitUi.resumedAt = offset;
+          }
+          retryUntil = 0;
+        } else if (head.status === 0 || head.status >= 500) {
+          if (!(await waitToRetry(it))) return 0;
+          continue;
+        } else {
+          // Gone (expired, cancelled, or not this user's): start again.
+          localStorage.removeItem(key);
+          upload = null;
+          offset = 0;
+        }
+      }
+      if (!upload) {
+        const headers = { 'Upload-Complete': '?0', 'Upload-Length': String(it.size) };
+        // The type the final PUT gets, as a one-shot upload of the file would send it.
+        if (it.file.type) headers['Content-Type'] = it.file.type;
+        const made = await send('PUT', it.url, headers);
+        if (made.status === 0 || made.status >= 500) {
+          if (!(await waitToRetry(it))) return 0;
+          continue;
+        }
+        if (made.status !== 201 || !made.header('Location')) return made.status;
+        upload = made.header('Location');
+        localStorage.setItem(key, upload);
+        offset = 0;
+      }
+      showProgress(it, offset);
+      let failed = false;
+      while (!failed) {
+        const end = Math.min(it.size, offset + APPEND_CHUNK);
+        const last = end === it.size;
+        const start = offset;
+        const r = await send('PATCH', upload, {
+          'Upload-Offset': String(offset),
+          'Upload-Complete': last ? '?1' : '?0',
+          'Content-Type': 'application/partial-upload',
+        }, it.file.slice(offset, end), (n) => showProgress(it, start + n));
+        if (last && r.status >= 200 && r.status < 300) {
+          localStorage.removeItem(key);
+          return r.status;
+        }
+        if (r.status === 204) {
+          offset = Number(r.header('Upload-Offset')) || end;
+        } else if (r.status === 409 && r.header('Upload-Offset') !== null) {
+          offset = Number(r.header('Upload-Offset'));
+        } else if (r.status === 0 || r.status >= 500) {
+          failed = true; // ask the server where it stands, then go on from there
+        } else {
+          return r.status;
+        }
+      }
+      if (!(await waitToRetry(it))) return 0;
+    }
+
+    async function waitToRetry(item) {
+      if (!retryUntil) retryUntil = Date.now() + RETRY_FOR_MS;
+      if (Date.now() > retryUntil) return false;
+      item.msg.textContent = 'connection lost, retrying…';
+      item.li.className = 'retrying';
+      window.davitUi.retries = (window.davitUi.retries || 0) + 1;
+      await sleep(1000);
+      item.li.className = '';
+      return true;
+    }
+  }
+
   function start(it) {
     uploads.active++;
     it.state = 'running';
     it.msg.textContent = '0%';
+    if (it.size >= RESUMABLE_MIN) {
+      startResumable(it).then((status) => finishItem(it, status));
+      return;
+    }
     const xhr = new XMLHttpRequest();
     xhr.open('PUT', it.url);
     xhr.upload.addEventListener('progress', (ev) => {

@@ -34,7 +34,7 @@ const ALLOW_UPLOAD: &str = "HEAD, PATCH, DELETE";
 /// What is kept beside an upload's bytes.
 #[derive(Debug, Serialize, Deserialize)]
 struct Record {
-    /// The target's path (decoded, as `DavPath::as_str`).
+    /// The target's path, percent-encoded (as in a request line).
     target: String,
     /// The user who created it (`None`: anonymous); only they may see or change it.
     user: Option<String>,
@@ -206,7 +206,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let record = Record {
-            target: target.path.as_str().to_owned(),
+            target: target.path.href(false),
             user: user_of(&principal(parts)),
             created: now_secs(),
             length,

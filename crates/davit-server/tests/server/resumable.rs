@@ -52,10 +52,10 @@ async fn an_upload_in_three_parts_becomes_the_target_only_when_complete() {
     let s = TestServer::start().await;
     s.mkcol("/dir/").await;
     let body = pattern(3_000_000);
-    let upload = create(&s, "/dir/big.bin", &body[..1_000_000], None).await;
+    let upload = create(&s, "/dir/big%20%C3%BC.bin", &body[..1_000_000], None).await;
     assert_eq!(offset(&s, &upload, None).await, (204, Some(1_000_000)));
     // Nothing at the target, nothing in the listing, until the upload is complete.
-    assert_eq!(s.get("/dir/big.bin").await.status, 404);
+    assert_eq!(s.get("/dir/big%20%C3%BC.bin").await.status, 404);
     let listed = s.propfind_ms("/dir/", Some("1"), "").await;
     assert_eq!(listed.responses.len(), 1, "only the collection itself");
     let root = s.propfind_ms("/", Some("1"), "").await;
@@ -70,11 +70,11 @@ async fn an_upload_in_three_parts_becomes_the_target_only_when_complete() {
     let mid = append(&s, &upload, 1_000_000, &body[1_000_000..2_000_000], false).await;
     assert_eq!(mid.status, 204);
     assert_eq!(mid.header("upload-offset"), Some("2000000"));
-    assert_eq!(s.get("/dir/big.bin").await.status, 404);
+    assert_eq!(s.get("/dir/big%20%C3%BC.bin").await.status, 404);
     let done = append(&s, &upload, 2_000_000, &body[2_000_000..], true).await;
     assert_eq!(done.status, 201, "{}", done.text());
     assert!(done.header("etag").is_some());
-    let got = s.get("/dir/big.bin").await;
+    let got = s.get("/dir/big%20%C3%BC.bin").await;
     assert_eq!((got.status, got.body.len()), (200, body.len()));
     assert!(got.body[..] == body[..], "the bytes are the upload's");
     // The upload resource is gone with its bytes.
@@ -84,10 +84,13 @@ async fn an_upload_in_three_parts_becomes_the_target_only_when_complete() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
     // Completing over an existing file replaces it (204, as a PUT).
-    let again = create(&s, "/dir/big.bin", b"new ", None).await;
+    let again = create(&s, "/dir/big%20%C3%BC.bin", b"new ", None).await;
     let r = append(&s, &again, 4, b"content", true).await;
     assert_eq!(r.status, 204);
-    assert_eq!(&s.get("/dir/big.bin").await.body[..], b"new content");
+    assert_eq!(
+        &s.get("/dir/big%20%C3%BC.bin").await.body[..],
+        b"new content"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
