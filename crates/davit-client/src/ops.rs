@@ -530,6 +530,93 @@ impl Client {
         })
     }
 
+    /// Starts a resumable upload to `url` of `len` bytes (the IETF resumable-upload draft as
+    /// davit serves it: PUT with `Upload-Complete: ?0` and no body). The upload resource, or
+    /// `None` when the server does not offer resumable uploads (it answered without a
+    /// `Location`, or with 400, 405 or 501).
+    pub async fn upload_start(&self, url: &Url, len: u64) -> Result<Option<Url>> {
+        let rb = self
+            .write_request("PUT", url, None)
+            .await?
+            .header("Upload-Complete", "?0")
+            .header("Upload-Length", len)
+            .header(CONTENT_LENGTH, 0);
+        let response = self.send_retrying("PUT", rb).await?;
+        let status = response.status().as_u16();
+        if matches!(status, 400 | 405 | 501) {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(status_error("PUT", url, response).await);
+        }
+        let location = header_str(response.headers(), "location");
+        match location {
+            Some(l) if status == 201 => {
+                Ok(Some(url.join(&l).map_err(|e| {
+                    Error::Protocol(format!("a bad upload Location {l:?}: {e}"))
+                })?))
+            }
+            // A server that ignored the header stored an empty file: not resumable.
+            _ => Ok(None),
+        }
+    }
+
+    /// How many bytes the server holds of an upload; `None` when it is gone (expired,
+    /// cancelled, completed, or another user's).
+    pub async fn upload_offset(&self, upload: &Url) -> Result<Option<u64>> {
+        let rb = self.request("HEAD", upload)?;
+        let response = self.send_retrying("HEAD", rb).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(status_error("HEAD", upload, response).await);
+        }
+        header_str(response.headers(), "upload-offset")
+            .and_then(|v| v.trim().parse().ok())
+            .map(Some)
+            .ok_or_else(|| Error::Protocol(format!("{upload}: no Upload-Offset")))
+    }
+
+    /// Sends `src` from byte `offset` to its end to the upload `upload` and completes it into
+    /// `target` (whose lock tokens go in the If header). The final PUT's status and ETag.
+    pub async fn upload_finish(
+        &self,
+        upload: &Url,
+        target: &Url,
+        src: &Path,
+        offset: u64,
+        progress: Option<Progress>,
+    ) -> Result<Stored> {
+        use tokio::io::AsyncSeekExt;
+        let mut file = tokio::fs::File::open(src).await?;
+        let len = file.metadata().await?.len();
+        file.seek(std::io::SeekFrom::Start(offset)).await?;
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(
+            move |chunk: std::io::Result<Bytes>| {
+                if let (Ok(c), Some(p)) = (&chunk, &progress) {
+                    p(c.len() as u64);
+                }
+                chunk
+            },
+        );
+        let mut rb = self
+            .request("PATCH", upload)?
+            .header("Upload-Offset", offset)
+            .header("Upload-Complete", "?1")
+            .header(CONTENT_TYPE, "application/partial-upload")
+            .header(CONTENT_LENGTH, len.saturating_sub(offset))
+            .body(reqwest::Body::wrap_stream(stream));
+        if let Some(v) = self.if_header(target, None).await {
+            rb = rb.header("If", v);
+        }
+        let response = self.send("PATCH", upload, rb).await?;
+        Ok(Stored {
+            status: response.status().as_u16(),
+            etag: header_str(response.headers(), "etag").filter(|e| !e.starts_with("W/")),
+        })
+    }
+
     /// PUT of a local file.
     pub async fn put_file(&self, url: &Url, src: &Path, progress: Option<Progress>) -> Result<u16> {
         let file = tokio::fs::File::open(src).await?;

@@ -1054,7 +1054,8 @@
           offset = Number(r.header('Upload-Offset')) || end;
         } else if (r.status === 409 && r.header('Upload-Offset') !== null) {
           offset = Number(r.header('Upload-Offset'));
-        } else if (r.status === 0 || r.status >= 500) {
+        } else if (r.status === 0 || r.status >= 500 || r.status === 409) {
+          // 409 without an offset: the server is still settling an append that broke.
           failed = true; // ask the server where it stands, then go on from there
         } else {
           return r.status;

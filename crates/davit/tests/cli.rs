@@ -1103,3 +1103,99 @@ fn completions_and_the_manual_page_cover_every_command() {
         assert!(dir.path().join(page).is_file(), "{page}");
     }
 }
+
+/// `put --continue` over a connection that breaks: the first run fails part-way and keeps the
+/// upload's URL in its state file; the second sends only the rest, and the file is whole.
+#[test]
+fn put_continue_resumes_an_upload_whose_connection_broke() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (u, root, _state, rt) = server();
+    let upstream = u.trim_start_matches("http://").to_owned();
+    // A proxy in front of the server that cuts a connection once the client has sent `cut`
+    // bytes through it (0: never).
+    let cut = Arc::new(AtomicU64::new(20 << 20));
+    let proxy = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let cut_at = cut.clone();
+    rt.spawn(async move {
+        loop {
+            let Ok((client, _)) = proxy.accept().await else {
+                return;
+            };
+            let upstream = upstream.clone();
+            let limit = cut_at.load(Ordering::SeqCst);
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let down = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                });
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut sent = 0u64;
+                loop {
+                    let n = match cr.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if sw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    sent += n as u64;
+                    if limit > 0 && sent >= limit {
+                        break;
+                    }
+                }
+                // Both ways shut: the client sees the connection break mid-body.
+                down.abort();
+                drop(sw);
+            });
+        }
+    });
+    let local = tempfile::tempdir().unwrap();
+    let xdg = tempfile::tempdir().unwrap();
+    let src = local.path().join("big file.bin");
+    let body: Vec<u8> = (0..64u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&src, &body).unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_davit"))
+            .args([
+                "put",
+                "--continue",
+                src.to_str().unwrap(),
+                &format!("{proxy_url}/big file.bin"),
+            ])
+            .env("XDG_STATE_HOME", xdg.path())
+            .env("NETRC", "/nonexistent")
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(!first.status.success(), "the broken upload must fail");
+    assert!(!root.path().join("big file.bin").exists());
+    let state = std::fs::read_to_string(xdg.path().join("davit/uploads.json")).unwrap();
+    assert!(state.contains("/.davit/uploads/"), "{state}");
+
+    cut.store(0, Ordering::SeqCst);
+    let second = run();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{stderr}");
+    let at: u64 = stderr
+        .split("resuming /big%20file.bin at byte ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no resume reported: {stderr}"));
+    assert!(at > 0 && at < body.len() as u64, "resumed at {at}");
+    assert!(std::fs::read(root.path().join("big file.bin")).unwrap() == body);
+    let state = std::fs::read_to_string(xdg.path().join("davit/uploads.json")).unwrap();
+    assert_eq!(state.trim(), "{}");
+}

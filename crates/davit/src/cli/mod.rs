@@ -208,6 +208,11 @@ pub enum ClientCommand {
         /// Destination; ending in '/' means "into this collection".
         #[arg(value_parser = parse_url)]
         url: Url,
+        /// Upload resumably (a file): an interrupted upload continues from where the server's
+        /// bytes stop when the same command runs again (servers that offer resumable uploads,
+        /// as davit does; others get a plain PUT).
+        #[arg(short = 'c', long = "continue")]
+        resume: bool,
         #[command(flatten)]
         locks: Locks,
         #[command(flatten)]
@@ -773,7 +778,9 @@ async fn dispatch(cmd: ClientCommand) -> anyhow::Result<bool> {
         ClientCommand::Get {
             url, dest, resume, ..
         } => transfer::get(&client, &out, &url, dest, resume).await,
-        ClientCommand::Put { src, url, .. } => transfer::put(&client, &out, &src, &url).await,
+        ClientCommand::Put {
+            src, url, resume, ..
+        } => transfer::put(&client, &out, &src, &url, resume).await,
         ClientCommand::Mkdir {
             mut url, parents, ..
         } => {

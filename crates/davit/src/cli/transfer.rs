@@ -164,7 +164,13 @@ fn report(out: &Out, op: &str, url: &Url, local: &Path, size: u64) {
     }
 }
 
-pub async fn put(client: &Client, out: &Out, src: &Path, url: &Url) -> anyhow::Result<bool> {
+pub async fn put(
+    client: &Client,
+    out: &Out,
+    src: &Path,
+    url: &Url,
+    resume: bool,
+) -> anyhow::Result<bool> {
     let meta = std::fs::metadata(src).with_context(|| format!("reading {}", src.display()))?;
     let file_name = src
         .file_name()
@@ -177,9 +183,13 @@ pub async fn put(client: &Client, out: &Out, src: &Path, url: &Url) -> anyhow::R
             url.clone()
         };
         let bar = bar(meta.len(), out.json);
-        let status = client
-            .put_file(&target, src, Some(progress_of(&bar)))
-            .await?;
+        let status = if resume {
+            put_resumable(client, &bar, src, &meta, &target).await?
+        } else {
+            client
+                .put_file(&target, src, Some(progress_of(&bar)))
+                .await?
+        };
         bar.finish_and_clear();
         if out.json {
             out.json(
@@ -266,4 +276,120 @@ pub(crate) fn join(base: &Url, name: &str, collection: bool) -> anyhow::Result<U
     // "./" keeps a name with a colon from being read as a URL scheme.
     base.join(&format!("./{seg}"))
         .with_context(|| format!("cannot make a URL for {name:?}"))
+}
+
+/// Where `put --continue` remembers its unfinished uploads: `$XDG_STATE_HOME/davit/uploads.json`
+/// (default `~/.local/state/davit/`), upload URLs by target URL, size and modification time.
+fn upload_state_file() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/state"))
+        })?;
+    Some(base.join("davit").join("uploads.json"))
+}
+
+fn load_uploads(file: &Path) -> serde_json::Map<String, serde_json::Value> {
+    std::fs::read(file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Writes the state whole to a temporary file renamed over the old one, so a crash leaves
+/// the old state or the new, never half of one.
+fn save_uploads(
+    file: &Path,
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<()> {
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = file.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(map)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, file).with_context(|| format!("writing {}", file.display()))?;
+    Ok(())
+}
+
+/// `put --continue` of one file: resumes the upload this command started before for the
+/// same file (same target, size and modification time) from the server's offset, or starts
+/// one; a server without resumable uploads gets a plain PUT.
+async fn put_resumable(
+    client: &Client,
+    bar: &ProgressBar,
+    src: &Path,
+    meta: &std::fs::Metadata,
+    target: &Url,
+) -> anyhow::Result<u16> {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let key = format!("{target} {} {mtime}", meta.len());
+    let state = upload_state_file();
+    let mut map = state.as_deref().map(load_uploads).unwrap_or_default();
+    let mut known = map
+        .get(&key)
+        .and_then(|v| v.as_str())
+        .and_then(|u| Url::parse(u).ok());
+    let mut offset = 0;
+    if let Some(upload) = &known {
+        match client.upload_offset(upload).await? {
+            Some(n) => offset = n,
+            None => known = None,
+        }
+    }
+    let upload = match known {
+        Some(u) => {
+            bar.suspend(|| eprintln!("davit: resuming {} at byte {offset}", target.path()));
+            u
+        }
+        None => match client.upload_start(target, meta.len()).await? {
+            Some(u) => {
+                map.insert(key.clone(), serde_json::Value::String(u.to_string()));
+                if let Some(f) = &state {
+                    save_uploads(f, &map)?;
+                }
+                u
+            }
+            None => {
+                bar.suspend(|| {
+                    eprintln!(
+                        "davit: {} does not offer resumable uploads; sending the whole file",
+                        target.host_str().unwrap_or("the server")
+                    )
+                });
+                return Ok(client.put_file(target, src, Some(progress_of(bar))).await?);
+            }
+        },
+    };
+    bar.set_position(offset);
+    // 409: the server is still settling the broken append before this one (or holds other
+    // bytes than it said a moment ago): ask again where it stands, a few times.
+    let mut attempts = 0;
+    let stored = loop {
+        match client
+            .upload_finish(&upload, target, src, offset, Some(progress_of(bar)))
+            .await
+        {
+            Err(e) if e.status() == Some(409) && attempts < 5 => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempts)).await;
+                offset = client
+                    .upload_offset(&upload)
+                    .await?
+                    .with_context(|| format!("{}: the upload is gone", target.path()))?;
+                bar.set_position(offset);
+            }
+            other => break other?,
+        }
+    };
+    map.remove(&key);
+    if let Some(f) = &state {
+        save_uploads(f, &map)?;
+    }
+    Ok(stored.status)
 }
