@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/browser-test.sh — davit's web interface in a real browser: Debian's Chromium, headless,
 # driven by playwright-core from npm (tests/browser/ui.test.mjs) against a fresh `davit serve`
-# on a temporary directory (and a second one with [auth]: a writer and a read-only user).
+# on a temporary directory (and a second one with [auth] over HTTPS: a writer and a read-only
+# user).
 # Uploads of files and folders, new folder, rename, copy, move, delete, download of files and of
 # folders as zip (checked with Python's zipfile), editing text, previews, lock display and
 # release, sorting, filtering, keyboard, dark and narrow layouts, a file named as markup shown
@@ -34,6 +35,7 @@ missing=()
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v curl >/dev/null || missing+=(curl)
+command -v openssl >/dev/null || missing+=(openssl)
 if ((${#missing[@]})); then
   echo "installing ${missing[*]} (apt)"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
@@ -73,9 +75,12 @@ PORT=$(free_port)
 mkdir -p "$WORK/share"
 "$DAVIT_BIN" serve "$WORK/share" --listen "127.0.0.1:$PORT" 2>"$WORK/server.log" &
 PID=$!
-# A second server with [auth]: "writer" may change everything, "reader" only read.
+# A second server with [auth] over HTTPS (a self-signed certificate for 127.0.0.1): "writer"
+# may change everything, "reader" only read.
 AUTH_PORT=$(free_port)
 mkdir -p "$WORK/auth-share"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+  -addext "subjectAltName=IP:127.0.0.1" -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
 cat >"$WORK/auth.toml" <<TOML
 [auth]
 realm = "davit browser test"
@@ -96,14 +101,15 @@ users = ["reader"]
 access = "read"
 TOML
 "$DAVIT_BIN" serve "$WORK/auth-share" --config "$WORK/auth.toml" --listen "127.0.0.1:$AUTH_PORT" \
-  2>"$WORK/auth-server.log" &
+  --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem" 2>"$WORK/auth-server.log" &
 AUTH_PID=$!
 wait_port "$PORT"
 wait_port "$AUTH_PORT"
 
 rc=0
 DAVIT_URL="http://127.0.0.1:$PORT" DAVIT_ROOT="$WORK/share" SCREENSHOT_DIR="$SHOTS" \
-  DAVIT_AUTH_URL="http://127.0.0.1:$AUTH_PORT" DAVIT_BIN="$DAVIT_BIN" \
+  DAVIT_AUTH_URL="https://127.0.0.1:$AUTH_PORT" DAVIT_BIN="$DAVIT_BIN" \
+  NODE_EXTRA_CA_CERTS="$WORK/cert.pem" \
   node tests/browser/ui.test.mjs 2>&1 | tee "$WORK/test.log" || rc=$?
 summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$WORK/test.log" | tail -n 1 || true)"
 if [[ $rc != 0 ]]; then

@@ -603,13 +603,15 @@ async function main() {
     assertEq(dialogs, [], 'dialogs');
   });
 
-  await check('with [auth]: a read-only user sees no control that would change anything', async () => {
+  await check('with [auth] over HTTPS: a read-only user sees no control that would change anything', async () => {
+    if (!AUTH_URL.startsWith('https://')) fail(`the [auth] server is not on HTTPS: ${AUTH_URL}`);
     const seeded = await fetch(AUTH_URL + '/shared.txt', {
       method: 'PUT', headers: { Authorization: basicAuth('writer') }, body: 'shared',
     });
     assertEq(seeded.status, 201, 'PUT by the writer');
     const ctx = await browser.newContext({
       viewport: { width: 1100, height: 720 },
+      ignoreHTTPSErrors: true, // the test's self-signed certificate
       httpCredentials: { username: 'reader', password: 'reader-pw' },
     });
     const p = await ctx.newPage();
@@ -635,9 +637,10 @@ async function main() {
     await ctx.close();
   });
 
-  await check('with [auth]: the writer uploads through the page', async () => {
+  await check('with [auth] over HTTPS: the writer uploads through the page', async () => {
     const ctx = await browser.newContext({
       viewport: { width: 1100, height: 720 },
+      ignoreHTTPSErrors: true, // the test's self-signed certificate
       httpCredentials: { username: 'writer', password: 'writer-pw' },
     });
     const p = await ctx.newPage();
