@@ -483,7 +483,7 @@ async function main() {
     assertEq(await row.locator('.lock').count(), 0, 'badge gone');
   });
 
-  await check('previews: an image and the start of a text file', async () => {
+  await check('previews: an image, the start of a text file, audio, and a PDF in a frame', async () => {
     execFileSync('curl', ['-sS', '-f', '-T', '-', url('/pic.png')], { input: PNG_1X1 });
     await page.reload();
     await waitReady(page, 0);
@@ -501,6 +501,38 @@ async function main() {
     assertEq(await page.locator('#preview-body pre').textContent(), 'changed elsewhere', 'text preview');
     await page.keyboard.press('Escape');
     assertEq(await page.locator('#preview').evaluate((d) => d.open), false, 'closed by Escape');
+    // Audio: a quarter second of a 440 Hz tone as WAV; the element reads its duration.
+    const rate = 8000;
+    const samples = Buffer.alloc(rate / 4 * 2);
+    for (let i = 0; i < rate / 4; i++) samples.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / rate)), i * 2);
+    const wav = Buffer.alloc(44);
+    wav.write('RIFF', 0); wav.writeUInt32LE(36 + samples.length, 4); wav.write('WAVE', 8);
+    wav.write('fmt ', 12); wav.writeUInt32LE(16, 16); wav.writeUInt16LE(1, 20); wav.writeUInt16LE(1, 22);
+    wav.writeUInt32LE(rate, 24); wav.writeUInt32LE(rate * 2, 28); wav.writeUInt16LE(2, 32); wav.writeUInt16LE(16, 34);
+    wav.write('data', 36); wav.writeUInt32LE(samples.length, 40);
+    execFileSync('curl', ['-sS', '-f', '-T', '-', url('/tone.wav')], { input: Buffer.concat([wav, samples]) });
+    // PDF: a one-page document; the page frames it (whether headless Chromium draws it is
+    // its viewer's business: what is checked is that the frame fetched it as a PDF).
+    const pdf = '%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj '
+      + '3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n';
+    execFileSync('curl', ['-sS', '-f', '-T', '-', url('/doc.pdf')], { input: pdf });
+    await page.reload();
+    await waitReady(page, 0);
+    await actionsOf(page, 'tone.wav').click();
+    await page.locator('#menu-preview').click();
+    await page.waitForFunction(() => {
+      const a = document.querySelector('#preview-body audio');
+      return a && a.readyState >= 1 && Math.abs(a.duration - 0.25) < 0.01;
+    }, null, { timeout: 10000 });
+    await page.locator('#preview-close').click();
+    await actionsOf(page, 'doc.pdf').click();
+    const [pdfResponse] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/doc.pdf'), { timeout: 10000 }),
+      page.locator('#menu-preview').click(),
+    ]);
+    assertEq([pdfResponse.status(), pdfResponse.headers()['content-type']], [200, 'application/pdf'], 'the framed PDF');
+    assertEq(await page.locator('#preview-body iframe').getAttribute('src'), '/doc.pdf', 'frame');
+    await page.locator('#preview-close').click();
   });
 
   await check('a stored HTML page opened from the listing runs no script (sandboxed)', async () => {
