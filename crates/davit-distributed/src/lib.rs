@@ -4,9 +4,11 @@
 //! Built so far (docs/distributed.md has the status and the design of the rest): the
 //! connection pool and schema ([`pg`]); the lock store ([`PgLockStore`]: grants atomic across
 //! instances, expiry on PostgreSQL's clock); the object store ([`Blobs`]); the namespace
-//! ([`Namespace`]) and the `Storage` over both ([`PgStorage`]).
+//! ([`Namespace`]) and the `Storage` over both ([`PgStorage`]); sync-collection's change log
+//! ([`PgChangeLog`]).
 
 pub mod blobs;
+pub mod changes;
 pub mod import;
 pub mod locks;
 pub mod namespace;
@@ -16,6 +18,7 @@ pub mod storage;
 pub mod sweep;
 
 pub use blobs::{BlobConfig, BlobError, Blobs};
+pub use changes::PgChangeLog;
 pub use locks::PgLockStore;
 pub use namespace::Namespace;
 pub use pg::{Pg, PgConfig, PgError};

@@ -247,6 +247,38 @@ CREATE TABLE IF NOT EXISTS davit_props (
 INSERT INTO davit_resources (id, parent, name, path, collection)
     SELECT gen_random_uuid(), NULL, '', '/', true
     WHERE NOT EXISTS (SELECT 1 FROM davit_resources WHERE path = '/');
+
+-- sync-collection's change log (changes.rs): the last known state of every member a sync has
+-- covered, and one state row whose lock serialises every change to the log. Byte order, so
+-- that a subtree is the range ['/a/', '/a0').
+CREATE TABLE IF NOT EXISTS davit_sync_members (
+    path text COLLATE \"C\" PRIMARY KEY,
+    parent text COLLATE \"C\" NOT NULL,
+    dir boolean NOT NULL,
+    fingerprint text NOT NULL,
+    seq bigint NOT NULL,
+    deleted boolean NOT NULL,
+    seen bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS davit_sync_members_seq ON davit_sync_members (seq);
+CREATE INDEX IF NOT EXISTS davit_sync_members_parent ON davit_sync_members (parent, seq);
+CREATE INDEX IF NOT EXISTS davit_sync_members_tombstones ON davit_sync_members (seq)
+    WHERE deleted;
+CREATE TABLE IF NOT EXISTS davit_sync_state (
+    id integer PRIMARY KEY CHECK (id = 1),
+    store text NOT NULL,
+    seq bigint NOT NULL,
+    generation bigint NOT NULL,
+    floor bigint NOT NULL,
+    -- Never fewer than the tombstones there are: pruning counts them only when this exceeds
+    -- the limit.
+    tombstones bigint NOT NULL
+);
+-- The store id is made once per database, so every instance issues and accepts the same
+-- tokens.
+INSERT INTO davit_sync_state (id, store, seq, generation, floor, tombstones)
+    VALUES (1, replace(gen_random_uuid()::text, '-', ''), 0, 0, 0, 0)
+    ON CONFLICT (id) DO NOTHING;
 ";
 
 impl Pg {
