@@ -366,9 +366,16 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                     "store: the postgres backend needs a [blobs] table (the object store)"
                 );
             };
-            let (pg, blobs) = ctx
-                .control
-                .block_on(async { connect_distributed(pg, blobs).await })?;
+            let (pg, blobs, changes) = ctx.control.block_on(async {
+                let (pg, blobs) = connect_distributed(pg, blobs).await?;
+                // The sync-collection history is in the database too, so every instance
+                // issues and accepts the same tokens.
+                let changes =
+                    davit_distributed::PgChangeLog::open(pg.clone(), file.dav.sync_max_tombstones)
+                        .await
+                        .context("store: opening the change log")?;
+                anyhow::Ok((pg, blobs, changes))
+            })?;
             let what = format!("bucket {} (namespace in PostgreSQL)", file_bucket(&file));
             let interval = file.blobs.as_ref().map_or(0, |b| b.sweep_interval_secs);
             if interval > 0 {
@@ -386,7 +393,8 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                 davit_distributed::PgPropStore::new(pg.clone()),
                 davit_distributed::PgLockStore::new(pg),
                 file.dav.clone(),
-            );
+            )
+            .with_change_log(std::sync::Arc::new(changes));
             // Unfinished resumable uploads stay on this instance's disk until complete.
             let state_dir = ctx
                 .args
