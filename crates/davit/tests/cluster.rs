@@ -1475,3 +1475,95 @@ fn object_store_stopped_gives_503_and_leaves_the_namespace_unchanged() {
     assert_eq!(c.a.put("/g/new.bin", b"now").status, 201);
     assert_eq!(c.b.get("/g/new.bin").body, b"now");
 }
+
+// ---- 9. sync-collection: changes through one instance, listed by the other ----
+
+/// What a sync-collection REPORT (Depth infinity) of `path` on `inst` lists.
+#[derive(Debug)]
+struct Synced {
+    changed: BTreeSet<String>,
+    removed: BTreeSet<String>,
+    token: String,
+}
+
+fn sync_report(inst: &Instance, path: &str, token: Option<&str>) -> Resp {
+    let body = davit_proto::xml::SyncCollection {
+        token: token.map(str::to_owned),
+        level: Some(davit_proto::xml::SyncLevel::Infinite),
+        props: davit_proto::xml::PropFind::Prop(vec![davit_proto::xml::QName::dav("getetag")]),
+        limit: None,
+    }
+    .to_xml();
+    inst.req(
+        "REPORT",
+        path,
+        &[("Content-Type", "application/xml")],
+        body.as_bytes(),
+    )
+}
+
+fn sync(inst: &Instance, path: &str, token: Option<&str>) -> Synced {
+    let r = sync_report(inst, path, token);
+    assert_eq!(r.status, 207, "REPORT on {}: {}", inst.name, r.text());
+    let mut reader = davit_proto::xml::MultistatusReader::new(&r.body[..]);
+    let mut out = Synced {
+        changed: BTreeSet::new(),
+        removed: BTreeSet::new(),
+        token: String::new(),
+    };
+    while let Some(resp) = reader.next_response().expect("multistatus parses") {
+        let fresh = match resp.status {
+            Some(404) => out.removed.insert(resp.href.clone()),
+            None => out.changed.insert(resp.href.clone()),
+            Some(s) => panic!("{} answered {s} in a sync", resp.href),
+        };
+        assert!(fresh, "{} listed twice", resp.href);
+    }
+    out.token = reader.sync_token().expect("a sync-token").to_owned();
+    out
+}
+
+fn hrefs(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+#[ignore = "needs PostgreSQL and an S3 server: scripts/distributed-test.sh"]
+fn a_sync_on_one_instance_lists_what_was_written_through_the_other() {
+    let c = cluster();
+    assert_eq!(c.a.req("MKCOL", "/c/", &[], b"").status, 201);
+    for f in ["x", "y"] {
+        assert_eq!(c.a.put(&format!("/c/{f}"), b"old").status, 201);
+    }
+    let first = sync(&c.b, "/c/", None);
+    assert_eq!(first.changed, hrefs(&["/c/x", "/c/y"]), "initial sync on b");
+    assert!(first.removed.is_empty());
+
+    assert_eq!(c.a.put("/c/z", b"new").status, 201);
+    assert_eq!(c.a.put("/c/x", b"changed").status, 204);
+    assert_eq!(c.a.req("DELETE", "/c/y", &[], b"").status, 204);
+    let next = sync(&c.b, "/c/", Some(&first.token));
+    assert_eq!(next.changed, hrefs(&["/c/x", "/c/z"]), "{}", c.trouble());
+    assert_eq!(next.removed, hrefs(&["/c/y"]));
+    // b's token, asked of a: the same answer and the same new token.
+    let on_a = sync(&c.a, "/c/", Some(&first.token));
+    assert_eq!(
+        (&on_a.changed, &on_a.removed, &on_a.token),
+        (&next.changed, &next.removed, &next.token)
+    );
+    // A token this store never issued: 403 with DAV:valid-sync-token, on either.
+    for inst in [&c.a, &c.b] {
+        let r = sync_report(
+            inst,
+            "/c/",
+            Some("urn:davit:sync:0123456789abcdef0123456789abcdef:1"),
+        );
+        assert_eq!(r.status, 403, "{}", r.text());
+        let root = parse_document(&r.body, &Limits::default()).expect("error body is XML");
+        assert!(
+            root.elements().any(|e| e.name.is_dav("valid-sync-token")),
+            "{}",
+            r.text()
+        );
+    }
+}
