@@ -317,6 +317,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> SyncWriter<
 
     async fn write_batch(&mut self, batch: Vec<changes::LoggedChange>) -> Result<(), Stop> {
         let mut mapped: Vec<(DavPath, Meta)> = Vec::new();
+        let mut vanished = Vec::new();
         for change in batch {
             let kind = match change.state {
                 MemberState::Removed(k) => k,
@@ -325,13 +326,21 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> SyncWriter<
                         mapped.push((change.path, meta));
                         continue;
                     }
-                    // Gone since the walk: the next sync lists the removal again.
-                    Ok(None) => k,
+                    // Gone since the walk, or not there yet (recorded by an atomic batch
+                    // on PostgreSQL that has not committed): the log learns what the client
+                    // is told, so a later appearance counts as a change.
+                    Ok(None) => {
+                        vanished.push(changes::Noted::Gone(change.path.clone()));
+                        k
+                    }
                     Err(e) => return Err(self.fail(e).await),
                 },
             };
             let href = change.path.href(kind == crate::storage::Kind::Dir);
             self.w.status_response(&href, 404, None, None);
+        }
+        if !vanished.is_empty() {
+            self.dav.note_changes(vanished).await;
         }
         if let Err(e) = self
             .dav
