@@ -61,10 +61,17 @@ pub struct DavConfig {
     /// Most removals the sync-collection history (RFC 6578) keeps; beyond, the oldest are
     /// forgotten and tokens from before them answer 403 `DAV:valid-sync-token`.
     pub sync_max_tombstones: u64,
-    /// Seconds an unfinished resumable upload is kept (its bytes are in the state directory).
+    /// Seconds an unfinished resumable upload is kept after it started (its bytes are in the
+    /// state directory); then a sweep removes it.
     pub upload_expire_secs: u64,
     /// Most unfinished resumable uploads at once; past it, new ones get 507.
     pub max_unfinished_uploads: usize,
+    /// Most unfinished resumable uploads one user (or, without `[auth]`, everyone together)
+    /// may have at once; past it, their new ones get 507.
+    pub max_unfinished_uploads_per_user: usize,
+    /// Most bytes the unfinished resumable uploads may hold together in the state directory,
+    /// if any limit; an append past it stops with 507 (keeping what it stored before).
+    pub max_staged_upload_bytes: Option<u64>,
 }
 
 impl Default for DavConfig {
@@ -94,6 +101,8 @@ impl Default for DavConfig {
             sync_max_tombstones: 100_000,
             upload_expire_secs: 24 * 3600,
             max_unfinished_uploads: 1000,
+            max_unfinished_uploads_per_user: 100,
+            max_staged_upload_bytes: None,
         }
     }
 }

@@ -98,7 +98,12 @@ where
     L: LockStore + Clone,
 {
     dav.recover().await?;
-    serve_worker(listener, dav, shutdown, tls).await
+    let sweeper = dav.upload_sweeper().map(tokio::spawn);
+    let served = serve_worker(listener, dav, shutdown, tls).await;
+    if let Some(task) = sweeper {
+        task.abort();
+    }
+    served
 }
 
 /// One of several accept loops serving the same [`Dav`], each on its own single-threaded

@@ -491,6 +491,10 @@ where
         threads.push(thread);
     }
     control.block_on(async {
+        // Expired resumable uploads go on the control thread, once for all workers.
+        if let Some(sweeper) = server.upload_sweeper() {
+            tokio::spawn(sweeper);
+        }
         tokio::spawn(reload_on_sighup(Reload {
             config: args.config.clone(),
             auth: server.auth_handle(),

@@ -292,7 +292,7 @@ where
         if let Some(uploads) = &self.uploads {
             let uploads = uploads.clone();
             let max_age = std::time::Duration::from_secs(self.config.upload_expire_secs);
-            tokio::task::spawn_blocking(move || uploads.sweep_expired(max_age))
+            tokio::task::spawn_blocking(move || uploads.sweep_at_start(max_age))
                 .await
                 .map_err(std::io::Error::other)??;
         }
@@ -353,7 +353,9 @@ where
             if parts.method == Method::OPTIONS {
                 // Windows probes the root before it logs in and gives up on a 401: answer
                 // with the server's capabilities only, whoever asks.
-                return options::server_wide();
+                let mut resp = options::server_wide();
+                self.advertise_uploads(&mut resp);
+                return resp;
             }
             match who {
                 Ok(who) => {
@@ -462,7 +464,9 @@ where
         body: B,
     ) -> DavResult<Response<Body>> {
         if parts.method == Method::OPTIONS && parts.uri.path() == "*" {
-            return Ok(options::server_wide());
+            let mut resp = options::server_wide();
+            self.advertise_uploads(&mut resp);
+            return Ok(resp);
         }
         let target = parse_target(&parts)?;
         if let Some(resource) = self.principal_resource(&target) {

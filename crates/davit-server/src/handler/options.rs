@@ -47,6 +47,10 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 header::HeaderValue::from_static("bytes"),
             );
         }
+        if allow != ALLOW_DIR {
+            // A PUT here may start a resumable upload.
+            self.advertise_uploads(&mut resp);
+        }
         Ok(resp)
     }
 }

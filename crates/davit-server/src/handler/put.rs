@@ -53,8 +53,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         };
         self.check_preconditions(parts, target, existing.as_ref(), &changes)
             .await?;
-        if super::resumable::starts_upload(parts)? {
-            return self.create_upload(parts, target, body).await;
+        if super::resumable::starts_upload(parts) {
+            let old_len = existing.as_ref().map_or(0, |m| m.len);
+            return self.create_upload(parts, target, old_len, body).await;
         }
 
         let limit = self.config.max_upload;
