@@ -38,6 +38,7 @@ pub use error::{Error, Result};
 pub use multistatus::{Failure, Outcome, PropOutcome, PropfindStream, Resource};
 pub use ops::{
     Download, Lock, LockRequest, PatchValue, PropPatch, PropRequest, ServerInfo, Stored,
+    UploadState,
 };
 pub use reqwest::Url;
 pub use sync::{SyncChange, SyncResult, SyncStream};

@@ -126,6 +126,17 @@ pub struct Stored {
     pub etag: Option<String>,
 }
 
+/// Where a resumable upload stands on the server (its `HEAD`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadState {
+    /// The bytes the server holds; the next append starts here.
+    pub offset: u64,
+    /// True once the upload has become its target (nothing more to send).
+    pub complete: bool,
+    /// The whole length, when the client announced it.
+    pub length: Option<u64>,
+}
+
 /// A GET in progress: headers read, body still to come.
 pub struct Download {
     /// 200, or 206 when the server honoured the range.
@@ -561,9 +572,10 @@ impl Client {
         }
     }
 
-    /// How many bytes the server holds of an upload; `None` when it is gone (expired,
-    /// cancelled, completed, or another user's).
-    pub async fn upload_offset(&self, upload: &Url) -> Result<Option<u64>> {
+    /// Where an upload stands: how many bytes the server holds and whether it is complete;
+    /// `None` when it is gone (expired, cancelled, completed long ago, or another user's).
+    /// While the server finishes an earlier request to it, the 503 is waited out.
+    pub async fn upload_state(&self, upload: &Url) -> Result<Option<UploadState>> {
         let rb = self.request("HEAD", upload)?;
         let response = self.send_retrying("HEAD", rb).await?;
         if response.status() == StatusCode::NOT_FOUND {
@@ -572,10 +584,15 @@ impl Client {
         if !response.status().is_success() {
             return Err(status_error("HEAD", upload, response).await);
         }
-        header_str(response.headers(), "upload-offset")
+        let h = response.headers();
+        let offset = header_str(h, "upload-offset")
             .and_then(|v| v.trim().parse().ok())
-            .map(Some)
-            .ok_or_else(|| Error::Protocol(format!("{upload}: no Upload-Offset")))
+            .ok_or_else(|| Error::Protocol(format!("{upload}: no Upload-Offset")))?;
+        Ok(Some(UploadState {
+            offset,
+            complete: header_str(h, "upload-complete").is_some_and(|v| v.trim() == "?1"),
+            length: header_str(h, "upload-length").and_then(|v| v.trim().parse().ok()),
+        }))
     }
 
     /// Sends `src` from byte `offset` to its end to the upload `upload` and completes it into

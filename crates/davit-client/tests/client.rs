@@ -359,3 +359,65 @@ async fn resumed_download_after_the_remote_changed_gets_the_new_version_whole() 
     );
     assert_eq!(std::fs::read(&local).unwrap(), v2);
 }
+
+/// The resumable-upload calls against davit: start, ask, send the rest, and the state of a
+/// completed upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumable_upload_sends_only_the_rest() {
+    let s = start_davit().await;
+    let c = Client::builder().build().unwrap();
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("big.bin");
+    std::fs::write(&src, &data).unwrap();
+    let target = url(&s.url, "/big%20file.bin");
+    let upload = c
+        .upload_start(&target, data.len() as u64)
+        .await
+        .unwrap()
+        .expect("davit offers resumable uploads");
+    assert!(upload.path().starts_with("/.davit/uploads/"), "{upload}");
+    // A first part arrives by other means (an earlier run that broke off).
+    let r = reqwest::Client::new()
+        .patch(upload.clone())
+        .header("Upload-Offset", "0")
+        .header("Upload-Complete", "?0")
+        .header("Content-Type", "application/partial-upload")
+        .body(data[..300_000].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let state = c.upload_state(&upload).await.unwrap().unwrap();
+    assert_eq!(
+        state,
+        davit_client::UploadState {
+            offset: 300_000,
+            complete: false,
+            length: Some(1_000_000)
+        }
+    );
+    let sent = Arc::new(AtomicU64::new(0));
+    let s2 = sent.clone();
+    let progress: davit_client::Progress = Arc::new(move |n| {
+        s2.fetch_add(n, Ordering::Relaxed);
+    });
+    let stored = c
+        .upload_finish(&upload, &target, &src, state.offset, Some(progress))
+        .await
+        .unwrap();
+    assert_eq!(stored.status, 201);
+    assert!(stored.etag.is_some());
+    assert_eq!(
+        sent.load(Ordering::Relaxed),
+        700_000,
+        "only the rest was sent"
+    );
+    assert_eq!(std::fs::read(s.root.join("big file.bin")).unwrap(), data);
+    let done = c.upload_state(&upload).await.unwrap().unwrap();
+    assert!(done.complete);
+    assert_eq!(done.offset, 1_000_000);
+    // A server that does not know the mechanism stores an empty file: not resumable.
+    let plain = canned("201 Created", "text/plain", "");
+    assert_eq!(c.upload_start(&url(&plain, "/x"), 10).await.unwrap(), None);
+}
