@@ -4,6 +4,8 @@
 // Test helpers outside #[test] functions: a failed setup should panic loudly.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Output};
@@ -1198,4 +1200,187 @@ fn put_continue_resumes_an_upload_whose_connection_broke() {
     assert!(std::fs::read(root.path().join("big file.bin")).unwrap() == body);
     let state = std::fs::read_to_string(xdg.path().join("davit/uploads.json")).unwrap();
     assert_eq!(state.trim(), "{}");
+}
+
+/// A TCP proxy on its own threads in front of a server whose port can change (a restarted
+/// `davit serve` listens elsewhere; the client keeps the proxy's URL). While `slow`, it
+/// passes the client's bytes on at about 60 MB/s; `sent` counts them.
+struct Proxy {
+    port: u16,
+    upstream: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    slow: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Proxy {
+    fn start(upstream: u16) -> Proxy {
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy = Proxy {
+            port: listener.local_addr().unwrap().port(),
+            upstream: Arc::new(AtomicU16::new(upstream)),
+            slow: Arc::new(AtomicBool::new(true)),
+            sent: Arc::new(AtomicU64::new(0)),
+        };
+        let (upstream, slow, sent) = (
+            proxy.upstream.clone(),
+            proxy.slow.clone(),
+            proxy.sent.clone(),
+        );
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream.load(Ordering::SeqCst)))
+                else {
+                    continue;
+                };
+                let (slow, sent) = (slow.clone(), sent.clone());
+                std::thread::spawn(move || {
+                    let (mut from_server, mut to_client) =
+                        (server.try_clone().unwrap(), client.try_clone().unwrap());
+                    // A server that dies closes the client's connection too.
+                    let down = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from_server, &mut to_client);
+                        let _ = to_client.shutdown(Shutdown::Both);
+                        let _ = from_server.shutdown(Shutdown::Both);
+                    });
+                    let (mut from_client, mut to_server) = (client, server);
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match from_client.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if to_server.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        sent.fetch_add(n as u64, Ordering::SeqCst);
+                        if slow.load(Ordering::SeqCst) {
+                            std::thread::sleep(std::time::Duration::from_millis(1));
+                        }
+                    }
+                    let _ = to_server.shutdown(Shutdown::Both);
+                    let _ = from_client.shutdown(Shutdown::Both);
+                    let _ = down.join();
+                });
+            }
+        });
+        proxy
+    }
+}
+
+/// `put --continue` of 200 MiB to the real `davit serve`, killed (SIGKILL) mid-upload and
+/// started again on the same directory: the second run asks where the upload stands, sends
+/// only the rest, and the file is the source, byte for byte.
+#[test]
+fn put_continue_resumes_after_the_server_is_killed() {
+    use sha2::{Digest, Sha256};
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    const LEN: usize = 200 << 20;
+    let root = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let xdg = tempfile::tempdir().unwrap();
+    let src = local.path().join("big.bin");
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let body: Vec<u8> = (0..LEN / 8)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect();
+    std::fs::write(&src, &body).unwrap();
+    let server = common::Server::start(root.path(), &logs.path().join("first.log"));
+    let proxy = Proxy::start(server.port);
+    let url = format!("http://127.0.0.1:{}/big.bin", proxy.port);
+    let command = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_davit"));
+        c.args(["put", "--continue", src.to_str().unwrap(), &url])
+            .env("XDG_STATE_HOME", xdg.path())
+            .env("NETRC", "/nonexistent")
+            .env_remove("DAVIT_USER")
+            .env_remove("DAVIT_PASSWORD");
+        c
+    };
+    let mut first = command()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the server once 40 MiB are in the upload's file.
+    let uploads = root.path().join(".davit/uploads");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let staged = std::fs::read_dir(&uploads)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .max()
+            .unwrap_or(0);
+        if staged >= 40 << 20 {
+            break;
+        }
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the upload ended before the kill"
+        );
+        assert!(Instant::now() < deadline, "the upload never got going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.kill();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = first.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the client did not notice");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success(), "the interrupted run must fail");
+    assert!(
+        !root.path().join("big.bin").exists(),
+        "nothing at the target"
+    );
+
+    // The same command against the restarted server sends only what it lacks.
+    let server = common::Server::start(root.path(), &logs.path().join("second.log"));
+    proxy.upstream.store(server.port, Ordering::SeqCst);
+    proxy.slow.store(false, Ordering::SeqCst);
+    proxy.sent.store(0, Ordering::SeqCst);
+    let second = command().output().unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{stderr}");
+    let at: u64 = stderr
+        .split("resuming /big.bin at byte ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no resume reported: {stderr}"));
+    assert!(at >= 40 << 20 && at < LEN as u64, "resumed at {at}");
+    let sent = proxy.sent.load(Ordering::SeqCst);
+    assert!(
+        sent >= LEN as u64 - at && sent < LEN as u64 - at + (64 << 10),
+        "sent {sent} bytes to resume at {at}"
+    );
+    let stored = std::fs::read(root.path().join("big.bin")).unwrap();
+    assert_eq!(
+        Sha256::digest(&stored),
+        Sha256::digest(&body),
+        "the stored file is the source"
+    );
+    let left: Vec<_> = std::fs::read_dir(&uploads)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".part"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    drop(server);
 }

@@ -306,11 +306,26 @@ fn save_uploads(
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let tmp = file.with_extension("json.tmp");
+    // Per process: two runs saving at once must not write into one temporary file.
+    let tmp = file.with_extension(format!("json.{}.tmp", std::process::id()));
     std::fs::write(&tmp, serde_json::to_vec_pretty(map)?)
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, file).with_context(|| format!("writing {}", file.display()))?;
     Ok(())
+}
+
+/// Records (or with `None` forgets) the upload of `key` in the state file, read again just
+/// before so that other `put --continue` runs' entries written meanwhile stay.
+fn remember(state: Option<&Path>, key: &str, upload: Option<&Url>) -> anyhow::Result<()> {
+    let Some(file) = state else {
+        return Ok(());
+    };
+    let mut map = load_uploads(file);
+    match upload {
+        Some(u) => map.insert(key.to_owned(), serde_json::Value::String(u.to_string())),
+        None => map.remove(key),
+    };
+    save_uploads(file, &map)
 }
 
 /// `put --continue` of one file: resumes the upload this command started before for the
@@ -330,15 +345,21 @@ async fn put_resumable(
         .map_or(0, |d| d.as_nanos());
     let key = format!("{target} {} {mtime}", meta.len());
     let state = upload_state_file();
-    let mut map = state.as_deref().map(load_uploads).unwrap_or_default();
-    let mut known = map
-        .get(&key)
-        .and_then(|v| v.as_str())
-        .and_then(|u| Url::parse(u).ok());
+    let mut known = state
+        .as_deref()
+        .map(load_uploads)
+        .and_then(|map| map.get(&key)?.as_str().and_then(|u| Url::parse(u).ok()));
     let mut offset = 0;
     if let Some(upload) = &known {
-        match client.upload_offset(upload).await? {
-            Some(n) => offset = n,
+        match client.upload_state(upload).await? {
+            Some(s) if s.complete => {
+                // An earlier run sent everything and the server took it; only its answer
+                // was lost.
+                bar.suspend(|| eprintln!("davit: {} was already uploaded whole", target.path()));
+                remember(state.as_deref(), &key, None)?;
+                return Ok(200);
+            }
+            Some(s) => offset = s.offset,
             None => known = None,
         }
     }
@@ -349,10 +370,7 @@ async fn put_resumable(
         }
         None => match client.upload_start(target, meta.len()).await? {
             Some(u) => {
-                map.insert(key.clone(), serde_json::Value::String(u.to_string()));
-                if let Some(f) = &state {
-                    save_uploads(f, &map)?;
-                }
+                remember(state.as_deref(), &key, Some(&u))?;
                 u
             }
             None => {
@@ -367,29 +385,31 @@ async fn put_resumable(
         },
     };
     bar.set_position(offset);
-    // 409: the server is still settling the broken append before this one (or holds other
-    // bytes than it said a moment ago): ask again where it stands, a few times.
+    // 409: the server holds other bytes than it said a moment ago; 503: it is still busy
+    // with an earlier request to this upload. Ask again where it stands, a few times.
     let mut attempts = 0;
     let stored = loop {
         match client
             .upload_finish(&upload, target, src, offset, Some(progress_of(bar)))
             .await
         {
-            Err(e) if e.status() == Some(409) && attempts < 5 => {
+            Err(e) if matches!(e.status(), Some(409 | 503)) && attempts < 5 => {
                 attempts += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(200 << attempts)).await;
-                offset = client
-                    .upload_offset(&upload)
+                let now = client
+                    .upload_state(&upload)
                     .await?
                     .with_context(|| format!("{}: the upload is gone", target.path()))?;
+                if now.complete {
+                    remember(state.as_deref(), &key, None)?;
+                    return Ok(200);
+                }
+                offset = now.offset;
                 bar.set_position(offset);
             }
             other => break other?,
         }
     };
-    map.remove(&key);
-    if let Some(f) = &state {
-        save_uploads(f, &map)?;
-    }
+    remember(state.as_deref(), &key, None)?;
     Ok(stored.status)
 }
