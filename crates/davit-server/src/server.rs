@@ -219,6 +219,7 @@ where
     // Debug: with a worker per core, the binary says this once for all of them.
     tracing::debug!("shutting down: waiting for open requests to finish");
     let _ = stop_tx.send(());
+    dav.stop_appends();
     tokio::select! {
         () = stop_tx.closed() => tracing::debug!("all connections closed"),
         () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("gave up waiting for connections"),

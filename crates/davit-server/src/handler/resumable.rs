@@ -101,6 +101,8 @@ pub(crate) struct Uploads {
     /// Bytes in unfinished uploads: counted as appends store them, measured again by every
     /// sweep (which also corrects what interrupted requests left uncounted).
     staged: AtomicU64,
+    /// Set at shutdown: running appends were asked to stop because the server is going.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug)]
@@ -117,6 +119,7 @@ impl Uploads {
             dir,
             slots: Default::default(),
             staged: AtomicU64::new(0),
+            closing: Default::default(),
         }
     }
 
@@ -331,6 +334,8 @@ fn forget_idle(
 enum Stop {
     /// The body went past the upload's announced length (cut back to where it started).
     OverLength,
+    /// The server is shutting down (what arrived is kept).
+    ShuttingDown,
     Dav(DavError),
 }
 
@@ -499,6 +504,17 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         }
     }
 
+    /// At shutdown: stops the running appends (they keep their bytes and answer 503), which
+    /// the client resumes later, rather than letting the drain wait for whole large bodies.
+    pub(crate) fn stop_appends(&self) {
+        if let Some(uploads) = &self.uploads {
+            uploads.closing.store(true, Ordering::Relaxed);
+            for slot in uploads.slots().values() {
+                slot.stop.cancel();
+            }
+        }
+    }
+
     /// A task that removes expired uploads every quarter of `upload_expire_secs` (between a
     /// second and an hour), for as long as it runs; `None` without resumable uploads.
     pub fn upload_sweeper(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
@@ -614,6 +630,12 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
     fn refused(&self, stop: Stop) -> DavResult<Response<Body>> {
         match stop {
             Stop::OverLength => Ok(inconsistent_length()),
+            Stop::ShuttingDown => Ok(Response::builder()
+                .status(StatusCode::SERVICE_UNAVAILABLE)
+                .header(header::RETRY_AFTER, "5")
+                .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                .body(body::full("the server is restarting; resume the upload\n"))
+                .unwrap_or_else(|_| body::plain(StatusCode::SERVICE_UNAVAILABLE))),
             Stop::Dav(DavError::TooLarge) => {
                 let mut r = DavError::TooLarge.into_response();
                 let limit = self.upload_limit(None);
@@ -652,6 +674,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 let frame = tokio::select! {
                     frame = self.next_frame(&mut body, &mut clock) => frame?,
                     () = stop.cancelled() => {
+                        if uploads.closing.load(Ordering::Relaxed) {
+                            return Err(Stop::ShuttingDown);
+                        }
                         return Err(DavError::Conflict("a newer request for this upload took over").into());
                     }
                 };

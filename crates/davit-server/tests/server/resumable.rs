@@ -239,6 +239,37 @@ async fn a_new_request_takes_over_from_a_stalled_append() {
     assert!(s.get("/stalled.bin").await.body[..] == body[..]);
 }
 
+/// A graceful shutdown does not wait for a large append to end: the append stops, keeps its
+/// bytes and answers 503, and the restarted server goes on from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_stops_running_appends_which_resume_after_it() {
+    let s = TestServer::start().await;
+    let body = pattern(2_000_000);
+    let upload = create(&s, "/shut.bin", &body[..100], None).await;
+    let mut running = s.connect().await;
+    let head = format!(
+        "PATCH {upload} HTTP/1.1\r\nHost: {}\r\nUpload-Offset: 100\r\nUpload-Complete: ?1\r\n\
+         Content-Type: application/partial-upload\r\nContent-Length: 1999900\r\n\r\n",
+        s.host()
+    );
+    running.write_all(head.as_bytes()).await.expect("write");
+    running.write_all(&body[100..600_100]).await.expect("write");
+    running.flush().await.expect("flush");
+    wait_for_part(&uploads_dir(&s), "the append's first bytes", |n| n > 100).await;
+    // `stop` fails the test if the drain takes its full 30 s.
+    let dirs = s.stop().await;
+    let answer = read_until(&mut running, b"\r\n\r\n").await;
+    assert!(answer.starts_with(b"HTTP/1.1 503 "), "{answer:?}");
+    let s = TestServer::launch(dirs, Default::default()).await;
+    let (status, at) = offset(&s, &upload, None).await;
+    assert_eq!(status, 204);
+    let at = at.expect("Upload-Offset") as usize;
+    assert!((101..=600_100).contains(&at), "{at}");
+    let r = append(&s, &upload, at, &body[at..], true).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(s.get("/shut.bin").await.body[..] == body[..]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_their_users_and_locks_hold_at_the_commit() {
     let s = TestServer::with_auth(auth_with_users(&["alice", "bob"])).await;
