@@ -1004,6 +1004,11 @@
     for (;;) {
       if (upload) {
         const head = await send('HEAD', upload, {});
+        if (head.status === 204 && head.header('Upload-Complete') === '?1') {
+          // Completed already: only the answer to the last append was lost.
+          localStorage.removeItem(key);
+          return 201;
+        }
         if (head.status === 204) {
           offset = Number(head.header('Upload-Offset')) || 0;
           if (it.resumedAt === undefined && offset > 0) {
