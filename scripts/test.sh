@@ -113,6 +113,13 @@ for comp in rustfmt clippy; do
   fi
 done
 cargo --version
+# A full disk fails later steps in confusing ways (a benchmark's report cut short, a 507):
+# say how much room there is, and warn when it is less than a build and the tests need.
+free_kib=$(df -Pk "$ROOT" | awk 'NR == 2 { print $4 }')
+echo "free disk space: $((free_kib / 1048576)) GiB"
+if ((free_kib < 20 * 1048576)); then
+  echo "test.sh: warning: less than 20 GiB free; the builds and tests may fill the disk" >&2
+fi
 # Garage (the S3 server of the distributed backend's tests) takes long to build: start it now,
 # in the background, when it is missing; step 9 waits for it.
 if ! command -v garage >/dev/null && [[ ! -x $HOME/.cargo/bin/garage ]]; then

@@ -11,7 +11,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { createHash, randomBytes as rnd } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -426,6 +426,7 @@ async function main() {
       await expectBytes('/' + enc('album ü') + '/' + rel.split('/').map(enc).join('/'), buf, rel);
     }
     await page.locator('#uploads-clear').click();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   await check('edit a text file in place; a change made meanwhile is not overwritten', async () => {
@@ -747,6 +748,7 @@ async function main() {
       await ctx.close();
     } finally {
       server.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
