@@ -187,6 +187,7 @@ impl Namespace {
         Ok(rows
             .iter()
             .map(|row| Entry {
+                shared: false,
                 name: row.get(1),
                 meta: resource(row).meta,
             })

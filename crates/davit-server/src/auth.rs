@@ -145,6 +145,8 @@ pub struct Auth {
     verifications: tokio::sync::Semaphore,
     /// argon2 verifications run so far (what the timing-equality test counts).
     argon2_runs: std::sync::atomic::AtomicU64,
+    /// Counts reloads (see [`Auth::generation`]).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// What the `[auth]` table says: who exists and who may do what.
@@ -306,6 +308,7 @@ impl Auth {
                 std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8)),
             ),
             argon2_runs: std::sync::atomic::AtomicU64::new(0),
+            generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -325,10 +328,17 @@ impl Auth {
             quotas_changed: old != new,
         };
         self.policy.store(Arc::new(policy));
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut cache) = self.verified.lock() {
             cache.clear();
         }
         Ok(reloaded)
+    }
+
+    /// Changes with every reload: what is cached per user is cached per generation.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Client addresses refused for failed logins right now (a gauge of the metrics).

@@ -72,6 +72,13 @@ pub struct DavConfig {
     /// Most bytes the unfinished resumable uploads may hold together in the state directory,
     /// if any limit; an append past it stops with 507 (keeping what it stored before).
     pub max_staged_upload_bytes: Option<u64>,
+    /// Most bytes the cache of rendered listings and small files may hold; 0 turns it off.
+    pub cache_bytes: u64,
+    /// Largest file whose bytes the cache keeps.
+    pub cache_file_bytes: u64,
+    /// Most directories watched for changes by other programs (inotify); resources in further
+    /// directories are not cached.
+    pub cache_watches: usize,
 }
 
 impl Default for DavConfig {
@@ -103,6 +110,9 @@ impl Default for DavConfig {
             max_unfinished_uploads: 1000,
             max_unfinished_uploads_per_user: 100,
             max_staged_upload_bytes: None,
+            cache_bytes: 8 << 20,
+            cache_file_bytes: 64 << 10,
+            cache_watches: 8192,
         }
     }
 }

@@ -329,6 +329,13 @@ impl<S: Storage + Clone> Storage for JournaledStorage<S> {
         self.inner.binding_index().await
     }
 
+    fn change_feed(
+        &self,
+        max_watches: usize,
+    ) -> Option<std::sync::Arc<dyn crate::cache::ChangeFeed>> {
+        self.inner.change_feed(max_watches)
+    }
+
     async fn bind(
         &self,
         from: &DavPath,

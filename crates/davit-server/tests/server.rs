@@ -10,6 +10,8 @@ mod archive;
 mod bad_input;
 #[path = "server/bind.rs"]
 mod bind;
+#[path = "server/cache.rs"]
+mod cache;
 #[path = "server/clients.rs"]
 mod clients;
 #[path = "server/copymove.rs"]

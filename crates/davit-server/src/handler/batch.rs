@@ -634,6 +634,8 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             changes: self.changes.clone(),
             // A batch's PUT writes its target; it never starts a resumable upload.
             uploads: None,
+            // What a batch reads before it commits is nobody else's to see.
+            cache: None,
         }
     }
 }

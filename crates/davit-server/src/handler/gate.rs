@@ -19,6 +19,7 @@
 //! waiting for them.
 
 use super::Change;
+use crate::cache::{Cache, Noticed};
 use crate::locks::Announcement;
 use davit_proto::href::DavPath;
 use std::cell::RefCell;
@@ -45,6 +46,8 @@ pub(crate) struct WriteGate {
     /// Signalled whenever a LOCK stops waiting (granted, or its request gone).
     lock_settled: tokio::sync::Notify,
     next_id: AtomicU64,
+    /// Told of every write when it registers and when it ends.
+    cache: Option<Arc<Cache>>,
 }
 
 /// A LOCK's place among the pending; dropping it (the LOCK granted, or its request
@@ -80,13 +83,35 @@ pub(crate) struct Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         if let Ok(mut active) = self.gate.active.lock() {
+            if let Some(cache) = &self.gate.cache {
+                for (_, path, tree) in active.iter().filter(|(id, ..)| *id == self.id) {
+                    cache.invalidate(&noticed(path, *tree));
+                }
+            }
             active.retain(|(id, _, _)| *id != self.id);
         }
         self.gate.finished.notify_waiters();
     }
 }
 
+/// What a write of `path` (`tree`: and everything below) changes, for the cache.
+fn noticed(path: &DavPath, tree: bool) -> Noticed {
+    if tree {
+        Noticed::Tree(path.clone())
+    } else {
+        Noticed::Path(path.clone())
+    }
+}
+
 impl WriteGate {
+    /// A gate that tells `cache` of every write.
+    pub(crate) fn with_cache(cache: Option<Arc<Cache>>) -> WriteGate {
+        WriteGate {
+            cache,
+            ..WriteGate::default()
+        }
+    }
+
     /// Runs `check` (the write's lock check) and, when it passes, registers `changes` for as
     /// long as the current request runs, all under the gate's mutex. `announce` tells other
     /// instances of the write before the check (see `LockStore::announce`); the announcement
@@ -141,6 +166,13 @@ impl WriteGate {
         if let Ok(mut active) = self.active.lock() {
             for change in changes {
                 active.push((id, change.path().clone(), change.is_tree()));
+            }
+        }
+        // Fills begun before this point are not kept; the ticket's end forgets again what
+        // was read while the write ran.
+        if let Some(cache) = &self.cache {
+            for change in changes {
+                cache.invalidate(&noticed(change.path(), change.is_tree()));
             }
         }
         let ticket = Ticket {

@@ -4,6 +4,7 @@
 
 use super::{response, Dav, Target};
 use crate::body::{self, Body};
+use crate::cache::{CachedFile, FileEntry};
 use crate::error::{DavError, DavResult};
 use crate::live::{clamp_to_now, content_type_for, stored_type};
 use crate::locks::LockStore;
@@ -12,12 +13,14 @@ use crate::storage::{prepare, read_into, FileRead, Meta, Storage};
 use bytes::Bytes;
 use davit_proto::conditional::{self, Validators};
 use davit_proto::date::http_date;
+use davit_proto::href::DavPath;
 use davit_proto::range::{self, ByteRange, Multipart, RangeOutcome};
 use davit_proto::xml::escape_text;
 use futures_util::StreamExt;
 use http::request::Parts;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use std::io::SeekFrom;
+use std::sync::Arc;
 use tokio::io::AsyncSeekExt;
 
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
@@ -27,6 +30,20 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         target: &Target,
         with_body: bool,
     ) -> DavResult<Response<Body>> {
+        // Small files come from the cache when it has them (range requests go to storage).
+        let mut fill = None;
+        if let Some(cache) = &self.cache {
+            if !target.slash && !parts.headers.contains_key(header::RANGE) {
+                match cache.file(&target.path) {
+                    Some(FileEntry::Small(f)) => {
+                        return self.serve_cached(parts, target, &f, with_body).await;
+                    }
+                    Some(FileEntry::Large) => {}
+                    // Watched before the file is opened: a change made meanwhile is noticed.
+                    None => fill = cache.begin(&target.path, false),
+                }
+            }
+        }
         // Open first and describe what was opened: one path resolution on the hot path, and a
         // concurrent PUT can never pair one version's length and ETag with another's bytes.
         // A collection either opens as one (and says so) or refuses to open as a file.
@@ -36,7 +53,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             Err(e) if super::is_absent(&e) => return Err(DavError::NotFound),
             Err(e) => return Err(e.into()),
         };
-        let (mut file, meta) = match opened {
+        let (mut file, mut meta) = match opened {
             Some((file, meta)) if !meta.is_dir() => {
                 if target.slash {
                     // A file addressed as a collection is not mapped.
@@ -57,6 +74,21 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 return self.index(parts, target, with_body).await;
             }
         };
+        if let (Some(cache), Some(fill)) = (&self.cache, fill) {
+            if meta.len > cache.limits().max_file_bytes {
+                cache.keep_file(fill, FileEntry::Large);
+            } else if let Some(f) = self.read_small(&mut file, &target.path, meta).await? {
+                cache.keep_file(fill, FileEntry::Small(f.clone()));
+                return self.serve_cached(parts, target, &f, with_body).await;
+            } else {
+                // It changed while it was read: answer from storage as it is now, keep nothing.
+                let (again, now) = self.storage.open(&target.path).await?;
+                if now.is_dir() {
+                    return Err(DavError::Conflict("replaced by a collection meanwhile"));
+                }
+                (file, meta) = (again, now);
+            }
+        }
         let not_modified = self
             .check_preconditions(parts, target, Some(&meta), &[])
             .await?;
@@ -146,19 +178,86 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 (r, len, header_value(&mp.content_type())?)
             }
         };
-        let h = r.headers_mut();
-        h.insert(header::CONTENT_TYPE, content_type);
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-        // A stored file opened in a browser is shown, never run: an uploaded page or SVG must
-        // not run script as the server's origin, with the user's login. PDFs are left out:
-        // browsers refuse to show them in a sandbox, and their viewer runs none of their code
-        // as the page's.
-        if ctype != "application/pdf" && super::ui::wants_html(&parts.headers) {
-            h.insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static("sandbox"),
-            );
+        body_headers(&mut r, parts, ctype, content_type, length);
+        Ok(r)
+    }
+
+    /// A small file read whole with its stored content type, or `None` when its length is
+    /// not the one it was opened with (written meanwhile).
+    async fn read_small(
+        &self,
+        file: &mut S::Read,
+        path: &DavPath,
+        meta: Meta,
+    ) -> DavResult<Option<Arc<CachedFile>>> {
+        let Ok(len) = usize::try_from(meta.len) else {
+            return Ok(None);
+        };
+        let mut buf = Vec::with_capacity(len + 1);
+        prepare(file).await?;
+        // One byte more than expected tells a file that grew.
+        while buf.len() <= len {
+            let room = len + 1 - buf.len();
+            if read_into(file, &mut buf, room).await? == 0 {
+                break;
+            }
         }
+        if buf.len() != len {
+            return Ok(None);
+        }
+        let dead = self
+            .props
+            .get_many(vec![path.clone()])
+            .await?
+            .pop()
+            .unwrap_or_default();
+        Ok(Some(Arc::new(CachedFile {
+            meta,
+            stored_type: stored_type(&dead).map(str::to_owned),
+            body: Bytes::from(buf),
+        })))
+    }
+
+    /// GET or HEAD of a file the cache holds: the same answer storage would give.
+    async fn serve_cached(
+        &self,
+        parts: &Parts,
+        target: &Target,
+        f: &CachedFile,
+        with_body: bool,
+    ) -> DavResult<Response<Body>> {
+        let not_modified = self
+            .check_preconditions(parts, target, Some(&f.meta), &[])
+            .await?;
+        let status = if not_modified {
+            StatusCode::NOT_MODIFIED
+        } else {
+            StatusCode::OK
+        };
+        let body = if with_body && !not_modified {
+            body::full(f.body.clone())
+        } else {
+            body::empty()
+        };
+        let mut r = Response::new(body);
+        *r.status_mut() = status;
+        *r.headers_mut() = http::HeaderMap::with_capacity(8);
+        let h = r.headers_mut();
+        h.insert(header::ETAG, header_value(&f.meta.etag)?);
+        h.insert(
+            header::LAST_MODIFIED,
+            HeaderValue::try_from(http_date(clamp_to_now(f.meta.modified)))
+                .map_err(|e| internal(e.into()))?,
+        );
+        h.insert(header::ACCEPT_RANGES, ACCEPT_BYTES);
+        if not_modified {
+            return Ok(r);
+        }
+        let stored = f.stored_type.as_deref();
+        let by_name = content_type_for(target.path.name().unwrap_or(""));
+        let ctype = stored.unwrap_or(by_name);
+        let value = ctype_value(stored, by_name)?;
+        body_headers(&mut r, parts, ctype, value, f.meta.len);
         Ok(r)
     }
 
@@ -257,6 +356,30 @@ fn requested_ranges(parts: &Parts, meta: &Meta) -> RangeOutcome {
 }
 
 const ACCEPT_BYTES: HeaderValue = HeaderValue::from_static("bytes");
+
+/// The headers describing a response's body: its type and length, and the sandbox a browser
+/// shows it in.
+fn body_headers(
+    r: &mut Response<Body>,
+    parts: &Parts,
+    ctype: &str,
+    content_type: HeaderValue,
+    length: u64,
+) {
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, content_type);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    // A stored file opened in a browser is shown, never run: an uploaded page or SVG must
+    // not run script as the server's origin, with the user's login. PDFs are left out:
+    // browsers refuse to show them in a sandbox, and their viewer runs none of their code
+    // as the page's.
+    if ctype != "application/pdf" && super::ui::wants_html(&parts.headers) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("sandbox"),
+        );
+    }
+}
 
 /// A header value from text the server made; 500 if it cannot be one.
 fn header_value(text: &str) -> DavResult<HeaderValue> {

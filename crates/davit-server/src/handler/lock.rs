@@ -96,7 +96,11 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 )
                 .await;
             match acquired? {
-                Acquire::Granted(lock) => break lock,
+                Acquire::Granted(lock) => {
+                    // What the lock covers is described differently from now on.
+                    self.forget(forgotten(&lock));
+                    break lock;
+                }
                 Acquire::Conflict(in_way) => return self.conflict(path, in_way).await,
                 Acquire::Busy => {
                     tokio::time::sleep(pause).await;
@@ -132,6 +136,8 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 return Err(e);
             }
         }
+        // Again, for the resource just created.
+        self.forget(forgotten(&lock));
         let is_dir = meta.as_ref().is_some_and(|m| m.is_dir());
         let status = if meta.is_some() {
             StatusCode::OK
@@ -243,6 +249,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                     return Err(DavError::Forbidden("the lock belongs to another user"));
                 }
                 self.locks.release(&token).await?;
+                self.forget(crate::cache::Noticed::Tree(lock.root.clone()));
                 Ok(status_only(StatusCode::NO_CONTENT))
             }
             _ => Err(DavError::condition(
@@ -292,4 +299,14 @@ fn lockdiscovery_body(lock: &Lock, root_is_dir: bool) -> String {
     );
     out.push_str("</D:lockdiscovery></D:prop>\n");
     out
+}
+
+/// What the cache forgets when `lock` is granted: its root, and with depth infinity
+/// everything below.
+fn forgotten(lock: &Lock) -> crate::cache::Noticed {
+    if lock.depth == LockDepth::Infinity {
+        crate::cache::Noticed::Tree(lock.root.clone())
+    } else {
+        crate::cache::Noticed::Path(lock.root.clone())
+    }
 }

@@ -72,6 +72,9 @@ pub struct Dav<S, P, L> {
     changes: Option<Arc<dyn crate::changes::ChangeLog>>,
     /// Where resumable uploads keep their bytes; without it they are not offered.
     uploads: Option<Arc<resumable::Uploads>>,
+    /// Rendered listings and small files, kept coherent with every change (see `cache`);
+    /// `None` when turned off or when the backend cannot report outside changes.
+    cache: Option<Arc<crate::cache::Cache>>,
 }
 
 /// The quotas of the configuration (paths that do not parse were refused at start-up) and of
@@ -83,6 +86,21 @@ fn quotas_of(config: &DavConfig, users: Vec<(DavPath, u64)>) -> crate::quota::Qu
         limits,
         std::time::Duration::from_secs(config.quota_rescan_secs),
     )
+}
+
+/// The cache `config` asks for, over what `storage` reports of outside changes.
+fn cache_for<S: Storage>(storage: &S, config: &DavConfig) -> Option<Arc<crate::cache::Cache>> {
+    if config.cache_bytes == 0 {
+        return None;
+    }
+    let feed = storage.change_feed(config.cache_watches)?;
+    let limits = crate::cache::CacheLimits {
+        max_bytes: config.cache_bytes,
+        max_file_bytes: config.cache_file_bytes,
+        // One listing may take a quarter of the cache.
+        max_listing_bytes: config.cache_bytes / 4,
+    };
+    Some(Arc::new(crate::cache::Cache::new(limits, Some(feed))))
 }
 
 /// What the documents of the batches in progress may take together, in the largest size
@@ -110,6 +128,7 @@ impl<S: Clone, P: Clone, L: Clone> Clone for Dav<S, P, L> {
             quotas: self.quotas.clone(),
             changes: self.changes.clone(),
             uploads: self.uploads.clone(),
+            cache: self.cache.clone(),
         }
     }
 }
@@ -137,6 +156,7 @@ where
         let connection_slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
         let batch_slots = Arc::new(tokio::sync::Semaphore::new(batch_slot_count(&config)));
         let quotas = Arc::new(quotas_of(&config, Vec::new()));
+        let cache = cache_for(&storage, &config);
         Dav {
             quotas,
             batch_slots,
@@ -148,9 +168,23 @@ where
             journal_dir: None,
             batch_lock: Arc::new(tokio::sync::Mutex::new(())),
             auth: None,
-            write_gate: Arc::default(),
+            write_gate: Arc::new(gate::WriteGate::with_cache(cache.clone())),
             changes: None,
             uploads: None,
+            cache,
+        }
+    }
+
+    /// The cache, when there is one (its counters for the metrics and tests).
+    pub fn cache(&self) -> Option<&crate::cache::Cache> {
+        self.cache.as_deref()
+    }
+
+    /// Forgets what the cache keeps about `noticed` (a lock granted or released changes how
+    /// what it covers is described).
+    pub(crate) fn forget(&self, noticed: crate::cache::Noticed) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(&noticed);
         }
     }
 
@@ -981,6 +1015,14 @@ pub(crate) fn has_body(parts: &Parts) -> bool {
 
 /// A 207 response with a complete body.
 pub(crate) fn multistatus(xml: String) -> Response<Body> {
+    response(StatusCode::MULTI_STATUS)
+        .header(header::CONTENT_TYPE, XML_CONTENT_TYPE)
+        .body(body::full(xml))
+        .unwrap_or_else(|_| body::plain(StatusCode::INTERNAL_SERVER_ERROR))
+}
+
+/// A 207 whose body is already rendered (a cached one).
+pub(crate) fn multistatus_bytes(xml: bytes::Bytes) -> Response<Body> {
     response(StatusCode::MULTI_STATUS)
         .header(header::CONTENT_TYPE, XML_CONTENT_TYPE)
         .body(body::full(xml))

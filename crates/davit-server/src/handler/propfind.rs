@@ -35,13 +35,43 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         };
         let body = self.read_xml_body(parts, body).await?;
         let request = parse_propfind(&body, &self.config.xml_limits())?;
-        let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
+        let prefer = super::prefer_of(parts);
+        let key = self.listing_key(parts, target, depth, &request, &body);
+        let mut fill = None;
+        if let (Some(cache), Some(key)) = (&self.cache, &key) {
+            if let Some(hit) = cache.listing(&target.path, key) {
+                let resp = super::multistatus_bytes(hit.body);
+                return Ok(super::preferences_applied(
+                    resp,
+                    prefer.minimal,
+                    hit.depth_noroot,
+                ));
+            }
+            // Watched before anything is read, so that a change made meanwhile is noticed.
+            fill = cache.begin(&target.path, false);
+        }
+        let mut meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
+        if let (Some(cache), true) = (&self.cache, fill.is_some() && meta.is_dir()) {
+            // A collection's own watch reports its membership; its metadata is read again
+            // after the watch began.
+            if cache.watch_more(&target.path, true) {
+                meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
+            } else {
+                fill = None;
+            }
+        }
         self.check_preconditions(parts, target, Some(&meta), &[])
             .await?;
         let depth = if meta.is_dir() { depth } else { Depth::Zero };
-        let prefer = super::prefer_of(parts);
         let minimal = prefer.minimal;
         let noroot = prefer.depth_noroot && depth != Depth::Zero;
+        let keep = fill.zip(key).map(|(fill, key)| Keep {
+            fill,
+            key,
+            buf: Vec::new(),
+            collections: Vec::new(),
+            depth_noroot: noroot,
+        });
         if depth == Depth::Infinity {
             // Refused outright, or when the tree is larger than the configured bound. The
             // count is taken before answering because a 207 cannot turn into a 403 later.
@@ -59,9 +89,18 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         if depth == Depth::Zero {
             // One resource: write it here, without a task and a channel.
             let who = super::principal(parts);
-            let resp = self
+            let (xml, volatile) = self
                 .propfind_one(target, meta, &request, minimal, &who)
                 .await?;
+            let xml = Bytes::from(xml);
+            if let (Some(cache), Some(keep), false) = (&self.cache, keep, volatile) {
+                let rendered = crate::cache::Rendered {
+                    body: xml.clone(),
+                    depth_noroot: false,
+                };
+                cache.keep_listing(keep.fill, keep.key, rendered);
+            }
+            let resp = super::multistatus_bytes(xml);
             return Ok(super::preferences_applied(resp, minimal, false));
         }
         let resp = self
@@ -76,11 +115,77 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                     noroot,
                     condition: None,
                     max_matches: None,
+                    keep,
                 },
             )
             .await?;
         Ok(super::preferences_applied(resp, minimal, noroot))
     }
+
+    /// What identifies a PROPFIND's answer in the cache, or `None` when it must not be kept:
+    /// no cache, Depth infinity, conditional headers, or properties that change with time or
+    /// with the whole share (quota figures, sync tokens, the asker's privileges, parent-set).
+    fn listing_key(
+        &self,
+        parts: &Parts,
+        target: &Target,
+        depth: Depth,
+        request: &PropFind,
+        body: &[u8],
+    ) -> Option<Box<[u8]>> {
+        self.cache.as_ref()?;
+        if depth == Depth::Infinity
+            || needs_quota(request)
+            || needs_sync(request)
+            || needs_viewer(request)
+            || needs_bindings(request)
+        {
+            return None;
+        }
+        const CONDITIONAL: [&str; 6] = [
+            "if",
+            "if-match",
+            "if-none-match",
+            "if-modified-since",
+            "if-unmodified-since",
+            "if-range",
+        ];
+        if CONDITIONAL.iter().any(|h| parts.headers.contains_key(*h)) {
+            return None;
+        }
+        let prefer = super::prefer_of(parts);
+        let mut key = Vec::with_capacity(body.len() + 48);
+        key.push(match depth {
+            Depth::Zero => b'0',
+            _ => b'1',
+        });
+        key.push(u8::from(prefer.minimal));
+        key.push(u8::from(prefer.depth_noroot));
+        key.push(u8::from(target.slash));
+        // Who asks decides which members are visible; a reload of the rules changes that.
+        if let Some(auth) = &self.auth {
+            key.extend_from_slice(&auth.generation().to_le_bytes());
+        }
+        match super::principal(parts) {
+            crate::auth::Principal::User(name) => key.extend_from_slice(name.as_bytes()),
+            crate::auth::Principal::Anonymous => {}
+        }
+        key.push(0);
+        key.extend_from_slice(body);
+        Some(key.into_boxed_slice())
+    }
+}
+
+/// A listing being kept for the cache while it is written.
+pub(super) struct Keep {
+    fill: crate::cache::Fill,
+    key: Box<[u8]>,
+    /// What was written so far.
+    buf: Vec<u8>,
+    /// Member collections, whose own changes show in the listing: watched before it is kept,
+    /// and kept only if they did not change meanwhile.
+    collections: Vec<(DavPath, Meta)>,
+    depth_noroot: bool,
 }
 
 /// What a streamed listing writes for each resource it keeps.
@@ -95,6 +200,8 @@ pub(super) struct Listing {
     pub condition: Option<Condition>,
     /// SEARCH's limit on matches.
     pub max_matches: Option<u64>,
+    /// Kept in the cache when written whole (PROPFIND Depth 1).
+    pub keep: Option<Keep>,
 }
 
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
@@ -133,6 +240,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             first,
             condition: listing.condition,
             max_matches: listing.max_matches,
+            keep: listing.keep,
         };
         tokio::spawn(lister.run(root, meta, depth));
         if let Some(started) = started {
@@ -155,7 +263,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         request: &PropFind,
         minimal: bool,
         who: &crate::auth::Principal,
-    ) -> DavResult<Response<Body>> {
+    ) -> DavResult<(String, bool)> {
         let path = &target.path;
         let dead = if needs_dead(request) {
             self.props
@@ -184,12 +292,15 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let bindings = self.binding_index_if(request).await;
         let viewer = needs_viewer(request).then(|| self.viewer(who));
         let mut w = MultistatusWriter::new();
+        let now = std::time::SystemTime::now();
+        // A lock's timeout counts down; a future date shows as now.
+        let volatile = !locks.is_empty() || meta.modified > now;
         let t = live::Target {
             path,
             meta: &meta,
             locks: &locks,
             stored_type: live::stored_type(&dead),
-            now: std::time::SystemTime::now(),
+            now,
             quota,
             sync_token: sync_token.as_deref(),
             resource_id: needs_ids(request).then(|| self.storage.resource_id(&meta.identity)),
@@ -197,7 +308,29 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             viewer: viewer.as_ref(),
         };
         write_response(&mut w, request, &resolve(request), &t, &dead, minimal);
-        Ok(super::multistatus(w.finish()))
+        Ok((w.finish(), volatile))
+    }
+
+    /// Keeps a listing written whole, once its member collections are watched and found
+    /// unchanged since they were listed.
+    async fn keep_listing(&self, keep: Keep) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        for (path, listed) in &keep.collections {
+            if !cache.watch_more(path, true) {
+                return;
+            }
+            match self.storage.metadata(path).await {
+                Ok(now) if now.modified == listed.modified && now.etag == listed.etag => {}
+                _ => return,
+            }
+        }
+        let rendered = crate::cache::Rendered {
+            body: Bytes::from(keep.buf),
+            depth_noroot: keep.depth_noroot,
+        };
+        cache.keep_listing(keep.fill, keep.key, rendered);
     }
 }
 
@@ -393,6 +526,8 @@ struct Lister<S, P, L> {
     condition: Option<Condition>,
     /// SEARCH's `DAV:limit`: after this many matches the answer ends with a 507.
     max_matches: Option<u64>,
+    /// The cache's copy of what is written, while it may still be kept.
+    keep: Option<Keep>,
 }
 
 /// How a PROPFIND that may still fail as a whole begins.
@@ -432,8 +567,27 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
         let done = self.walk(root, meta, depth).await;
         if done.is_ok() {
             self.started();
-            let rest = std::mem::take(&mut self.w).finish();
-            let _ = self.tx.send(Ok(Bytes::from(rest))).await;
+            let rest = Bytes::from(std::mem::take(&mut self.w).finish());
+            self.tee(&rest);
+            let sent = self.tx.send(Ok(rest)).await;
+            if let (Ok(()), Some(keep)) = (sent, self.keep.take()) {
+                self.dav.keep_listing(keep).await;
+            }
+        }
+    }
+
+    /// Copies what is sent into the cache's buffer, until it is larger than a listing may be.
+    fn tee(&mut self, chunk: &[u8]) {
+        let Some(cache) = &self.dav.cache else {
+            self.keep = None;
+            return;
+        };
+        if let Some(keep) = &mut self.keep {
+            if (keep.buf.len() + chunk.len()) as u64 > cache.limits().max_listing_bytes {
+                self.keep = None;
+            } else {
+                keep.buf.extend_from_slice(chunk);
+            }
         }
     }
 
@@ -487,6 +641,12 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
                     };
                     if !self.dav.visible(&self.who, &child) {
                         continue;
+                    }
+                    if entry.shared {
+                        // Changed through another name, it would not be noticed here.
+                        self.keep = None;
+                    } else if let (Some(keep), true) = (&mut self.keep, entry.meta.is_dir()) {
+                        keep.collections.push((child.clone(), entry.meta.clone()));
                     }
                     if depth == Depth::Infinity && entry.meta.is_dir() {
                         let id = entry.meta.identity;
@@ -613,6 +773,10 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
             let none = Vec::new();
             let dead = dead.get(i).unwrap_or(&none);
             let locks = locks_of.get_mut(i).map(std::mem::take).unwrap_or_default();
+            if !locks.is_empty() || meta.modified > now {
+                // A lock's timeout counts down; a future date shows as now: neither is kept.
+                self.keep = None;
+            }
             let quota = if needs_quota {
                 self.dav.quota_info(path).await
             } else {
@@ -640,11 +804,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Lister<S, P
             );
             if self.w.pending() >= CHUNK {
                 self.started();
-                let chunk = self.w.take();
-                self.tx
-                    .send(Ok(Bytes::from(chunk)))
-                    .await
-                    .map_err(|_| Gone)?;
+                let chunk = Bytes::from(self.w.take());
+                self.tee(&chunk);
+                self.tx.send(Ok(chunk)).await.map_err(|_| Gone)?;
             }
         }
         Ok(())

@@ -76,6 +76,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             scope_meta,
             depth,
             Listing {
+                keep: None,
                 request: search.select,
                 minimal: super::prefer_of(parts).minimal,
                 noroot: false,

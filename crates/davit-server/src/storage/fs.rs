@@ -609,6 +609,16 @@ impl Storage for FsStorage {
         uuid::Builder::from_custom_bytes(bytes).into_uuid()
     }
 
+    fn change_feed(&self, max_watches: usize) -> Option<Arc<dyn crate::cache::ChangeFeed>> {
+        match crate::cache::InotifyFeed::new(&self.inner.root, max_watches) {
+            Ok(feed) => Some(Arc::new(feed)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no inotify: nothing is cached");
+                None
+            }
+        }
+    }
+
     async fn binding_index(&self) -> io::Result<BindingIndex> {
         let inner = self.inner.clone();
         blocking(move || Ok(scan_bindings(&inner, BINDING_SCAN_LIMIT))).await
@@ -732,8 +742,10 @@ fn read_members(
             tracing::debug!(name = ?entry.file_name(), "skipping non-UTF-8 name");
             continue;
         };
+        let mut shared = false;
         let md = match entry.file_type() {
             Ok(t) if t.is_symlink() => {
+                shared = true;
                 let target = entry.path();
                 match std::fs::canonicalize(&target) {
                     Ok(c) if inner.allowed(&c) => std::fs::metadata(&target),
@@ -748,9 +760,11 @@ fn read_members(
             Err(e) => Err(e),
         };
         let Ok(md) = md else { continue };
+        shared |= !md.is_dir() && md.nlink() > 1;
         batch.push(Entry {
             name,
             meta: meta_from(&md),
+            shared,
         });
         if batch.len() == max {
             break;

@@ -11,6 +11,7 @@ use futures_util::Stream;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite};
@@ -87,6 +88,9 @@ pub struct Entry {
     pub name: String,
     /// Its metadata.
     pub meta: Meta,
+    /// Reached through a symlink, or with other bindings (hard links): a change may be made
+    /// through another name, so nothing about it is cached.
+    pub shared: bool,
 }
 
 /// A member that a tree operation could not handle, with the reason.
@@ -214,6 +218,12 @@ pub trait Storage: Send + Sync + 'static {
     /// directory backend scans the whole tree): called at most once per request, and only
     /// when `DAV:parent-set` is asked for.
     fn binding_index(&self) -> impl Future<Output = io::Result<BindingIndex>> + Send;
+    /// How changes made around davit (by other programs, or other instances) reach its cache;
+    /// `None` (the default) when they cannot, and then nothing is cached.
+    fn change_feed(&self, max_watches: usize) -> Option<Arc<dyn crate::cache::ChangeFeed>> {
+        let _ = max_watches;
+        None
+    }
     /// A view of this storage whose changes are part of the property store's transaction
     /// `tx` (see `PropStore::shared`), so that an atomic batch commits or rolls back content,
     /// namespace and properties as one; `None` when the backend cannot join it (the batch

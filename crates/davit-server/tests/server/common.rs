@@ -57,6 +57,8 @@ impl Dirs {
 /// A server over temporary directories, listening on 127.0.0.1 at an ephemeral port.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The served instance (a clone sharing its state: cache, locks, stores).
+    pub dav: Server,
     dirs: Dirs,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
@@ -97,11 +99,13 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local_addr");
         let (tx, rx) = oneshot::channel::<()>();
+        let dav = server.clone();
         let task = tokio::spawn(serve(listener, server, async {
             let _ = rx.await;
         }));
         TestServer {
             addr,
+            dav,
             dirs,
             shutdown: tx,
             task,
