@@ -337,10 +337,17 @@ EOF
 
 # Each server gets a fresh copy of the template: new directories, files hard-linked (identical
 # bytes, no 6x disk use). Nothing writes into a template file in place: PUTs create new names.
+# The files the small-request workloads read are copied instead: as in a served directory,
+# they have one name each (davit does not cache a file with other hard links, since a change
+# made through another name would not be noticed).
 make_docroot() {  # make_docroot NAME -> prints the docroot
-  local d="$RUN/root-$1"
+  local d="$RUN/root-$1" sub
   rm -rf -- "$d"
   cp -al "$RUN/template" "$d"
+  for sub in small dir1000 dir1000w; do
+    rm -rf -- "${d:?}/$sub"
+    cp -a "$RUN/template/$sub" "$d/$sub"
+  done
   if [[ $1 == apache ]]; then chown -R www-data:www-data "$d"; fi
   echo "$d"
 }
