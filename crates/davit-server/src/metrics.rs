@@ -280,6 +280,11 @@ pub struct Gauges {
     pub batch_slots: u64,
     /// Client addresses refused for failed logins right now.
     pub rate_limited_addresses: u64,
+    /// The cache: bytes held, answers from it, lookups that missed, and lost change queues.
+    pub cache_bytes: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub cache_overflows: u64,
 }
 
 /// The binary's version and commit, for `davit_build_info`.
@@ -544,6 +549,33 @@ impl Collector for Scrape {
             "davit_auth_rate_limited_addresses",
             "Client addresses refused for failed logins right now.",
             g.rate_limited_addresses,
+        )?;
+        gauge(
+            &mut encoder,
+            "davit_cache_bytes",
+            "Bytes the cache of listings and small files holds.",
+            g.cache_bytes,
+        )?;
+        counter(
+            &mut encoder,
+            "davit_cache_hits",
+            "PROPFIND and GET answers served from the cache.",
+            None,
+            g.cache_hits,
+        )?;
+        counter(
+            &mut encoder,
+            "davit_cache_misses",
+            "Cache lookups that found nothing.",
+            None,
+            g.cache_misses,
+        )?;
+        counter(
+            &mut encoder,
+            "davit_cache_overflows",
+            "Times the change queue overflowed and the whole cache was dropped.",
+            None,
+            g.cache_overflows,
         )?;
         {
             let mut e = encoder.encode_descriptor(

@@ -245,6 +245,11 @@ where
         let max = self.config.max_connections.max(1) as u64;
         let slots = batch_slot_count(&self.config) as u64;
         let now = std::time::SystemTime::now();
+        let stat = |f: fn(&crate::cache::CacheStats) -> &std::sync::atomic::AtomicU64| {
+            self.cache.as_ref().map_or(0, |c| {
+                f(&c.stats).load(std::sync::atomic::Ordering::Relaxed)
+            })
+        };
         let locks = match self.locks.under(&DavPath::root()).await {
             Ok(locks) => locks.iter().filter(|l| !l.expired(now)).count() as u64,
             Err(_) => 0,
@@ -260,6 +265,10 @@ where
                 .auth
                 .as_ref()
                 .map_or(0, |a| a.rate_limited_addresses() as u64),
+            cache_bytes: self.cache.as_ref().map_or(0, |c| c.bytes()),
+            cache_hits: stat(|s| &s.hits),
+            cache_misses: stat(|s| &s.misses),
+            cache_overflows: stat(|s| &s.overflows),
         }
     }
 
