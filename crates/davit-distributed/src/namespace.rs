@@ -113,6 +113,25 @@ impl Namespace {
         Namespace { pg }
     }
 
+    /// The database's version for the cache: the next transaction id, when no transaction
+    /// that writes is in progress (any write anywhere since then, by any instance, takes a
+    /// later id); `None` while one is, or when the database does not answer.
+    pub(crate) async fn version(&self) -> Option<u64> {
+        let c = self.pg.client().await.ok()?;
+        let st = c
+            .prepare_cached(
+                "SELECT pg_snapshot_xmax(s)::text::bigint, \
+                        NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(s)) \
+                 FROM pg_current_snapshot() s",
+            )
+            .await
+            .ok()?;
+        let row = c.query_one(&st, &[]).await.ok()?;
+        let next: i64 = row.try_get(0).ok()?;
+        let idle: bool = row.try_get(1).ok()?;
+        idle.then_some(next as u64)
+    }
+
     /// The resource at `path`, if any.
     pub async fn get(&self, path: &DavPath) -> io::Result<Option<Resource>> {
         let conn = self.pg.conn().await?;

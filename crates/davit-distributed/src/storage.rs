@@ -92,6 +92,26 @@ impl PgStorage {
     }
 }
 
+/// What the cache learns from the database: nothing is reported, every lookup asks which
+/// version of the database is current (one short query), so that a change committed by any
+/// instance is never served stale by another.
+#[derive(Debug)]
+struct VersionFeed {
+    ns: Namespace,
+}
+
+impl davit_server::cache::ChangeFeed for VersionFeed {
+    fn watch(&self, _path: &DavPath, _collection: bool) -> bool {
+        true
+    }
+
+    fn drain(&self, _sink: &mut dyn FnMut(davit_server::cache::Noticed)) {}
+
+    fn version(&self) -> Option<futures_util::future::BoxFuture<'_, Option<u64>>> {
+        Some(Box::pin(self.ns.version()))
+    }
+}
+
 impl Storage for PgStorage {
     type Read = BlobRead;
     type Upload = BlobUpload;
@@ -274,6 +294,12 @@ impl Storage for PgStorage {
 
     async fn binding_index(&self) -> io::Result<BindingIndex> {
         Ok(BindingIndex::default())
+    }
+
+    fn change_feed(&self, _max_watches: usize) -> Option<Arc<dyn davit_server::cache::ChangeFeed>> {
+        Some(Arc::new(VersionFeed {
+            ns: self.ns.clone(),
+        }))
     }
 
     async fn bind(&self, _: &DavPath, _: &DavPath) -> io::Result<Result<(), BindRefusal>> {

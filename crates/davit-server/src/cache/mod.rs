@@ -27,6 +27,7 @@ pub use inotify::InotifyFeed;
 use crate::storage::Meta;
 use bytes::Bytes;
 use davit_proto::href::DavPath;
+use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +56,34 @@ pub trait ChangeFeed: Send + Sync + std::fmt::Debug {
     /// For tests: loses every change queued so far, as a full kernel queue would, and reports
     /// that changes were lost.
     fn simulate_overflow(&self) {}
+    /// For a store others write to (other instances): which version of it is current, asked
+    /// before every lookup; what was kept at another version is not used. `None` (the
+    /// default): the store has no versions, the feed reports everything. The future yields
+    /// `None` when the version is not known (writes in progress, the store unreachable):
+    /// then the cache is neither read nor filled.
+    fn version(&self) -> Option<BoxFuture<'_, Option<u64>>> {
+        None
+    }
+}
+
+/// The store's version for one request (see [`ChangeFeed::version`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// The store has no versions.
+    Any,
+    /// The store is at this version.
+    At(u64),
+    /// Not known: do not use the cache.
+    Unknown,
+}
+
+impl Version {
+    fn tag(self) -> Option<u64> {
+        match self {
+            Version::At(v) => Some(v),
+            _ => None,
+        }
+    }
 }
 
 /// A small file as GET serves it.
@@ -101,6 +130,8 @@ const NODE_OVERHEAD: u64 = 160;
 struct Node {
     /// Changes with every invalidation (a fresh number from [`Cache::next_gen`]).
     gen: u64,
+    /// The store's version when the node was filled (see [`ChangeFeed::version`]).
+    version: Option<u64>,
     /// Last use, for eviction.
     used: u64,
     /// Rendered PROPFIND answers, by request key.
@@ -199,6 +230,17 @@ impl Cache {
         self.next_gen.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// The store's version for a request about to use the cache.
+    pub async fn version(&self) -> Version {
+        match self.feed.as_ref().and_then(|f| f.version()) {
+            None => Version::Any,
+            Some(asked) => match asked.await {
+                Some(v) => Version::At(v),
+                None => Version::Unknown,
+            },
+        }
+    }
+
     /// Forgets what `noticed` may have changed: a resource's node and its parent's (whose
     /// listing shows it), or a whole tree and its parent's.
     pub fn invalidate(&self, noticed: &Noticed) {
@@ -240,7 +282,10 @@ impl Cache {
     /// Starts a fill of the node at `path` (a collection when `collection`): the feed watches
     /// it first, so a change made while storage is read is noticed. `None` when it cannot be
     /// watched.
-    pub fn begin(&self, path: &DavPath, collection: bool) -> Option<Fill> {
+    pub fn begin(&self, path: &DavPath, collection: bool, version: Version) -> Option<Fill> {
+        if version == Version::Unknown {
+            return None;
+        }
         let mut state = self.current();
         if let Some(feed) = &self.feed {
             if !feed.watch(path, collection) {
@@ -248,11 +293,14 @@ impl Cache {
             }
         }
         let gen = match state.nodes.get(path) {
-            Some(n) => n.gen,
-            None => {
+            Some(n) if n.version == version.tag() => n.gen,
+            _ => {
+                // New, or kept at another version of the store: started afresh.
+                remove(&mut state, path);
                 let gen = self.gen();
                 let node = Node {
                     gen,
+                    version: version.tag(),
                     ..Node::default()
                 };
                 state.bytes += node.cost(path.as_str());
@@ -276,11 +324,14 @@ impl Cache {
     }
 
     /// The rendered answer kept for `key` at `path`.
-    pub fn listing(&self, path: &DavPath, key: &[u8]) -> Option<Rendered> {
+    pub fn listing(&self, path: &DavPath, key: &[u8], version: Version) -> Option<Rendered> {
         let mut state = self.current();
         state.tick += 1;
         let tick = state.tick;
-        let found = state.nodes.get_mut(path).and_then(|n| {
+        let current = version.tag();
+        let found = state.nodes.get_mut(path);
+        let found = found.filter(|n| version != Version::Unknown && n.version == current);
+        let found = found.and_then(|n| {
             n.used = tick;
             n.listings
                 .iter()
@@ -303,11 +354,14 @@ impl Cache {
     }
 
     /// What is kept about the file at `path`.
-    pub fn file(&self, path: &DavPath) -> Option<FileEntry> {
+    pub fn file(&self, path: &DavPath, version: Version) -> Option<FileEntry> {
         let mut state = self.current();
         state.tick += 1;
         let tick = state.tick;
-        let found = state.nodes.get_mut(path).and_then(|n| {
+        let current = version.tag();
+        let found = state.nodes.get_mut(path);
+        let found = found.filter(|n| version != Version::Unknown && n.version == current);
+        let found = found.and_then(|n| {
             n.used = tick;
             n.file.clone()
         });
@@ -424,52 +478,58 @@ mod tests {
     #[test]
     fn a_fill_is_kept_and_found() {
         let c = cache(1 << 20);
-        let fill = c.begin(&p("/d"), true).unwrap();
+        let fill = c.begin(&p("/d"), true, Version::Any).unwrap();
         c.keep_listing(fill, b"k".to_vec().into(), r(b"body"));
-        assert_eq!(body(c.listing(&p("/d"), b"k")), Some(b"body".to_vec()));
-        assert!(c.listing(&p("/d"), b"other").is_none());
+        assert_eq!(
+            body(c.listing(&p("/d"), b"k", Version::Any)),
+            Some(b"body".to_vec())
+        );
+        assert!(c.listing(&p("/d"), b"other", Version::Any).is_none());
     }
 
     #[test]
     fn a_change_during_a_fill_drops_it() {
         let c = cache(1 << 20);
-        let fill = c.begin(&p("/d"), true).unwrap();
+        let fill = c.begin(&p("/d"), true, Version::Any).unwrap();
         c.invalidate(&Noticed::Path(p("/d/f")));
         c.keep_listing(fill, b"k".to_vec().into(), r(b"old"));
-        assert!(c.listing(&p("/d"), b"k").is_none());
+        assert!(c.listing(&p("/d"), b"k", Version::Any).is_none());
         // A fill begun after the change is kept.
-        let fill = c.begin(&p("/d"), true).unwrap();
+        let fill = c.begin(&p("/d"), true, Version::Any).unwrap();
         c.keep_listing(fill, b"k".to_vec().into(), r(b"new"));
-        assert_eq!(body(c.listing(&p("/d"), b"k")), Some(b"new".to_vec()));
+        assert_eq!(
+            body(c.listing(&p("/d"), b"k", Version::Any)),
+            Some(b"new".to_vec())
+        );
     }
 
     #[test]
     fn a_member_change_drops_the_parent_listing_only() {
         let c = cache(1 << 20);
         for path in ["/d", "/d/f", "/e"] {
-            let fill = c.begin(&p(path), true).unwrap();
+            let fill = c.begin(&p(path), true, Version::Any).unwrap();
             c.keep_listing(fill, b"k".to_vec().into(), r(b"x"));
         }
         c.invalidate(&Noticed::Path(p("/d/f")));
-        assert!(c.listing(&p("/d"), b"k").is_none());
-        assert!(c.listing(&p("/d/f"), b"k").is_none());
-        assert!(c.listing(&p("/e"), b"k").is_some());
+        assert!(c.listing(&p("/d"), b"k", Version::Any).is_none());
+        assert!(c.listing(&p("/d/f"), b"k", Version::Any).is_none());
+        assert!(c.listing(&p("/e"), b"k", Version::Any).is_some());
     }
 
     #[test]
     fn a_tree_change_drops_everything_below_and_the_parent() {
         let c = cache(1 << 20);
         for path in ["/", "/a", "/a/b", "/a/b/c", "/ab", "/z"] {
-            let fill = c.begin(&p(path), true).unwrap();
+            let fill = c.begin(&p(path), true, Version::Any).unwrap();
             c.keep_listing(fill, b"k".to_vec().into(), r(b"x"));
         }
         c.invalidate(&Noticed::Tree(p("/a")));
         for gone in ["/", "/a", "/a/b", "/a/b/c"] {
-            assert!(c.listing(&p(gone), b"k").is_none(), "{gone}");
+            assert!(c.listing(&p(gone), b"k", Version::Any).is_none(), "{gone}");
         }
         // A sibling sharing the prefix as text, and an unrelated one, stay.
-        assert!(c.listing(&p("/ab"), b"k").is_some());
-        assert!(c.listing(&p("/z"), b"k").is_some());
+        assert!(c.listing(&p("/ab"), b"k", Version::Any).is_some());
+        assert!(c.listing(&p("/z"), b"k", Version::Any).is_some());
     }
 
     #[test]
@@ -477,7 +537,7 @@ mod tests {
         let c = cache(20_000);
         for i in 0..100 {
             let path = p(&format!("/f{i}"));
-            let fill = c.begin(&path, true).unwrap();
+            let fill = c.begin(&path, true, Version::Any).unwrap();
             c.keep_listing(
                 fill,
                 b"k".to_vec().into(),
@@ -489,14 +549,14 @@ mod tests {
             assert!(c.bytes() <= 20_000, "{} after {i}", c.bytes());
         }
         // The most recent ones are there.
-        assert!(c.listing(&p("/f99"), b"k").is_some());
-        assert!(c.listing(&p("/f0"), b"k").is_none());
+        assert!(c.listing(&p("/f99"), b"k", Version::Any).is_some());
+        assert!(c.listing(&p("/f0"), b"k", Version::Any).is_none());
     }
 
     #[test]
     fn oversized_entries_are_not_kept() {
         let c = cache(1 << 20);
-        let fill = c.begin(&p("/d"), true).unwrap();
+        let fill = c.begin(&p("/d"), true, Version::Any).unwrap();
         c.keep_listing(
             fill,
             b"k".to_vec().into(),
@@ -505,6 +565,42 @@ mod tests {
                 depth_noroot: false,
             },
         );
-        assert!(c.listing(&p("/d"), b"k").is_none());
+        assert!(c.listing(&p("/d"), b"k", Version::Any).is_none());
+    }
+}
+
+#[cfg(test)]
+mod versioned {
+    use super::*;
+
+    fn p(s: &str) -> DavPath {
+        DavPath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn what_was_kept_at_another_version_is_not_used() {
+        let c = Cache::new(
+            CacheLimits {
+                max_bytes: 1 << 20,
+                max_file_bytes: 1024,
+                max_listing_bytes: 4096,
+            },
+            None,
+        );
+        let body = || Rendered {
+            body: Bytes::from_static(b"x"),
+            depth_noroot: false,
+        };
+        let fill = c.begin(&p("/d"), true, Version::At(7)).unwrap();
+        c.keep_listing(fill, b"k".to_vec().into(), body());
+        assert!(c.listing(&p("/d"), b"k", Version::At(7)).is_some());
+        assert!(c.listing(&p("/d"), b"k", Version::At(8)).is_none());
+        // Unknown: neither read nor filled.
+        assert!(c.begin(&p("/d"), true, Version::Unknown).is_none());
+        // A fill at the new version replaces the old node.
+        let fill = c.begin(&p("/d"), true, Version::At(8)).unwrap();
+        assert!(c.listing(&p("/d"), b"k", Version::At(7)).is_none());
+        c.keep_listing(fill, b"k".to_vec().into(), body());
+        assert!(c.listing(&p("/d"), b"k", Version::At(8)).is_some());
     }
 }

@@ -34,13 +34,14 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let mut fill = None;
         if let Some(cache) = &self.cache {
             if !target.slash && !parts.headers.contains_key(header::RANGE) {
-                match cache.file(&target.path) {
+                let version = cache.version().await;
+                match cache.file(&target.path, version) {
                     Some(FileEntry::Small(f)) => {
                         return self.serve_cached(parts, target, &f, with_body).await;
                     }
                     Some(FileEntry::Large) => {}
                     // Watched before the file is opened: a change made meanwhile is noticed.
-                    None => fill = cache.begin(&target.path, false),
+                    None => fill = cache.begin(&target.path, false, version),
                 }
             }
         }

@@ -39,7 +39,8 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let key = self.listing_key(parts, target, depth, &request, &body);
         let mut fill = None;
         if let (Some(cache), Some(key)) = (&self.cache, &key) {
-            if let Some(hit) = cache.listing(&target.path, key) {
+            let version = cache.version().await;
+            if let Some(hit) = cache.listing(&target.path, key, version) {
                 let resp = super::multistatus_bytes(hit.body);
                 return Ok(super::preferences_applied(
                     resp,
@@ -48,7 +49,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 ));
             }
             // Watched before anything is read, so that a change made meanwhile is noticed.
-            fill = cache.begin(&target.path, false);
+            fill = cache.begin(&target.path, false, version);
         }
         let mut meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
         if let (Some(cache), true) = (&self.cache, fill.is_some() && meta.is_dir()) {
