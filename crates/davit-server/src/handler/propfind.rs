@@ -34,12 +34,13 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             Some(v) => Depth::parse(v)?,
         };
         let body = self.read_xml_body(parts, body).await?;
-        let request = parse_propfind(&body, &self.config.xml_limits())?;
         let prefer = super::prefer_of(parts);
-        let key = self.listing_key(parts, target, depth, &request, &body);
-        let mut fill = None;
+        // Looked up by the request's own bytes, before they are parsed: only answers to
+        // requests that parsed and may be kept were stored under such a key.
+        let key = self.listing_key(parts, target, depth, &body);
+        let mut version = crate::cache::Version::Any;
         if let (Some(cache), Some(key)) = (&self.cache, &key) {
-            let version = cache.version().await;
+            version = cache.version().await;
             if let Some(hit) = cache.listing(&target.path, key, version) {
                 let resp = super::multistatus_bytes(hit.body);
                 return Ok(super::preferences_applied(
@@ -48,6 +49,11 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                     hit.depth_noroot,
                 ));
             }
+        }
+        let request = parse_propfind(&body, &self.config.xml_limits())?;
+        let key = key.filter(|_| may_keep(&request));
+        let mut fill = None;
+        if let (Some(cache), Some(_)) = (&self.cache, &key) {
             // Watched before anything is read, so that a change made meanwhile is noticed.
             fill = cache.begin(&target.path, false, version);
         }
@@ -123,24 +129,17 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         Ok(super::preferences_applied(resp, minimal, noroot))
     }
 
-    /// What identifies a PROPFIND's answer in the cache, or `None` when it must not be kept:
-    /// no cache, Depth infinity, conditional headers, or properties that change with time or
-    /// with the whole share (quota figures, sync tokens, the asker's privileges, parent-set).
+    /// What identifies a PROPFIND's answer in the cache, or `None` when the cache is not
+    /// asked: no cache, Depth infinity, conditional headers.
     fn listing_key(
         &self,
         parts: &Parts,
         target: &Target,
         depth: Depth,
-        request: &PropFind,
         body: &[u8],
     ) -> Option<Box<[u8]>> {
         self.cache.as_ref()?;
-        if depth == Depth::Infinity
-            || needs_quota(request)
-            || needs_sync(request)
-            || needs_viewer(request)
-            || needs_bindings(request)
-        {
+        if depth == Depth::Infinity {
             return None;
         }
         const CONDITIONAL: [&str; 6] = [
@@ -175,6 +174,16 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         key.extend_from_slice(body);
         Some(key.into_boxed_slice())
     }
+}
+
+/// Whether an answer to `request` may be kept: not when it shows properties that change with
+/// time or with the whole share (quota figures, sync tokens, the asker's privileges,
+/// parent-set).
+fn may_keep(request: &PropFind) -> bool {
+    !(needs_quota(request)
+        || needs_sync(request)
+        || needs_viewer(request)
+        || needs_bindings(request))
 }
 
 /// A listing being kept for the cache while it is written.

@@ -277,3 +277,34 @@ async fn the_cache_can_be_turned_off() {
     assert_eq!(s.put("/f.txt", "x").await.status, 201);
     assert_eq!(&s.get("/f.txt").await.body[..], b"x");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_that_change_with_time_or_the_whole_share_are_not_kept() {
+    let s = TestServer::start().await;
+    assert_eq!(s.put("/f.txt", "one").await.status, 201);
+    for prop in [
+        "quota-used-bytes",
+        "sync-token",
+        "current-user-privilege-set",
+    ] {
+        let body =
+            format!(r#"<D:propfind xmlns:D="DAV:"><D:prop><D:{prop}/></D:prop></D:propfind>"#);
+        for _ in 0..2 {
+            let before = hits(&s);
+            let r = s.propfind("/", Some("0"), &body).await;
+            assert_eq!(r.status, 207, "{prop}");
+            assert_eq!(hits(&s), before, "{prop} answered from the cache");
+        }
+    }
+    // And a conditional PROPFIND is checked, not looked up.
+    let body = r#"<D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>"#;
+    s.propfind("/f.txt", Some("0"), body).await;
+    let r = s
+        .req("PROPFIND", "/f.txt")
+        .header("Depth", "0")
+        .header("If-Match", "\"not-the-etag\"")
+        .body(body)
+        .send()
+        .await;
+    assert_eq!(r.status, 412);
+}
