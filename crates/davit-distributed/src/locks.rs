@@ -11,13 +11,19 @@
 //! the announcement, sees the lock. An announcement lives until its request ends; the
 //! instance renews it every few seconds, so one left by a vanished instance lapses within
 //! [`ANNOUNCED_FOR`].
+//!
+//! A LOCK that meets announced writes waits, and would starve under a stream of overlapping
+//! writes from other instances, each announced before the last ends. So while it waits it
+//! keeps a `davit_waiting_locks` row (for at most the gate's precedence time), and a write it
+//! would protect is not announced meanwhile: the write asks again a little later, as the write
+//! gate makes this instance's own writes wait.
 
 use crate::namespace::below;
 use crate::pg::{Pg, PgError};
 use davit_proto::href::DavPath;
 use davit_proto::xml::LockScope;
-use davit_server::locks::Announcement;
 use davit_server::locks::{conflicts, Acquire, Lock, LockDepth, LockStore};
+use davit_server::locks::{Announced, Announcement, Precedence};
 use davit_server::props::StoreError;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, Weak};
@@ -271,7 +277,8 @@ impl LockStore for PgLockStore {
         // to pile up.
         tx.batch_execute(
             "DELETE FROM davit_locks WHERE expires <= clock_timestamp(); \
-             DELETE FROM davit_writes WHERE expires <= clock_timestamp();",
+             DELETE FROM davit_writes WHERE expires <= clock_timestamp(); \
+             DELETE FROM davit_waiting_locks WHERE until <= clock_timestamp();",
         )
         .await
         .map_err(PgError::from)?;
@@ -344,24 +351,34 @@ impl LockStore for PgLockStore {
     async fn announce(
         &self,
         writes: &[(&DavPath, bool)],
-    ) -> Result<Option<Announcement>, StoreError> {
+        precedence: Precedence,
+    ) -> Result<Announced, StoreError> {
         self.renew_in_background();
         let id = Uuid::new_v4();
         let paths: Vec<&str> = writes.iter().map(|(p, _)| p.as_str()).collect();
         let trees: Vec<bool> = writes.iter().map(|(_, t)| *t).collect();
+        let belows: Vec<String> = writes.iter().map(|(p, _)| below(p)).collect();
         let client = self.pg.client().await?;
         // One statement, so one transaction: the shared advisory lock is held until the rows
-        // are committed (see the module's comment).
+        // are committed (see the module's comment). Nothing is inserted while a waiting LOCK
+        // would protect one of the writes (`gate::overlaps`), unless precedence is ignored.
         let announce = Box::pin(client.prepare_cached(
-            "WITH gate AS (SELECT pg_advisory_xact_lock_shared($1)) \
-             INSERT INTO davit_writes (id, path, tree, expires) \
-             SELECT $2, w.path, w.tree, clock_timestamp() + make_interval(secs => $5) \
-             FROM gate, unnest($3::text[], $4::boolean[]) AS w(path, tree)",
+            "WITH gate AS (SELECT pg_advisory_xact_lock_shared($1)), \
+             w AS (SELECT * FROM unnest($3::text[], $4::boolean[], $6::text[]) \
+                   AS w(path, tree, below)), \
+             held AS (SELECT 1 FROM w, davit_waiting_locks l \
+                      WHERE $7 AND l.until > clock_timestamp() \
+                      AND (l.root = w.path OR (l.infinite AND w.path LIKE l.below) \
+                           OR (w.tree AND l.root LIKE w.below)) LIMIT 1), \
+             ins AS (INSERT INTO davit_writes (id, path, tree, expires) \
+                     SELECT $2, w.path, w.tree, clock_timestamp() + make_interval(secs => $5) \
+                     FROM gate, w WHERE NOT EXISTS (SELECT 1 FROM held) RETURNING 1) \
+             SELECT count(*) FROM ins",
         ))
         .await
         .map_err(PgError::from)?;
-        client
-            .execute(
+        let inserted: i64 = client
+            .query_one(
                 &announce,
                 &[
                     &GRANT_LOCK,
@@ -369,16 +386,23 @@ impl LockStore for PgLockStore {
                     &paths,
                     &trees,
                     &(ANNOUNCED_FOR.as_secs_f64()),
+                    &belows,
+                    &(precedence == Precedence::YieldToWaitingLocks),
                 ],
             )
             .await
+            .map_err(PgError::from)?
+            .try_get(0)
             .map_err(PgError::from)?;
         drop(client);
+        if inserted == 0 && !writes.is_empty() {
+            return Ok(Announced::HeldBack);
+        }
         if let Ok(mut set) = self.announced.lock() {
             set.insert(id);
         }
         let (pg, announced) = (self.pg.clone(), self.announced.clone());
-        Ok(Some(Announcement::new(id, move || {
+        Ok(Announced::Yes(Announcement::new(id, move || {
             if let Ok(mut set) = announced.lock() {
                 set.remove(&id);
             }
@@ -394,6 +418,45 @@ impl LockStore for PgLockStore {
                         {
                             let _ = client.execute(&withdraw, &[&id]).await;
                         }
+                    }
+                });
+            }
+        })))
+    }
+
+    async fn hold_writes(
+        &self,
+        root: &DavPath,
+        infinite: bool,
+        for_at_most: Duration,
+    ) -> Result<Option<Announcement>, StoreError> {
+        let id = Uuid::new_v4();
+        let client = self.pg.client().await?;
+        client
+            .execute(
+                "INSERT INTO davit_waiting_locks (id, root, below, infinite, until) \
+                 VALUES ($1, $2, $3, $4, clock_timestamp() + make_interval(secs => $5))",
+                &[
+                    &id,
+                    &root.as_str(),
+                    &below(root),
+                    &infinite,
+                    &for_at_most.as_secs_f64(),
+                ],
+            )
+            .await
+            .map_err(PgError::from)?;
+        drop(client);
+        let pg = self.pg.clone();
+        Ok(Some(Announcement::new(id, move || {
+            // Removed once the LOCK is granted or given up; if PostgreSQL is away, the row
+            // lapses at `until`.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if let Ok(client) = pg.client().await {
+                        let _ = client
+                            .execute("DELETE FROM davit_waiting_locks WHERE id = $1", &[&id])
+                            .await;
                     }
                 });
             }

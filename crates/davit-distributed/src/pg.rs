@@ -212,6 +212,14 @@ CREATE UNLOGGED TABLE IF NOT EXISTS davit_writes (
 );
 CREATE INDEX IF NOT EXISTS davit_writes_path ON davit_writes (path text_pattern_ops);
 CREATE INDEX IF NOT EXISTS davit_writes_id ON davit_writes (id);
+-- LOCKs waiting for writes on other instances: new writes they would protect wait (locks.rs).
+CREATE UNLOGGED TABLE IF NOT EXISTS davit_waiting_locks (
+    id uuid PRIMARY KEY,
+    root text NOT NULL,
+    below text NOT NULL,
+    infinite boolean NOT NULL,
+    until timestamptz NOT NULL
+);
 
 -- Multipart uploads in progress: the sweep aborts those whose writer died.
 CREATE TABLE IF NOT EXISTS davit_uploads (

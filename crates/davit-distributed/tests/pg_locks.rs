@@ -6,7 +6,9 @@ mod common;
 use davit_distributed::PgLockStore;
 use davit_proto::href::DavPath;
 use davit_proto::xml::LockScope::{self, Exclusive, Shared};
-use davit_server::locks::{Acquire, Lock, LockDepth, LockStore};
+use davit_server::locks::{
+    Acquire, Announced, Announcement, Lock, LockDepth, LockStore, Precedence,
+};
 use std::time::{Duration, SystemTime};
 use LockDepth::Infinity;
 
@@ -252,11 +254,10 @@ async fn a_write_announced_on_one_instance_holds_back_overlapping_grants_on_anot
     let busy = |a: Acquire| matches!(a, Acquire::Busy);
 
     // A writes /w/f (not the tree below it).
-    let write = a
-        .announce(&[(&p("/w/f"), false)])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|| panic!("the distributed store announces writes"));
+    let write = announced(
+        a.announce(&[(&p("/w/f"), false)], Precedence::YieldToWaitingLocks)
+            .await,
+    );
     // Locks that would protect the write wait: on the resource, and depth infinity above it.
     assert!(busy(ok(b
         .acquire(lock("x1", "/w/f", Exclusive, LockDepth::Zero, None))
@@ -289,10 +290,13 @@ async fn a_write_announced_on_one_instance_holds_back_overlapping_grants_on_anot
     granted(once_not_busy(&b, lock("x1", "/w/f", Shared, LockDepth::Zero, None)).await);
 
     // A tree write (DELETE, MOVE's source) reaches locks anywhere below it.
-    let tree = a
-        .announce(&[(&p("/t"), true), (&p("/u/v"), false)])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let tree = announced(
+        a.announce(
+            &[(&p("/t"), true), (&p("/u/v"), false)],
+            Precedence::YieldToWaitingLocks,
+        )
+        .await,
+    );
     assert!(busy(ok(b
         .acquire(lock("t1", "/t/x/y", Exclusive, LockDepth::Zero, None))
         .await)));
@@ -347,4 +351,70 @@ async fn the_locks_covering_a_batch_of_paths_come_from_one_query_and_match_one_b
         many,
         [vec!["c", "cx"], vec!["c"], vec![], vec!["d"], vec![]]
     );
+}
+
+/// The announcement a write made (the distributed store announces every write).
+fn announced(r: Result<Announced, davit_server::props::StoreError>) -> Announcement {
+    match r {
+        Ok(Announced::Yes(a)) => a,
+        Ok(other) => panic!("expected an announcement, got {other:?}"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn held_back(r: Result<Announced, davit_server::props::StoreError>) -> bool {
+    match r {
+        Ok(Announced::HeldBack) => true,
+        Ok(Announced::Yes(_)) => false,
+        Ok(Announced::Nothing) => panic!("the distributed store announces writes"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/distributed-test.sh"]
+async fn a_lock_waiting_on_one_instance_holds_back_new_writes_it_would_protect_on_another() {
+    let url = common::fresh_database().await;
+    let a = PgLockStore::new(common::instance(&url).await);
+    let b = PgLockStore::new(common::instance(&url).await);
+    let yield_ = Precedence::YieldToWaitingLocks;
+    let hold = b
+        .hold_writes(&p("/w"), true, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("the distributed store holds writes back"));
+    // Writes the lock would protect wait: in the tree, and a tree write above it.
+    assert!(held_back(a.announce(&[(&p("/w/f"), false)], yield_).await));
+    assert!(held_back(a.announce(&[(&p("/w"), false)], yield_).await));
+    assert!(held_back(a.announce(&[(&p("/"), true)], yield_).await));
+    // Others do not: a sibling sharing the prefix, a parent written alone.
+    drop(announced(a.announce(&[(&p("/ww"), false)], yield_).await));
+    drop(announced(a.announce(&[(&p("/"), false)], yield_).await));
+    // A request that already holds writes (an atomic batch) goes on.
+    drop(announced(
+        a.announce(&[(&p("/w/f"), false)], Precedence::Ignore).await,
+    ));
+    // Once the LOCK stops waiting, writes go on.
+    drop(hold);
+    let mut went_on = false;
+    for _ in 0..200 {
+        if !held_back(a.announce(&[(&p("/w/f"), false)], yield_).await) {
+            went_on = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        went_on,
+        "writes still held back after the LOCK stopped waiting"
+    );
+    // And a hold lapses by itself after its time (its LOCK's instance may be gone).
+    let lapsing = b
+        .hold_writes(&p("/z"), false, Duration::from_millis(300))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::mem::forget(lapsing);
+    assert!(held_back(a.announce(&[(&p("/z"), false)], yield_).await));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    drop(announced(a.announce(&[(&p("/z"), false)], yield_).await));
 }

@@ -699,6 +699,99 @@ fn a_lock_taken_on_one_instance_is_enforced_by_the_other() {
     assert_eq!(c.a.put("/x.txt", b"free").status, 204);
 }
 
+// ---- a LOCK waiting on one instance goes before a stream of writes on the other ----
+
+/// PUT whose body trickles in over `over` (ten pieces), so that the write stays in progress
+/// that long; the status (0 when the connection failed).
+fn slow_put(port: u16, path: &str, over: Duration) -> u16 {
+    let body = vec![b's'; 10_000];
+    let run = || -> std::io::Result<u16> {
+        let mut s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let head = format!(
+            "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes())?;
+        for piece in body.chunks(1000) {
+            std::thread::sleep(over / 10);
+            if s.write_all(piece).is_err() {
+                // Refused early (423) without reading the rest: the answer is waiting.
+                break;
+            }
+        }
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut s, &mut raw)?;
+        Ok(common::parse_response(&raw)?.status)
+    };
+    run().unwrap_or(0)
+}
+
+#[test]
+#[ignore = "needs PostgreSQL and an S3 server: scripts/distributed-test.sh"]
+fn a_lock_waiting_on_one_instance_goes_before_a_stream_of_writes_on_the_other() {
+    let c = cluster();
+    assert_eq!(c.a.req("MKCOL", "/d/", &[], b"").status, 201);
+    // Three writers on A, each write in progress for 300 ms, staggered: at every moment one
+    // of them is writing under /d, for up to 30 s.
+    let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicU64::new(0));
+    let finished = Arc::new(AtomicU64::new(0));
+    let port = c.a.port;
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let (stop, refused, finished) = (stop.clone(), refused.clone(), finished.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100 * w));
+                let until = Instant::now() + Duration::from_secs(30);
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) && Instant::now() < until {
+                    n += 1;
+                    let status =
+                        slow_put(port, &format!("/d/w{w}-{n}"), Duration::from_millis(300));
+                    if status == 423 {
+                        refused.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                finished.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let t = Instant::now();
+    let l = c.b.req(
+        "LOCK",
+        "/d/",
+        &[
+            ("Depth", "infinity"),
+            ("Timeout", "Second-600"),
+            ("Content-Type", "application/xml"),
+        ],
+        LOCKINFO.as_bytes(),
+    );
+    let waited = t.elapsed();
+    let still_writing = finished.load(Ordering::SeqCst) == 0;
+    assert_eq!(l.status, 200, "LOCK: {}\n{}", l.text(), c.trouble());
+    // The writers were still going when the lock was granted: their next writes meet it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while refused.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.join().expect("writer");
+    }
+    assert!(
+        still_writing,
+        "the writers had stopped before the LOCK was granted (after {waited:?})"
+    );
+    assert!(
+        refused.load(Ordering::SeqCst) > 0,
+        "no write met the lock: it was granted only after {waited:?}, once the writes stopped"
+    );
+}
+
 // ---- 3. racing LOCKs over both instances: one winner ----
 
 #[test]

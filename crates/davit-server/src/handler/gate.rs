@@ -20,7 +20,7 @@
 
 use super::Change;
 use crate::cache::{Cache, Noticed};
-use crate::locks::Announcement;
+use crate::locks::{Announced, Announcement, Precedence};
 use davit_proto::href::DavPath;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -116,51 +116,41 @@ impl WriteGate {
     /// long as the current request runs, all under the gate's mutex. `announce` tells other
     /// instances of the write before the check (see `LockStore::announce`); the announcement
     /// lasts as long as the registration.
-    pub(crate) async fn check_and_register<T, E>(
+    pub(crate) async fn check_and_register<T, E, F>(
         self: &Arc<Self>,
         changes: &[Change<'_>],
-        announce: impl std::future::Future<Output = Result<Option<Announcement>, E>>,
+        announce: impl Fn(Precedence) -> F,
         check: impl std::future::Future<Output = Result<T, E>>,
-    ) -> Result<T, E> {
+    ) -> Result<T, E>
+    where
+        F: std::future::Future<Output = Result<Announced, E>>,
+    {
         if changes.is_empty() {
             return check.await;
         }
         let holds_tickets = TICKETS
             .try_with(|t| !t.borrow().is_empty())
             .unwrap_or(false);
-        let _serial = loop {
-            let serial = self.serial.lock().await;
-            if holds_tickets {
-                break serial;
-            }
-            // Enabled before looking, so that a LOCK settling right after the look still
-            // wakes this write.
-            let settled = self.lock_settled.notified();
-            tokio::pin!(settled);
-            settled.as_mut().enable();
-            let now = Instant::now();
-            let behind = self.pending.lock().ok().and_then(|pending| {
-                pending
-                    .iter()
-                    .filter(|(_, root, infinite, until)| {
-                        *until > now
-                            && changes
-                                .iter()
-                                .any(|c| overlaps(root, *infinite, c.path(), c.is_tree()))
-                    })
-                    .map(|(.., until)| *until)
-                    .min()
-            });
-            let Some(until) = behind else {
-                break serial;
-            };
-            drop(serial);
-            tokio::select! {
-                () = settled => {}
-                () = tokio::time::sleep_until(until) => {}
+        let precedence = if holds_tickets {
+            Precedence::Ignore
+        } else {
+            Precedence::YieldToWaitingLocks
+        };
+        // A LOCK waiting on another instance holds this write back: asked again after a
+        // pause, without the gate's mutex (that LOCK may be this instance's own).
+        let mut pause = Duration::from_millis(2);
+        let (_serial, announcement) = loop {
+            let serial = self.wait_for_pending_locks(changes, holds_tickets).await;
+            match announce(precedence).await? {
+                Announced::Yes(a) => break (serial, Some(a)),
+                Announced::Nothing => break (serial, None),
+                Announced::HeldBack => {
+                    drop(serial);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
             }
         };
-        let announcement = announce.await?;
         let passed = check.await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut active) = self.active.lock() {
@@ -183,6 +173,47 @@ impl WriteGate {
         // Outside a request scope (never on the server's paths) the ticket ends at once.
         let _ = TICKETS.try_with(|t| t.borrow_mut().push(ticket));
         Ok(passed)
+    }
+
+    /// The gate's mutex, once no LOCK waiting in this process would protect `changes` (for at
+    /// most [`LOCK_PRECEDENCE`]; at once for a request that already holds tickets).
+    async fn wait_for_pending_locks(
+        &self,
+        changes: &[Change<'_>],
+        holds_tickets: bool,
+    ) -> tokio::sync::MutexGuard<'_, ()> {
+        loop {
+            let serial = self.serial.lock().await;
+            if holds_tickets {
+                return serial;
+            }
+            // Enabled before looking, so that a LOCK settling right after the look still
+            // wakes this write.
+            let settled = self.lock_settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            let now = Instant::now();
+            let behind = self.pending.lock().ok().and_then(|pending| {
+                pending
+                    .iter()
+                    .filter(|(_, root, infinite, until)| {
+                        *until > now
+                            && changes
+                                .iter()
+                                .any(|c| overlaps(root, *infinite, c.path(), c.is_tree()))
+                    })
+                    .map(|(.., until)| *until)
+                    .min()
+            });
+            let Some(until) = behind else {
+                return serial;
+            };
+            drop(serial);
+            tokio::select! {
+                () = settled => {}
+                () = tokio::time::sleep_until(until) => {}
+            }
+        }
     }
 
     /// Runs `grant` (the lock acquisition) once no write of another request overlaps a lock on
@@ -292,9 +323,11 @@ mod tests {
             let gate = gate.clone();
             let f = f.clone();
             tokio::spawn(WriteGate::scope(async move {
-                gate.check_and_register(&[Change::Resource(&f)], async { Ok(None) }, async {
-                    Ok::<_, ()>(())
-                })
+                gate.check_and_register(
+                    &[Change::Resource(&f)],
+                    |_| async { Ok(Announced::Nothing) },
+                    async { Ok::<_, ()>(()) },
+                )
                 .await
                 .unwrap();
                 // The write is "in progress" until told to end.
@@ -329,9 +362,11 @@ mod tests {
         WriteGate::scope(async {
             // One operation of an atomic batch: its own request scope ends...
             WriteGate::scope(async {
-                gate.check_and_register(&[Change::Resource(&f)], async { Ok(None) }, async {
-                    Ok::<_, ()>(())
-                })
+                gate.check_and_register(
+                    &[Change::Resource(&f)],
+                    |_| async { Ok(Announced::Nothing) },
+                    async { Ok::<_, ()>(()) },
+                )
                 .await
                 .unwrap();
             })
@@ -345,9 +380,11 @@ mod tests {
         assert_eq!(registered(&gate), 0);
         // Outside any batch, a request's writes end with the request.
         WriteGate::scope(async {
-            gate.check_and_register(&[Change::Resource(&f)], async { Ok(None) }, async {
-                Ok::<_, ()>(())
-            })
+            gate.check_and_register(
+                &[Change::Resource(&f)],
+                |_| async { Ok(Announced::Nothing) },
+                async { Ok::<_, ()>(()) },
+            )
             .await
             .unwrap();
         })
@@ -370,10 +407,14 @@ mod tests {
         let path = p(path);
         let task = tokio::spawn(WriteGate::scope(async move {
             let name = format!("write {path}");
-            gate.check_and_register(&[Change::Resource(&path)], async { Ok(None) }, async {
-                log.lock().unwrap().push(name);
-                Ok::<_, ()>(())
-            })
+            gate.check_and_register(
+                &[Change::Resource(&path)],
+                |_| async { Ok(Announced::Nothing) },
+                async {
+                    log.lock().unwrap().push(name);
+                    Ok::<_, ()>(())
+                },
+            )
             .await
             .unwrap();
             let _ = rx.await;
@@ -465,17 +506,21 @@ mod tests {
             let gate = gate.clone();
             tokio::spawn(WriteGate::scope(async move {
                 let (f, g) = (p("/a/f"), p("/a/g"));
-                gate.check_and_register(&[Change::Resource(&f)], async { Ok(None) }, async {
-                    Ok::<_, ()>(())
-                })
+                gate.check_and_register(
+                    &[Change::Resource(&f)],
+                    |_| async { Ok(Announced::Nothing) },
+                    async { Ok::<_, ()>(()) },
+                )
                 .await
                 .unwrap();
                 started_tx.send(()).unwrap();
                 go_rx.await.unwrap();
                 // The LOCK waits for this batch, so its next write must not wait for the LOCK.
-                gate.check_and_register(&[Change::Resource(&g)], async { Ok(None) }, async {
-                    Ok::<_, ()>(())
-                })
+                gate.check_and_register(
+                    &[Change::Resource(&g)],
+                    |_| async { Ok(Announced::Nothing) },
+                    async { Ok::<_, ()>(()) },
+                )
                 .await
                 .unwrap();
             }))

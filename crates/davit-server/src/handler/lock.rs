@@ -86,6 +86,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         // until it ends, as the write gate does for this instance's own writes.
         let own = super::gate::own_announcements();
         let mut pause = std::time::Duration::from_millis(2);
+        // Once held up by another instance's writes, new writes this lock would protect wait
+        // for it everywhere (as the write gate makes this instance's own wait).
+        let mut holding = None;
         let lock = loop {
             let acquired = self
                 .write_gate
@@ -103,6 +106,13 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 }
                 Acquire::Conflict(in_way) => return self.conflict(path, in_way).await,
                 Acquire::Busy => {
+                    if holding.is_none() {
+                        holding = Some(
+                            self.locks
+                                .hold_writes(&root, infinite, super::gate::LOCK_PRECEDENCE)
+                                .await?,
+                        );
+                    }
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(std::time::Duration::from_millis(100));
                 }
@@ -138,6 +148,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         }
         // Again, for the resource just created.
         self.forget(forgotten(&lock));
+        drop(holding);
         let is_dir = meta.as_ref().is_some_and(|m| m.is_dir());
         let status = if meta.is_some() {
             StatusCode::OK

@@ -654,10 +654,10 @@ where
         // Checked and registered as one step, so that no lock is granted between this check
         // and the change (see `gate`).
         // Built only when awaited: a request that changes nothing announces nothing.
-        let announce = async {
+        let announce = |precedence| async move {
             let writes: Vec<(&DavPath, bool)> =
                 changes.iter().map(|c| (c.path(), c.is_tree())).collect();
-            Ok(self.locks.announce(&writes).await?)
+            Ok(self.locks.announce(&writes, precedence).await?)
         };
         self.write_gate
             .check_and_register(

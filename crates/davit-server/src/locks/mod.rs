@@ -76,6 +76,29 @@ pub enum Acquire {
     Busy,
 }
 
+/// Whether a write gives way to LOCKs waiting on other instances (see
+/// [`LockStore::announce`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precedence {
+    /// The usual case: a waiting LOCK goes first.
+    YieldToWaitingLocks,
+    /// The request already holds writes (an atomic batch): a waiting LOCK may be waiting
+    /// for those, so its later writes go on.
+    Ignore,
+}
+
+/// What [`LockStore::announce`] did.
+#[derive(Debug)]
+pub enum Announced {
+    /// The writes are announced until this is dropped.
+    Yes(Announcement),
+    /// The store is not shared with other instances: nothing to announce.
+    Nothing,
+    /// A LOCK waiting on some instance would protect one of the writes: not announced; ask
+    /// again later.
+    HeldBack,
+}
+
 /// A write in progress, announced to the other instances sharing a lock store (see
 /// [`LockStore::announce`]); dropping it withdraws the announcement.
 pub struct Announcement {
@@ -152,11 +175,30 @@ pub trait LockStore: Send + Sync + 'static {
     /// dropped. Called before the write's lock check: a lock granted before the announcement
     /// is seen by that check, one asked for after it meets [`Acquire::Busy`]. A store shared by
     /// one process only announces nothing.
+    ///
+    /// With [`Precedence::YieldToWaitingLocks`], writes that a LOCK waiting on any instance
+    /// would protect are not announced: the answer is [`Announced::HeldBack`], and the write
+    /// asks again a little later (see [`LockStore::hold_writes`]).
     fn announce(
         &self,
         writes: &[(&DavPath, bool)],
+        precedence: Precedence,
+    ) -> impl Future<Output = Result<Announced, StoreError>> + Send {
+        let _ = (writes, precedence);
+        std::future::ready(Ok(Announced::Nothing))
+    }
+    /// Holds back, on every instance sharing the store, new writes that a lock on `root`
+    /// (`infinite`: of depth infinity) would protect, while a LOCK waits for writes in
+    /// progress on other instances, so that a stream of such writes cannot starve it; for at
+    /// most `for_at_most`, and until the returned guard is dropped. A store shared by one
+    /// process holds nothing back here (its write gate does that).
+    fn hold_writes(
+        &self,
+        root: &DavPath,
+        infinite: bool,
+        for_at_most: Duration,
     ) -> impl Future<Output = Result<Option<Announcement>, StoreError>> + Send {
-        let _ = writes;
+        let _ = (root, infinite, for_at_most);
         std::future::ready(Ok(None))
     }
     /// The lock with this token.
