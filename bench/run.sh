@@ -198,6 +198,24 @@ stop_stores() {
   STORES_UP=0
 }
 s3_field() { tr ' ' '\n' <<<"$S3_LINE" | sed -n "s/^$1=//p"; }
+# While another server is measured, davit-pg's services are stopped: their background work
+# (autovacuum after the import, Garage's own tasks) would take CPU from it. They come back
+# (same ports, same data) before davit-pg is measured.
+STORES_PAUSED=0
+quiet_stores() {
+  ((STORES_UP && !STORES_PAUSED)) || return 0
+  bash "$REPO/scripts/garage.sh" pause "$RUN/garage" >>"$RUN/stores.log" 2>&1 || true
+  bash "$REPO/scripts/pg.sh" pause "$RUN/pg" >>"$RUN/stores.log" 2>&1 || true
+  STORES_PAUSED=1
+}
+wake_stores() {
+  ((STORES_UP && STORES_PAUSED)) || return 0
+  bash "$REPO/scripts/pg.sh" resume "$RUN/pg" >>"$RUN/stores.log" 2>&1 ||
+    { log "PostgreSQL did not come back: $(tail -n 3 "$RUN/stores.log")"; return 1; }
+  bash "$REPO/scripts/garage.sh" resume "$RUN/garage" >>"$RUN/stores.log" 2>&1 ||
+    { log "Garage did not come back: $(tail -n 3 "$RUN/stores.log")"; return 1; }
+  STORES_PAUSED=0
+}
 
 # A fresh database, davit's configuration for it, and the docroot loaded by `davit import`.
 load_pg_store() {  # load_pg_store DOCROOT
@@ -679,6 +697,7 @@ clean_puts() {  # clean_puts SERVER DOCROOT
 
 restart_server() {  # restart_server NAME DOCROOT
   stop_server
+  if [[ $1 == davit-pg ]]; then wake_stores || return 1; else quiet_stores; fi
   start_server "$1" "$2" || { log "$1 failed to restart"; return 1; }
 }
 
