@@ -323,16 +323,28 @@ impl Cache {
         }
     }
 
-    /// The rendered answer kept for `key` at `path`.
-    pub fn listing(&self, path: &DavPath, key: &[u8], version: Version) -> Option<Rendered> {
+    /// What `read` finds in the node at `path`, if it was kept at `version` (the node counts
+    /// as used).
+    fn look_up<T>(
+        &self,
+        path: &DavPath,
+        version: Version,
+        read: impl FnOnce(&Node) -> Option<T>,
+    ) -> Option<T> {
         let mut state = self.current();
         state.tick += 1;
         let tick = state.tick;
-        let current = version.tag();
-        let found = state.nodes.get_mut(path);
-        let found = found.filter(|n| version != Version::Unknown && n.version == current);
-        let found = found.and_then(|n| {
-            n.used = tick;
+        let node = state
+            .nodes
+            .get_mut(path)
+            .filter(|n| version != Version::Unknown && n.version == version.tag())?;
+        node.used = tick;
+        read(node)
+    }
+
+    /// The rendered answer kept for `key` at `path`.
+    pub fn listing(&self, path: &DavPath, key: &[u8], version: Version) -> Option<Rendered> {
+        let found = self.look_up(path, version, |n| {
             n.listings
                 .iter()
                 .find(|(k, _)| &**k == key)
@@ -355,16 +367,7 @@ impl Cache {
 
     /// What is kept about the file at `path`.
     pub fn file(&self, path: &DavPath, version: Version) -> Option<FileEntry> {
-        let mut state = self.current();
-        state.tick += 1;
-        let tick = state.tick;
-        let current = version.tag();
-        let found = state.nodes.get_mut(path);
-        let found = found.filter(|n| version != Version::Unknown && n.version == current);
-        let found = found.and_then(|n| {
-            n.used = tick;
-            n.file.clone()
-        });
+        let found = self.look_up(path, version, |n| n.file.clone());
         self.count(matches!(found, Some(FileEntry::Small(_))));
         found
     }
