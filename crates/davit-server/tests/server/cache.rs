@@ -308,3 +308,50 @@ async fn answers_that_change_with_time_or_the_whole_share_are_not_kept() {
         .await;
     assert_eq!(r.status, 412);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_user_gets_their_own_answers_and_a_reload_of_the_rules_drops_them() {
+    use davit_server::auth::{Access, RuleConfig};
+    let mut auth = auth_with_users(&["alice", "bob"]);
+    auth.rules.push(RuleConfig {
+        path: "/d/secret".into(),
+        users: vec!["bob".into()],
+        access: Access::None,
+    });
+    let s = TestServer::with_auth(auth.clone()).await;
+    std::fs::create_dir_all(s.root().join("d/secret")).unwrap();
+    std::fs::write(s.root().join("d/open.txt"), "o").unwrap();
+    let list = |user: &'static str| {
+        let s = &s;
+        async move {
+            let before = hits(s);
+            let r = s
+                .req("PROPFIND", "/d/")
+                .user(user)
+                .header("Depth", "1")
+                .send()
+                .await;
+            assert_eq!(r.status, 207, "{user}");
+            (r.ms().hrefs(), hits(s) == before + 1)
+        }
+    };
+    let hrefs = |h: &[&str]| h.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let everything = hrefs(&["/d/", "/d/open.txt", "/d/secret/"]);
+    let visible = hrefs(&["/d/", "/d/open.txt"]);
+    assert_eq!(list("alice").await, (everything.clone(), false));
+    assert_eq!(list("alice").await, (everything.clone(), true));
+    // Bob's answer is his own, never alice's kept one.
+    assert_eq!(list("bob").await, (visible.clone(), false));
+    assert_eq!(list("bob").await, (visible, true));
+    // The rules change (SIGHUP): what was kept under the old ones is not used.
+    auth.rules.clear();
+    s.dav.auth().unwrap().reload(&auth).unwrap();
+    assert_eq!(list("bob").await, (everything.clone(), false));
+    auth.rules.push(RuleConfig {
+        path: "/d/secret".into(),
+        users: vec!["alice".into()],
+        access: Access::None,
+    });
+    s.dav.auth().unwrap().reload(&auth).unwrap();
+    assert_eq!(list("alice").await, (hrefs(&["/d/", "/d/open.txt"]), false));
+}
