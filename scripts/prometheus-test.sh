@@ -82,7 +82,8 @@ wait_for "http://127.0.0.1:$ADMIN/readyz" || { fail "davit did not start"; cat "
 wait_for "http://127.0.0.1:$PROM/-/ready" || { fail "prometheus did not start"; tail "$WORK/prometheus.log" >&2; finish; }
 pass "davit and prometheus started"
 
-# Known traffic: 5 PUTs (201), 3 GETs (200), 2 GETs of missing files (404), one PROPFIND (207).
+# Known traffic: 5 PUTs (201), 3 GETs (200), 2 GETs of missing files (404), one PROPFIND (207),
+# then the first GET again (200, answered from the cache: the other six looked and missed).
 url="http://127.0.0.1:$DAV"
 received=0
 for i in 1 2 3 4 5; do
@@ -93,6 +94,7 @@ done
 for i in 1 2 3; do curl -s -o /dev/null "$url/f$i.txt"; done
 for i in 1 2; do curl -s -o /dev/null "$url/missing$i"; done
 curl -s -o /dev/null -X PROPFIND -H 'Depth: 1' "$url/"
+curl -s -o /dev/null "$url/f1.txt"
 
 # Wait until nothing is in flight, then for a scrape that began after that.
 for _ in $(seq 100); do
@@ -128,16 +130,20 @@ expect() { # PROMQL VALUE
 }
 expect 'up{job="davit"}' 1
 expect 'davit_http_requests_total{method="PUT",status_class="2xx"}' 5
-expect 'davit_http_requests_total{method="GET",status_class="2xx"}' 3
+expect 'davit_http_requests_total{method="GET",status_class="2xx"}' 4
 expect 'davit_http_requests_total{method="GET",status_class="4xx"}' 2
 expect 'davit_http_requests_total{method="PROPFIND",status_class="2xx"}' 1
 expect 'sum(davit_http_requests_total{status_class="5xx"})' 0
 expect 'davit_http_received_bytes_total' "$received"
-expect 'davit_http_request_duration_seconds_count{method="GET"}' 5
+expect 'davit_http_request_duration_seconds_count{method="GET"}' 6
 expect 'davit_http_request_duration_seconds_bucket{method="PUT",le="+Inf"}' 5
-expect 'davit_connections_accepted_total' 11
+expect 'davit_connections_accepted_total' 12
 expect "count(davit_build_info{version=\"$("$BIN" --version | cut -d' ' -f2)\"})" 1
 expect 'davit_locks_active' 0
+expect 'davit_cache_hits_total' 1
+expect 'davit_cache_misses_total' 6
+expect 'davit_cache_overflows_total' 0
+expect 'davit_cache_bytes > bool 0' 1
 start=$(query 'process_start_time_seconds{job="davit"}')
 if python3 -c "import sys; sys.exit(0 if abs(float('$start') - float('$launched')) < 2 else 1)" 2>/dev/null; then
   pass "process_start_time_seconds = $start, when davit was started ($launched)"
