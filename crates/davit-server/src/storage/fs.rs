@@ -686,20 +686,60 @@ fn move_across(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
-/// Copies a file to a path that must not exist yet. `create_new` refuses to follow a symlink
-/// left at the destination, so a copy can never write through one to outside the root.
-fn copy_file_new(src: &Path, dst: &Path, md: &std::fs::Metadata) -> io::Result<()> {
+/// Copies a file to a path that must not exist yet. The bytes go to a temporary file first
+/// (in the state directory, or beside the destination when that is another filesystem),
+/// which is then renamed into place without replacing anything: a reader sees no file or the
+/// whole copy, never a part, and a symlink left at the destination is never written through.
+fn copy_file_new(
+    staging: Option<&Path>,
+    src: &Path,
+    dst: &Path,
+    md: &std::fs::Metadata,
+) -> io::Result<()> {
+    let beside = || {
+        dst.parent()
+            .map(Path::to_path_buf)
+            .ok_or(io::ErrorKind::InvalidInput)
+    };
+    let dir = match staging {
+        Some(dir) => dir.to_path_buf(),
+        None => beside()?,
+    };
+    match stage_copy(&dir, src, dst, md) {
+        Err(e) if e.kind() == io::ErrorKind::CrossesDevices && staging.is_some() => {
+            stage_copy(&beside()?, src, dst, md)
+        }
+        other => other,
+    }
+}
+
+fn stage_copy(dir: &Path, src: &Path, dst: &Path, md: &std::fs::Metadata) -> io::Result<()> {
+    let temp = dir.join(format!(".davit-copy-{}", uuid::Uuid::new_v4().simple()));
     let mut from = std::fs::File::open(src)?;
     let mut to = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(dst)?;
-    let copied =
-        std::io::copy(&mut from, &mut to).and_then(|_| to.set_permissions(md.permissions()));
-    if copied.is_err() {
-        let _ = std::fs::remove_file(dst);
+        .open(&temp)?;
+    let placed = std::io::copy(&mut from, &mut to)
+        .and_then(|_| to.set_permissions(md.permissions()))
+        .and_then(|()| rename_new(&temp, dst));
+    if placed.is_err() {
+        let _ = std::fs::remove_file(&temp);
     }
-    copied
+    placed
+}
+
+/// Renames `from` to `to` only if `to` does not exist, atomically.
+fn rename_new(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        // A filesystem without RENAME_NOREPLACE: a hard link refuses an existing name too.
+        Err(rustix::io::Errno::INVAL) => {
+            std::fs::hard_link(from, to)?;
+            std::fs::remove_file(from)
+        }
+        other => other.map_err(io::Error::from),
+    }
 }
 
 fn copy_plain(from: &Path, to: &Path) -> io::Result<()> {
@@ -711,7 +751,7 @@ fn copy_plain(from: &Path, to: &Path) -> io::Result<()> {
         }
         Ok(())
     } else {
-        copy_file_new(from, to, &std::fs::metadata(from)?)
+        copy_file_new(None, from, to, &std::fs::metadata(from)?)
     }
 }
 
@@ -862,11 +902,11 @@ impl TreeCopy<'_> {
                 if let Some(first) = self.copied.get(&key) {
                     return std::fs::hard_link(first, dst);
                 }
-                copy_file_new(src, dst, &md)?;
+                copy_file_new(Some(&self.inner.tmp), src, dst, &md)?;
                 self.copied.insert(key, dst.to_owned());
                 return Ok(());
             }
-            return copy_file_new(src, dst, &md);
+            return copy_file_new(Some(&self.inner.tmp), src, dst, &md);
         }
         if !md.is_dir() {
             // A FIFO, socket or device: reading it could wait forever (see `open`).

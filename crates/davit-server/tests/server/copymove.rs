@@ -348,3 +348,39 @@ async fn move_over_newer_file_does_not_go_back_in_time() {
         "Last-Modified went back in time after MOVE onto an existing URL"
     );
 }
+
+/// A reader of a COPY's destination finds nothing or the whole copy, never a part of it: the
+/// copy is written aside and renamed into place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_copy_appears_whole() {
+    let s = std::sync::Arc::new(TestServer::start().await);
+    let body: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    assert_eq!(s.put("/big", body.clone()).await.status, 201);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (s, done, body) = (s.clone(), done.clone(), body.clone());
+        tokio::spawn(async move {
+            let (mut whole, mut partial) = (0, 0);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = s.get("/copy").await;
+                match r.status {
+                    404 => {}
+                    200 if r.body[..] == body[..] => whole += 1,
+                    _ => partial += 1,
+                }
+            }
+            (whole, partial)
+        })
+    };
+    for round in 0..20 {
+        if round > 0 {
+            assert_eq!(s.delete("/copy").await.status, 204);
+        }
+        assert_eq!(s.copy_move("COPY", "/big", "/copy", &[]).await.status, 201);
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (whole, partial) = reader.await.expect("reader");
+    assert_eq!(partial, 0, "GETs that found part of a copy ({whole} found it whole)");
+    assert!(whole > 0, "the reader never saw the copy");
+    assert_eq!(&s.get("/copy").await.body[..], &body[..]);
+}
