@@ -380,7 +380,10 @@ async fn a_copy_appears_whole() {
     }
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let (whole, partial) = reader.await.expect("reader");
-    assert_eq!(partial, 0, "GETs that found part of a copy ({whole} found it whole)");
+    assert_eq!(
+        partial, 0,
+        "GETs that found part of a copy ({whole} found it whole)"
+    );
     assert!(whole > 0, "the reader never saw the copy");
     assert_eq!(&s.get("/copy").await.body[..], &body[..]);
 }
