@@ -201,6 +201,13 @@ impl Importer {
                 report(&progress);
             }
         }
+        // A bulk load leaves the planner's statistics and the visibility map behind: refresh
+        // them now, as after any restore, rather than leave the first requests (and a MOVE
+        // over freshly loaded rows) to set hint bits and run on stale estimates.
+        let conn = self.pg.conn().await?;
+        conn.client()?
+            .batch_execute("VACUUM (ANALYZE) davit_resources, davit_props")
+            .await?;
         Ok(progress)
     }
 

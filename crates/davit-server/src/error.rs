@@ -133,30 +133,60 @@ impl DavError {
             }
             _ => {}
         }
-        if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
-        }
-        match &self {
-            DavError::Io(e) => crate::metrics::METRICS.storage_error(e),
-            DavError::Store(_) => crate::metrics::METRICS.metadata_error(false),
-            DavError::Unavailable(_) => crate::metrics::METRICS.metadata_error(true),
-            _ => {}
-        }
-        let (ctype, text) = match &self {
-            DavError::Condition {
-                condition, hrefs, ..
-            } => (XML_CONTENT_TYPE, error_body(condition, hrefs)),
-            // RFC 4331 §6 names the condition of a full disk.
-            DavError::Io(e) if e.kind() == io::ErrorKind::StorageFull => {
-                (XML_CONTENT_TYPE, error_body("sufficient-disk-space", &[]))
+        self.record();
+        let (ctype, text) = match self.explain() {
+            Explained::Condition(condition) => {
+                let hrefs = match &self {
+                    DavError::Condition { hrefs, .. } => hrefs.as_slice(),
+                    _ => &[],
+                };
+                (XML_CONTENT_TYPE, error_body(condition, hrefs))
             }
-            DavError::Io(e) => ("text/plain; charset=utf-8", format!("{}\n", io_reason(e))),
-            other => ("text/plain; charset=utf-8", format!("{other}\n")),
+            Explained::Reason(reason) => ("text/plain; charset=utf-8", format!("{reason}\n")),
         };
         builder
             .header(header::CONTENT_TYPE, ctype)
             .body(body::full(text))
             .unwrap_or_else(|_| body::plain(StatusCode::INTERNAL_SERVER_ERROR))
+    }
+}
+
+/// What a failure tells its client besides the status: a `DAV:error` condition, or a
+/// one-line reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Explained {
+    /// The local name of the condition element in `DAV:`.
+    Condition(&'static str),
+    /// A short reason, in words.
+    Reason(String),
+}
+
+impl DavError {
+    /// The condition or reason this failure is answered with (over HTTP, in its body; in a
+    /// batch, in the operation's outcome).
+    pub fn explain(&self) -> Explained {
+        match self {
+            DavError::Condition { condition, .. } => Explained::Condition(condition),
+            // RFC 4331 §6 names the condition of a full disk.
+            DavError::Io(e) if e.kind() == io::ErrorKind::StorageFull => {
+                Explained::Condition("sufficient-disk-space")
+            }
+            DavError::Io(e) => Explained::Reason(io_reason(e).to_owned()),
+            other => Explained::Reason(other.to_string()),
+        }
+    }
+
+    /// Logs a server-side failure and counts it in the metrics, once per answer.
+    pub fn record(&self) {
+        if self.status().is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        match self {
+            DavError::Io(e) => crate::metrics::METRICS.storage_error(e),
+            DavError::Store(_) => crate::metrics::METRICS.metadata_error(false),
+            DavError::Unavailable(_) => crate::metrics::METRICS.metadata_error(true),
+            _ => {}
+        }
     }
 }
 

@@ -1,11 +1,13 @@
-//! POST of a batch document to a collection: every operation runs as its own sub-request
-//! through [`Dav::dispatch`], so it gets exactly the validation, conditional and lock checks
-//! of the equivalent single request, and the answers are written into one 207 as they
-//! complete. The format is in `docs/batch.md`.
+//! POST of a batch document to a collection: the document is parsed once, and each operation
+//! runs on the typed step its HTTP method runs too (so it gets exactly the validation,
+//! conditional and lock checks of the equivalent single request); the outcomes are written
+//! into one 207 as they complete. The format is in `docs/batch.md`.
 
-use super::{get::internal, response, Dav, ReqBody, Target, ALLOW_FILE};
+use super::copymove::Transfer;
+use super::put::{Put, PutInput};
+use super::{get::internal, response, Dav, Done, ReqBody, Target, ALLOW_FILE};
 use crate::body::{self, Body};
-use crate::error::{DavError, DavResult};
+use crate::error::{DavError, DavResult, Explained};
 use crate::journal::{drop_stashes, roll_back, Journal, JournaledStorage};
 use crate::locks::LockStore;
 use crate::props::PropStore;
@@ -16,16 +18,14 @@ use davit_proto::batch::{
     OpKind,
 };
 use davit_proto::headers::Depth;
-use davit_proto::href::DavPath;
+use davit_proto::href::{parse_destination, DavPath};
 use davit_proto::status::parse_status_line;
 use davit_proto::xml::{
-    parse_document, propertyupdate_xml, Element, Limits, MultistatusWriter, Node, XML_CONTENT_TYPE,
+    parse_document, Element, Limits, MultistatusWriter, Node, XML_CONTENT_TYPE,
 };
 use http::request::Parts;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use std::future::Future;
-use std::pin::Pin;
+use http_body_util::Full;
 use std::sync::Arc;
 
 /// What one operation came to.
@@ -36,8 +36,8 @@ pub(crate) struct OpOutcome {
     error: Option<String>,
     description: Option<String>,
     location: Option<String>,
-    /// `DAV:propstat` elements, for PROPFIND and PROPPATCH.
-    propstats: Vec<Element>,
+    /// The `DAV:propstat` elements of PROPFIND and PROPPATCH, as written in a 207.
+    propstats: Option<String>,
 }
 
 impl OpOutcome {
@@ -48,7 +48,7 @@ impl OpOutcome {
             error: None,
             description: None,
             location: None,
-            propstats: Vec::new(),
+            propstats: None,
         }
     }
 
@@ -79,12 +79,9 @@ impl Output {
         match self {
             Output::Xml(w) => {
                 w.start_response(&o.href);
-                if o.propstats.is_empty() {
-                    w.status(o.status);
-                } else {
-                    for ps in &o.propstats {
-                        w.raw(&ps.to_fragment());
-                    }
+                match &o.propstats {
+                    Some(xml) => w.raw(xml),
+                    None => w.status(o.status),
                 }
                 if let Some(e) = &o.error {
                     w.error(e);
@@ -130,25 +127,30 @@ fn json_outcome(o: &OpOutcome) -> serde_json::Value {
     if let Some(l) = &o.location {
         v["location"] = l.clone().into();
     }
-    if !o.propstats.is_empty() {
-        let groups: Vec<serde_json::Value> = o
-            .propstats
-            .iter()
-            .map(|ps| {
-                let status = ps
-                    .elements()
-                    .find(|e| e.name.is_dav("status"))
-                    .and_then(|s| parse_status_line(&s.text()))
-                    .unwrap_or(500);
-                let mut props = serde_json::Map::new();
-                for prop in ps.elements().filter(|e| e.name.is_dav("prop")) {
-                    for p in prop.elements() {
-                        props.insert(clark(&p.name), json_value(p));
-                    }
-                }
-                serde_json::json!({ "status": status, "props": props })
+    if let Some(xml) = &o.propstats {
+        // The propstats were written for the XML form; JSON reads them back (only here).
+        let doc = format!("<D:propstats xmlns:D=\"DAV:\">{xml}</D:propstats>");
+        let groups: Vec<serde_json::Value> = parse_document(doc.as_bytes(), &Limits::default())
+            .map(|root| {
+                root.elements()
+                    .filter(|e| e.name.is_dav("propstat"))
+                    .map(|ps| {
+                        let status = ps
+                            .elements()
+                            .find(|e| e.name.is_dav("status"))
+                            .and_then(|s| parse_status_line(&s.text()))
+                            .unwrap_or(500);
+                        let mut props = serde_json::Map::new();
+                        for prop in ps.elements().filter(|e| e.name.is_dav("prop")) {
+                            for p in prop.elements() {
+                                props.insert(clark(&p.name), json_value(p));
+                            }
+                        }
+                        serde_json::json!({ "status": status, "props": props })
+                    })
+                    .collect()
             })
-            .collect();
+            .unwrap_or_default();
         v["propstat"] = groups.into();
     }
     v
@@ -196,8 +198,6 @@ impl BatchFormat {
         }
     }
 }
-
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
     /// True when `path` is the configured batch endpoint.
@@ -333,16 +333,15 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 let href = resolve(base, &op.href);
                 match self.run_op(outer, base, &href, op).await {
                     Ok(o) => o,
-                    Err(e) => {
-                        let mut o = OpOutcome::new(href, e.status().as_u16());
-                        o.description = Some(e.to_string());
-                        o
-                    }
+                    Err(e) => failed(href, &e),
                 }
             }
         }
     }
 
+    /// Runs one operation through the same typed steps as its HTTP method, with the same
+    /// authorization, If header, conditional and lock checks; nothing is encoded as an HTTP
+    /// request or read back from a response.
     async fn run_op(
         &self,
         outer: &Parts,
@@ -354,78 +353,181 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             .if_header
             .as_deref()
             .or_else(|| outer.headers.get("if").and_then(|v| v.to_str().ok()));
-        let mut headers: Vec<(&str, String)> = Vec::new();
-        if let Some(i) = if_header {
-            headers.push(("if", i.to_owned()));
+        let (ctx, target) = op_context(outer, op.kind.method(), href, if_header)?;
+        if self.principal_resource(&target).is_some() {
+            return Err(DavError::Forbidden(
+                "principals are read with PROPFIND, not changed in a batch",
+            ));
         }
-        let mut location = None;
-        let body = match &op.kind {
+        self.authorize(&ctx, &target.path, crate::auth::Access::Read, false)?;
+        // The writes an operation registers end with it, or with the atomic batch.
+        super::gate::WriteGate::scope(self.apply_op(&ctx, &target, base, href, op)).await
+    }
+
+    async fn apply_op(
+        &self,
+        ctx: &Parts,
+        target: &Target,
+        base: &str,
+        href: &str,
+        op: &BatchOp,
+    ) -> DavResult<OpOutcome> {
+        let outcome = |status: u16| OpOutcome::new(href.to_owned(), status);
+        match &op.kind {
             OpKind::Put {
                 content,
                 content_type,
             } => {
-                if let Some(ct) = content_type {
-                    headers.push(("content-type", ct.clone()));
+                let input = PutInput {
+                    declared: Some(content.len() as u64),
+                    content_type: content_type.clone(),
+                    ..PutInput::default()
+                };
+                let body = Full::new(Bytes::from(content.clone()));
+                match self.store(ctx, target, &input, body).await? {
+                    Put::Stored { created: true, .. } => {
+                        let mut o = outcome(201);
+                        o.location = Some(href.to_owned());
+                        Ok(o)
+                    }
+                    Put::Stored { created: false, .. } => Ok(outcome(204)),
+                    Put::Upload(_) => Err(DavError::Io(std::io::Error::other(
+                        "a batch's PUT started a resumable upload",
+                    ))),
                 }
-                location = Some(href.to_owned());
-                content.clone()
             }
-            OpKind::Delete => Vec::new(),
+            OpKind::Delete => {
+                let done = self.remove(ctx, target, None).await?;
+                Ok(self.done_outcome(href, done, None).await)
+            }
             OpKind::Mkcol { parents } => {
                 if *parents {
-                    if let Some(failed) = self.make_parents(outer, href, &headers).await? {
+                    if let Some(failed) = self.make_parents(ctx, href).await? {
                         return Ok(failed);
                     }
                 }
-                location = Some(href.to_owned());
-                Vec::new()
+                let done = self
+                    .make_collection(ctx, target, Vec::new())
+                    .await?
+                    .map_err(|_| {
+                        DavError::Io(std::io::Error::other("MKCOL without properties refused"))
+                    })?;
+                Ok(self.done_outcome(href, done, Some(href)).await)
             }
             OpKind::Copy {
                 destination,
                 overwrite,
                 depth,
             } => {
-                let dest = resolve(base, destination);
-                headers.push(("destination", dest.clone()));
-                headers.push(("overwrite", if *overwrite { "T" } else { "F" }.into()));
-                headers.push(("depth", depth.as_str().into()));
-                location = Some(dest);
-                Vec::new()
+                self.transfer_op(
+                    ctx,
+                    target,
+                    base,
+                    href,
+                    destination,
+                    *overwrite,
+                    *depth,
+                    false,
+                )
+                .await
             }
             OpKind::Move {
                 destination,
                 overwrite,
             } => {
-                let dest = resolve(base, destination);
-                headers.push(("destination", dest.clone()));
-                headers.push(("overwrite", if *overwrite { "T" } else { "F" }.into()));
-                location = Some(dest);
-                Vec::new()
+                self.transfer_op(
+                    ctx,
+                    target,
+                    base,
+                    href,
+                    destination,
+                    *overwrite,
+                    Depth::Infinity,
+                    true,
+                )
+                .await
             }
             OpKind::PropPatch(ops) => {
-                headers.push(("content-type", XML_CONTENT_TYPE.into()));
-                propertyupdate_xml(ops).into_bytes()
+                let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
+                let patched = self.patch_props(ctx, target, meta, ops.clone()).await?;
+                // PROPPATCH fails as a whole when any property failed.
+                let status = patched
+                    .outcomes
+                    .iter()
+                    .map(|(_, s, _)| *s)
+                    .find(|s| *s != 200)
+                    .unwrap_or(200);
+                let mut w = MultistatusWriter::new();
+                w.take();
+                patched.write_propstats(&mut w);
+                let mut o = outcome(status);
+                o.propstats = Some(w.take());
+                Ok(o)
             }
             OpKind::PropFind(request) => {
-                headers.push(("content-type", XML_CONTENT_TYPE.into()));
-                headers.push(("depth", Depth::Zero.as_str().into()));
-                request.to_xml().into_bytes()
+                let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
+                // For PROPFIND a 404 group is an ordinary answer.
+                let mut o = outcome(200);
+                o.propstats = Some(self.propfind_propstats(ctx, target, meta, request).await?);
+                Ok(o)
             }
-        };
-        let resp = self
-            .sub_request(outer, op.kind.method(), href, &headers, body)
-            .await?;
-        outcome_of(href, &op.kind, resp, location).await
+        }
     }
 
-    /// Creates the missing ancestors of `href` (below the root) one MKCOL at a time; returns
-    /// the outcome of the first that failed.
-    async fn make_parents(
+    #[allow(clippy::too_many_arguments)]
+    async fn transfer_op(
         &self,
-        outer: &Parts,
+        ctx: &Parts,
+        target: &Target,
+        base: &str,
         href: &str,
-        headers: &[(&str, String)],
-    ) -> DavResult<Option<OpOutcome>> {
+        destination: &str,
+        overwrite: bool,
+        depth: Depth,
+        is_move: bool,
+    ) -> DavResult<OpOutcome> {
+        let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
+        let dest_href = resolve(base, destination);
+        let input = Transfer {
+            dest: parse_destination(&dest_href, super::host_of(ctx).as_deref())?,
+            depth,
+            overwrite,
+            is_move,
+        };
+        let done = self.transfer(ctx, target, meta, input).await?;
+        Ok(self.done_outcome(href, done, Some(&dest_href)).await)
+    }
+
+    /// The outcome of a change that came to `done`; `location` is where a success put
+    /// something.
+    async fn done_outcome(&self, href: &str, done: Done, location: Option<&str>) -> OpOutcome {
+        let mut o = OpOutcome::new(href.to_owned(), 204);
+        match done {
+            Done::Created => o.status = 201,
+            Done::NoContent => {}
+            Done::Partial(failures) => {
+                // A tree operation that failed on some members: the first failure's status,
+                // and every failed member named.
+                let failed = self.failure_statuses(failures).await;
+                o.status = failed.first().map_or(500, |f| f.1);
+                o.description = Some(format!(
+                    "failed on members: {}",
+                    failed
+                        .iter()
+                        .map(|(h, s)| format!("{h} ({s})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                return o;
+            }
+        }
+        o.location = location.map(str::to_owned);
+        o
+    }
+
+    /// Creates the missing ancestors of `href` (below the root) one at a time; returns the
+    /// outcome of the first that failed.
+    async fn make_parents(&self, ctx: &Parts, href: &str) -> DavResult<Option<OpOutcome>> {
         let path = DavPath::parse(href)?;
         let mut ancestors: Vec<DavPath> =
             std::iter::successors(path.parent(), |p| p.parent()).collect();
@@ -434,57 +536,65 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             if self.meta_at(&dir).await?.is_some() {
                 continue;
             }
-            let dir_href = dir.href(true);
-            let resp = self
-                .sub_request(outer, "MKCOL", &dir_href, headers, Vec::new())
-                .await?;
-            if resp.status() != StatusCode::CREATED {
-                let o =
-                    outcome_of(&dir_href, &OpKind::Mkcol { parents: false }, resp, None).await?;
-                return Ok(Some(OpOutcome {
-                    href: href.to_owned(),
-                    ..o
-                }));
+            let target = Target {
+                path: dir,
+                slash: true,
+            };
+            let made = self.make_collection(ctx, &target, Vec::new()).await;
+            match made {
+                Ok(Ok(Done::Created)) => {}
+                Ok(Ok(done)) => return Ok(Some(self.done_outcome(href, done, None).await)),
+                Ok(Err(_)) => {
+                    return Err(DavError::Io(std::io::Error::other(
+                        "MKCOL without properties refused",
+                    )))
+                }
+                Err(e) => return Ok(Some(failed(href.to_owned(), &e))),
             }
         }
         Ok(None)
     }
+}
 
-    /// One sub-request through the ordinary dispatcher (every method but POST).
-    pub(crate) fn sub_request<'a>(
-        &'a self,
-        outer: &'a Parts,
-        method: &'a str,
-        href: &'a str,
-        headers: &'a [(&'a str, String)],
-        body: Vec<u8>,
-    ) -> BoxFuture<'a, DavResult<Response<Body>>> {
-        Box::pin(async move {
-            let mut b = Request::builder()
-                .method(
-                    Method::from_bytes(method.as_bytes()).map_err(|_| DavError::NotImplemented)?,
-                )
-                .uri(href);
-            if let Some(host) = outer.headers.get(header::HOST) {
-                b = b.header(header::HOST, host);
-            }
-            for (k, v) in headers {
-                b = b.header(*k, v.as_str());
-            }
-            b = b.header(header::CONTENT_LENGTH, body.len());
-            let req = b
-                .body(Full::new(Bytes::from(body)))
-                .map_err(|e| DavError::BadRequest(format!("invalid operation: {e}")))?;
-            let (mut parts, body) = req.into_parts();
-            if let Some(who) = outer.extensions.get::<crate::auth::Principal>() {
-                parts.extensions.insert(who.clone());
-            }
-            Ok(match self.dispatch_op(parts, body).await {
-                Ok(r) => r,
-                Err(e) => e.into_response(),
-            })
-        })
+/// The context an operation runs in, and its target: the batch's principal, the Host its
+/// URLs name, and the operation's If header (the batch's when it gives none). Built in
+/// memory; the operation's own inputs stay typed.
+fn op_context(
+    outer: &Parts,
+    method: &str,
+    href: &str,
+    if_header: Option<&str>,
+) -> DavResult<(Parts, Target)> {
+    let mut b = Request::builder()
+        .method(Method::from_bytes(method.as_bytes()).map_err(|_| DavError::NotImplemented)?)
+        .uri(href);
+    if let Some(host) = outer.headers.get(header::HOST) {
+        b = b.header(header::HOST, host);
     }
+    if let Some(i) = if_header {
+        b = b.header("if", i);
+    }
+    let (mut parts, ()) = b
+        .body(())
+        .map_err(|e| DavError::BadRequest(format!("invalid operation: {e}")))?
+        .into_parts();
+    if let Some(who) = outer.extensions.get::<crate::auth::Principal>() {
+        parts.extensions.insert(who.clone());
+    }
+    let target = super::parse_target(&parts)?;
+    Ok((parts, target))
+}
+
+/// The outcome of an operation that failed with `e`: its status, and its condition or
+/// reason, as its HTTP answer would give them.
+fn failed(href: String, e: &DavError) -> OpOutcome {
+    e.record();
+    let mut o = OpOutcome::new(href, e.status().as_u16());
+    match e.explain() {
+        Explained::Condition(c) => o.error = Some(c.to_owned()),
+        Explained::Reason(r) => o.description = Some(r),
+    }
+    o
 }
 
 fn op_href(base: &str, op: &Result<BatchOp, OpError>) -> String {
@@ -685,102 +795,4 @@ fn not_attempted(href: String, why: &str) -> OpOutcome {
     let mut o = OpOutcome::new(href, 424);
     o.description = Some(why.to_owned());
     o
-}
-
-/// Turns a sub-request's response into the operation's outcome.
-async fn outcome_of(
-    href: &str,
-    kind: &OpKind,
-    resp: Response<Body>,
-    location: Option<String>,
-) -> DavResult<OpOutcome> {
-    let status = resp.status().as_u16();
-    let xml = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("xml"));
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(DavError::Io)?
-        .to_bytes();
-    let mut o = OpOutcome::new(href.to_owned(), status);
-    if status == 207 {
-        let root = parse_document(&bytes, &Limits::default())?;
-        let responses: Vec<&Element> = root
-            .elements()
-            .filter(|e| e.name.is_dav("response"))
-            .collect();
-        if matches!(kind, OpKind::PropFind(_) | OpKind::PropPatch(_)) {
-            let propstats: Vec<Element> = responses
-                .first()
-                .map(|r| {
-                    r.elements()
-                        .filter(|e| e.name.is_dav("propstat"))
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
-            // PROPPATCH fails as a whole when any property failed; for PROPFIND a 404 group is
-            // an ordinary answer.
-            o.status = 200;
-            if matches!(kind, OpKind::PropPatch(_)) {
-                if let Some(bad) = propstats
-                    .iter()
-                    .filter_map(|ps| ps.elements().find(|e| e.name.is_dav("status")))
-                    .filter_map(|s| parse_status_line(&s.text()))
-                    .find(|s| *s != 200)
-                {
-                    o.status = bad;
-                }
-            }
-            o.propstats = propstats;
-            return Ok(o);
-        }
-        // A tree operation that failed on some members: report the first failure's status and
-        // name every failed member.
-        let mut failed = Vec::new();
-        for r in &responses {
-            let h = r
-                .elements()
-                .find(|e| e.name.is_dav("href"))
-                .map(|e| e.text());
-            let s = r
-                .elements()
-                .find(|e| e.name.is_dav("status"))
-                .and_then(|e| parse_status_line(&e.text()));
-            if let (Some(h), Some(s)) = (h, s) {
-                failed.push((h, s));
-            }
-        }
-        o.status = failed.first().map_or(500, |f| f.1);
-        o.description = Some(format!(
-            "failed on members: {}",
-            failed
-                .iter()
-                .map(|(h, s)| format!("{h} ({s})"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-        return Ok(o);
-    }
-    if status >= 400 {
-        if xml {
-            if let Ok(root) = parse_document(&bytes, &Limits::default()) {
-                o.error = root.elements().next().map(|c| c.name.local.clone());
-            }
-        } else {
-            let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-            if !text.is_empty() {
-                o.description = Some(text);
-            }
-        }
-        return Ok(o);
-    }
-    if status == 201 || matches!(kind, OpKind::Copy { .. } | OpKind::Move { .. }) {
-        o.location = location;
-    }
-    Ok(o)
 }

@@ -3,7 +3,7 @@
 //! properties travel with the resources. With a journal directory (the default server), each
 //! request is journaled like a one-operation atomic batch, so a crash never leaves it half done.
 
-use super::{header_str, host_of, multistatus, status_only, Change, Dav, Target};
+use super::{header_str, host_of, Change, Dav, Done, Target};
 use crate::body::Body;
 use crate::changes::{Noted, Observed};
 use crate::error::{DavError, DavResult};
@@ -15,9 +15,21 @@ use crate::storage::{CopyDepth, Failure, Storage, TxEnd};
 use davit_proto::headers::{parse_overwrite, Depth};
 use davit_proto::href::{parse_destination, DavPath};
 use http::request::Parts;
-use http::{Response, StatusCode};
+use http::Response;
 use std::io::ErrorKind;
 use std::sync::Arc;
+
+/// What a COPY or MOVE asks besides its source (from its headers, or a batch operation).
+pub(crate) struct Transfer {
+    /// Where to.
+    pub dest: DavPath,
+    /// Depth (a collection's COPY takes 0 or infinity, its MOVE only infinity).
+    pub depth: Depth,
+    /// Whether what is at `dest` may be replaced.
+    pub overwrite: bool,
+    /// MOVE (else COPY).
+    pub is_move: bool,
+}
 
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
     pub(crate) async fn copy_move(
@@ -26,15 +38,41 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         target: &Target,
         is_move: bool,
     ) -> DavResult<Response<Body>> {
-        let src = &target.path;
         let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
         let dest = header_str(parts, "destination")?
             .ok_or_else(|| DavError::BadRequest("Destination header is missing".into()))?;
-        let dest = parse_destination(dest, host_of(parts).as_deref())?;
-        let depth = match header_str(parts, "depth")? {
-            None => Depth::Infinity,
-            Some(v) => Depth::parse(v)?,
+        let input = Transfer {
+            dest: parse_destination(dest, host_of(parts).as_deref())?,
+            depth: match header_str(parts, "depth")? {
+                None => Depth::Infinity,
+                Some(v) => Depth::parse(v)?,
+            },
+            overwrite: match header_str(parts, "overwrite")? {
+                None => true,
+                Some(v) => parse_overwrite(v)?,
+            },
+            is_move,
         };
+        let done = self.transfer(parts, target, meta, input).await?;
+        Ok(self.answer(done).await)
+    }
+
+    /// COPY or MOVE of `target` (whose metadata is `meta`), for an HTTP request or a batch
+    /// operation (`parts` carries who asks and the If header).
+    pub(crate) async fn transfer(
+        &self,
+        parts: &Parts,
+        target: &Target,
+        meta: crate::storage::Meta,
+        input: Transfer,
+    ) -> DavResult<Done> {
+        let src = &target.path;
+        let Transfer {
+            dest,
+            depth,
+            overwrite,
+            is_move,
+        } = input;
         if meta.is_dir() {
             if is_move && depth != Depth::Infinity {
                 return Err(DavError::BadRequest(
@@ -47,10 +85,6 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 ));
             }
         }
-        let overwrite = match header_str(parts, "overwrite")? {
-            None => true,
-            Some(v) => parse_overwrite(v)?,
-        };
         if src.is_root() && is_move {
             return Err(DavError::Forbidden("the root collection cannot be moved"));
         }
@@ -151,7 +185,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             self.quotas.changed(src);
         }
         if !failures.is_empty() {
-            return Ok(multistatus(self.failure_report(failures).await));
+            return Ok(Done::Partial(failures));
         }
         if existed {
             self.storage.touch(&dest).await?;
@@ -167,11 +201,11 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             notes.push(Noted::Present(Observed::from_meta(dest.clone(), &meta)));
         }
         self.note_changes(notes).await;
-        Ok(status_only(if existed {
-            StatusCode::NO_CONTENT
+        Ok(if existed {
+            Done::NoContent
         } else {
-            StatusCode::CREATED
-        }))
+            Done::Created
+        })
     }
 
     /// Reserves, in every quota root the destination lies in (for a MOVE: that does not hold

@@ -1,7 +1,7 @@
 //! DELETE: a file, or a collection with everything in it. Members that cannot be removed are
 //! reported in a 207 (each with its own status), their ancestors stay and are not reported.
 
-use super::{multistatus, status_only, Change, Dav, Target};
+use super::{Change, Dav, Done, Target};
 use crate::body::Body;
 use crate::changes::Noted;
 use crate::error::{io_status, DavError, DavResult};
@@ -12,22 +12,34 @@ use davit_proto::headers::Depth;
 use davit_proto::href::DavPath;
 use davit_proto::xml::MultistatusWriter;
 use http::request::Parts;
-use http::{Response, StatusCode};
+use http::Response;
 
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
     pub(crate) async fn delete(&self, parts: &Parts, target: &Target) -> DavResult<Response<Body>> {
+        let depth = match super::header_str(parts, "depth")? {
+            Some(d) => Some(Depth::parse(d)?),
+            None => None,
+        };
+        let done = self.remove(parts, target, depth).await?;
+        Ok(self.answer(done).await)
+    }
+
+    /// DELETE of `target` with the Depth given (if any), for an HTTP request or a batch
+    /// operation (`parts` carries who asks and the If header).
+    pub(crate) async fn remove(
+        &self,
+        parts: &Parts,
+        target: &Target,
+        depth: Option<Depth>,
+    ) -> DavResult<Done> {
         let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
         if target.path.is_root() {
             return Err(DavError::Forbidden("the root collection cannot be deleted"));
         }
-        if meta.is_dir() {
-            if let Some(d) = super::header_str(parts, "depth")? {
-                if Depth::parse(d)? != Depth::Infinity {
-                    return Err(DavError::BadRequest(
-                        "DELETE of a collection needs Depth: infinity".into(),
-                    ));
-                }
-            }
+        if meta.is_dir() && depth.is_some_and(|d| d != Depth::Infinity) {
+            return Err(DavError::BadRequest(
+                "DELETE of a collection needs Depth: infinity".into(),
+            ));
         }
         let parent = target.path.parent().unwrap_or_else(DavPath::root);
         self.check_preconditions(
@@ -57,18 +69,27 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             for lock in doomed {
                 self.locks.release(&lock.token).await?;
             }
-            return Ok(status_only(StatusCode::NO_CONTENT));
+            return Ok(Done::NoContent);
         }
-        Ok(multistatus(self.failure_report(failures).await))
+        Ok(Done::Partial(failures))
     }
 
     /// A 207 body listing only the members that failed.
     pub(crate) async fn failure_report(&self, failures: Vec<Failure>) -> String {
         let mut w = MultistatusWriter::new();
-        for (path, err) in failures {
-            let is_dir = matches!(self.meta_at(&path).await, Ok(Some(m)) if m.is_dir());
-            w.status_response(&path.href(is_dir), io_status(&err).as_u16(), None, None);
+        for (href, status) in self.failure_statuses(failures).await {
+            w.status_response(&href, status, None, None);
         }
         w.finish()
+    }
+
+    /// Each failed member's href (a collection's with its slash) and status.
+    pub(crate) async fn failure_statuses(&self, failures: Vec<Failure>) -> Vec<(String, u16)> {
+        let mut out = Vec::with_capacity(failures.len());
+        for (path, err) in failures {
+            let is_dir = matches!(self.meta_at(&path).await, Ok(Some(m)) if m.is_dir());
+            out.push((path.href(is_dir), io_status(&err).as_u16()));
+        }
+        out
     }
 }

@@ -1,7 +1,7 @@
 //! MKCOL: one new, empty collection; with a `DAV:mkcol` body (RFC 5689, extended MKCOL) it
 //! gets its properties in the same request, all or nothing.
 
-use super::{has_body, status_only, Change, Dav, ReqBody, Target, ALLOW_DIR, ALLOW_FILE};
+use super::{has_body, Change, Dav, Done, ReqBody, Target, ALLOW_DIR, ALLOW_FILE};
 use crate::body::Body;
 use crate::changes::{Noted, Observed};
 use crate::error::{DavError, DavResult};
@@ -30,6 +30,21 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 props = mkcol_body(parts, &body, &self.config.xml_limits())?;
             }
         }
+        Ok(match self.make_collection(parts, target, props).await? {
+            Ok(done) => self.answer(done).await,
+            Err(refused) => refused,
+        })
+    }
+
+    /// MKCOL of `target` with the properties of an extended MKCOL, for an HTTP request or a
+    /// batch operation (`parts` carries who asks and the If header); `Err` holds the 403
+    /// answer naming the properties that could not be set.
+    pub(crate) async fn make_collection(
+        &self,
+        parts: &Parts,
+        target: &Target,
+        props: Vec<Element>,
+    ) -> DavResult<Result<Done, Response<Body>>> {
         let path = &target.path;
         if let Some(m) = self.meta_at(path).await? {
             return Err(DavError::MethodNotAllowed(if m.is_dir() {
@@ -51,7 +66,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         .await?;
         let (ops, refused) = decide(props);
         if let Some(report) = refused {
-            return Ok(report);
+            return Ok(Err(report));
         }
         // Properties left behind at this URL are cleared before the collection appears, so a
         // crash in between can never hand them to it.
@@ -78,7 +93,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             ))])
             .await;
         }
-        Ok(status_only(StatusCode::CREATED))
+        Ok(Ok(Done::Created))
     }
 }
 

@@ -1023,6 +1023,29 @@ pub(crate) fn has_body(parts: &Parts) -> bool {
 }
 
 /// A 207 response with a complete body.
+/// What a change to a resource or tree came to: one typed outcome that an HTTP answer and a
+/// batch operation's outcome are both made from.
+pub(crate) enum Done {
+    /// 201: something new is there.
+    Created,
+    /// 204: done, replacing or removing what was there.
+    NoContent,
+    /// Some members failed, each with its storage error (a 207 naming them over HTTP); the
+    /// rest was done.
+    Partial(Vec<crate::storage::Failure>),
+}
+
+impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
+    /// The HTTP answer for `done`.
+    pub(crate) async fn answer(&self, done: Done) -> Response<Body> {
+        match done {
+            Done::Created => status_only(StatusCode::CREATED),
+            Done::NoContent => status_only(StatusCode::NO_CONTENT),
+            Done::Partial(failures) => multistatus(self.failure_report(failures).await),
+        }
+    }
+}
+
 pub(crate) fn multistatus(xml: String) -> Response<Body> {
     response(StatusCode::MULTI_STATUS)
         .header(header::CONTENT_TYPE, XML_CONTENT_TYPE)

@@ -97,7 +97,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             // One resource: write it here, without a task and a channel.
             let who = super::principal(parts);
             let (xml, volatile) = self
-                .propfind_one(target, meta, &request, minimal, &who)
+                .propfind_one(target, meta, &request, minimal, &who, Render::Document)
                 .await?;
             let xml = Bytes::from(xml);
             if let (Some(cache), Some(keep), false) = (&self.cache, keep, volatile) {
@@ -273,6 +273,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         request: &PropFind,
         minimal: bool,
         who: &crate::auth::Principal,
+        render: Render,
     ) -> DavResult<(String, bool)> {
         let path = &target.path;
         let dead = if needs_dead(request) {
@@ -317,8 +318,36 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             bindings: bindings.as_ref(),
             viewer: viewer.as_ref(),
         };
-        write_response(&mut w, request, &resolve(request), &t, &dead, minimal);
-        Ok((w.finish(), volatile))
+        Ok(match render {
+            Render::Document => {
+                write_response(&mut w, request, &resolve(request), &t, &dead, minimal);
+                (w.finish(), volatile)
+            }
+            Render::Propstats => {
+                w.take();
+                write_propstats(&mut w, request, &resolve(request), &t, &dead, minimal);
+                (w.take(), volatile)
+            }
+        })
+    }
+
+    /// The `propstat` elements PROPFIND Depth 0 answers for `target` (whose metadata is
+    /// `meta`) with `request`, for a batch operation (`parts` carries who asks and the If
+    /// header).
+    pub(crate) async fn propfind_propstats(
+        &self,
+        parts: &Parts,
+        target: &Target,
+        meta: Meta,
+        request: &PropFind,
+    ) -> DavResult<String> {
+        self.check_preconditions(parts, target, Some(&meta), &[])
+            .await?;
+        let who = super::principal(parts);
+        let (xml, _) = self
+            .propfind_one(target, meta, request, false, &who, Render::Propstats)
+            .await?;
+        Ok(xml)
     }
 
     /// Keeps a listing written whole, once its member collections are watched and found
@@ -843,6 +872,15 @@ fn resolve(request: &PropFind) -> Vec<Option<&'static live::LiveProp>> {
     }
 }
 
+/// How much of a multistatus to write for one resource.
+#[derive(Clone, Copy)]
+enum Render {
+    /// A whole document.
+    Document,
+    /// Only the `propstat` elements (a batch writes the rest).
+    Propstats,
+}
+
 /// One resource's `response` for the request (`resolved`: [`resolve`]'s answer for it).
 fn write_response(
     w: &mut MultistatusWriter,
@@ -853,6 +891,19 @@ fn write_response(
     minimal: bool,
 ) {
     w.start_response_at(target.path, target.meta.is_dir());
+    write_propstats(w, request, resolved, target, dead, minimal);
+    w.end_response(None);
+}
+
+/// The `propstat` elements of one resource's `response`.
+fn write_propstats(
+    w: &mut MultistatusWriter,
+    request: &PropFind,
+    resolved: &[Option<&'static live::LiveProp>],
+    target: &live::Target<'_>,
+    dead: &[DeadProp],
+    minimal: bool,
+) {
     match request {
         PropFind::AllProp { include } => {
             w.start_propstat();
@@ -943,5 +994,4 @@ fn write_response(
             }
         }
     }
-    w.end_response(None);
 }

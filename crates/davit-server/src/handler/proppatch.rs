@@ -12,6 +12,43 @@ use davit_proto::xml::{parse_propertyupdate, MultistatusWriter, PatchOp, QName};
 use http::request::Parts;
 use http::Response;
 
+/// What a PROPPATCH came to: each property's status (and failed condition), in document
+/// order.
+pub(crate) struct Patched {
+    /// The resource is a collection.
+    pub collection: bool,
+    /// Property, status, condition.
+    pub outcomes: Vec<(QName, u16, Option<&'static str>)>,
+}
+
+impl Patched {
+    /// Whether any instruction failed (then none was applied).
+    pub fn failed(&self) -> bool {
+        self.outcomes.iter().any(|(_, s, _)| *s != 200)
+    }
+
+    /// One `propstat` per outcome, each property named once, in first-seen order.
+    pub fn write_propstats(&self, w: &mut MultistatusWriter) {
+        let mut groups: Vec<(u16, Option<&'static str>)> = Vec::new();
+        for (_, status, cond) in &self.outcomes {
+            if !groups.contains(&(*status, *cond)) {
+                groups.push((*status, *cond));
+            }
+        }
+        for (status, cond) in groups {
+            w.start_propstat();
+            let mut written: Vec<&QName> = Vec::new();
+            for (name, s, c) in &self.outcomes {
+                if (*s, *c) == (status, cond) && !written.contains(&name) {
+                    w.prop_empty(name);
+                    written.push(name);
+                }
+            }
+            w.end_propstat(status, cond);
+        }
+    }
+}
+
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
     pub(crate) async fn proppatch<B: ReqBody>(
         &self,
@@ -22,6 +59,31 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
         let body = self.read_xml_body(parts, body).await?;
         let ops = parse_propertyupdate(&body, &self.config.xml_limits())?;
+        let patched = self.patch_props(parts, target, meta, ops).await?;
+        // RFC 8144 §2.2: a PROPPATCH that did everything it was asked answers 200, empty.
+        if !patched.failed() && super::prefer_of(parts).minimal {
+            return Ok(super::preferences_applied(
+                super::status_only(http::StatusCode::OK),
+                true,
+                false,
+            ));
+        }
+        let mut w = MultistatusWriter::new();
+        w.start_response(&target.path.href(patched.collection));
+        patched.write_propstats(&mut w);
+        w.end_response(None);
+        Ok(multistatus(w.finish()))
+    }
+
+    /// PROPPATCH of `target` (whose metadata is `meta`): every instruction or none, for an
+    /// HTTP request or a batch operation (`parts` carries who asks and the If header).
+    pub(crate) async fn patch_props(
+        &self,
+        parts: &Parts,
+        target: &Target,
+        meta: crate::storage::Meta,
+        ops: Vec<PatchOp>,
+    ) -> DavResult<Patched> {
         self.check_preconditions(
             parts,
             target,
@@ -63,36 +125,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             self.note_changes(vec![crate::changes::Noted::Touched(target.path.clone())])
                 .await;
         }
-
-        // RFC 8144 §2.2: a PROPPATCH that did everything it was asked answers 200, empty.
-        if !failed && super::prefer_of(parts).minimal {
-            return Ok(super::preferences_applied(
-                super::status_only(http::StatusCode::OK),
-                true,
-                false,
-            ));
-        }
-        let mut w = MultistatusWriter::new();
-        w.start_response(&target.path.href(meta.is_dir()));
-        // One propstat per outcome, each property named once, in first-seen order.
-        let mut groups: Vec<(u16, Option<&'static str>)> = Vec::new();
-        for (_, status, cond) in &outcomes {
-            if !groups.contains(&(*status, *cond)) {
-                groups.push((*status, *cond));
-            }
-        }
-        for (status, cond) in groups {
-            w.start_propstat();
-            let mut written: Vec<&QName> = Vec::new();
-            for (name, s, c) in &outcomes {
-                if (*s, *c) == (status, cond) && !written.contains(&name) {
-                    w.prop_empty(name);
-                    written.push(name);
-                }
-            }
-            w.end_propstat(status, cond);
-        }
-        w.end_response(None);
-        Ok(multistatus(w.finish()))
+        Ok(Patched {
+            collection: meta.is_dir(),
+            outcomes,
+        })
     }
 }

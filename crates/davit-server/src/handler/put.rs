@@ -17,21 +17,98 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 /// fewer `write` calls, without holding much per upload (hundreds may run at once).
 const WRITE_BUFFER: usize = 64 * 1024;
 
+/// What a PUT asks besides its target and body (from its headers, or a batch operation).
+#[derive(Debug, Default)]
+pub(crate) struct PutInput {
+    /// The body's length when announced (quota is reserved for it before it is read).
+    pub declared: Option<u64>,
+    /// The length the body must have (`X-Expected-Entity-Length`, macOS Finder).
+    pub expected: Option<u64>,
+    /// The media type given for the body.
+    pub content_type: Option<String>,
+    /// The body starts a resumable upload instead (`Upload-Complete: ?0`).
+    pub resumable: bool,
+}
+
+impl PutInput {
+    fn from_headers(parts: &Parts) -> DavResult<PutInput> {
+        if parts.headers.contains_key(header::CONTENT_RANGE) {
+            return Err(DavError::BadRequest(
+                "partial PUT (Content-Range) is not supported".into(),
+            ));
+        }
+        // macOS Finder streams chunked bodies and announces the real size here; a shorter
+        // body means the upload broke and must not become a truncated file.
+        let expected = match parts.headers.get("x-expected-entity-length") {
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .ok_or_else(|| {
+                        DavError::BadRequest("invalid X-Expected-Entity-Length".into())
+                    })?,
+            ),
+            None => None,
+        };
+        Ok(PutInput {
+            declared: content_length(parts),
+            expected,
+            content_type: parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            resumable: super::resumable::starts_upload(parts),
+        })
+    }
+}
+
+/// What a PUT came to.
+pub(crate) enum Put {
+    /// The body is the resource's content now.
+    Stored {
+        /// There was no resource before (201, else 204).
+        created: bool,
+        /// The new content's ETag.
+        etag: String,
+    },
+    /// A resumable upload began (its own answer).
+    Upload(Response<Body>),
+}
+
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
     pub(crate) async fn put<B: ReqBody>(
         &self,
         parts: &Parts,
         target: &Target,
-        mut body: B,
+        body: B,
     ) -> DavResult<Response<Body>> {
+        let input = PutInput::from_headers(parts)?;
+        match self.store(parts, target, &input, body).await? {
+            Put::Upload(r) => Ok(r),
+            Put::Stored { created, etag } => response(if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::NO_CONTENT
+            })
+            .header(header::ETAG, etag)
+            .body(body::empty())
+            .map_err(internal),
+        }
+    }
+
+    /// PUT of `body` at `target`, for an HTTP request or a batch operation (`parts` carries
+    /// who asks and the If header).
+    pub(crate) async fn store<B: ReqBody>(
+        &self,
+        parts: &Parts,
+        target: &Target,
+        input: &PutInput,
+        mut body: B,
+    ) -> DavResult<Put> {
         let path = &target.path;
         if path.is_root() {
             return Err(DavError::MethodNotAllowed(ALLOW_DIR));
-        }
-        if parts.headers.contains_key(header::CONTENT_RANGE) {
-            return Err(DavError::BadRequest(
-                "partial PUT (Content-Range) is not supported".into(),
-            ));
         }
         let existing = self.meta_at(path).await?;
         if existing.as_ref().is_some_and(|m| m.is_dir()) {
@@ -53,31 +130,20 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         };
         self.check_preconditions(parts, target, existing.as_ref(), &changes)
             .await?;
-        if super::resumable::starts_upload(parts) {
+        if input.resumable {
             let old_len = existing.as_ref().map_or(0, |m| m.len);
-            return self.create_upload(parts, target, old_len, body).await;
+            return Ok(Put::Upload(
+                self.create_upload(parts, target, old_len, body).await?,
+            ));
         }
 
         let limit = self.config.max_upload;
-        let declared = content_length(parts);
+        let declared = input.declared;
         if let (Some(limit), Some(n)) = (limit, declared) {
             if n > limit {
                 return Err(DavError::TooLarge);
             }
         }
-        // macOS Finder streams chunked bodies and announces the real size here; a shorter
-        // body means the upload broke and must not become a truncated file.
-        let expected = match parts.headers.get("x-expected-entity-length") {
-            Some(v) => Some(
-                v.to_str()
-                    .ok()
-                    .and_then(|s| s.trim().parse::<u64>().ok())
-                    .ok_or_else(|| {
-                        DavError::BadRequest("invalid X-Expected-Entity-Length".into())
-                    })?,
-            ),
-            None => None,
-        };
 
         // Under a quota, what the body adds is reserved before it is stored: all of it up
         // front when its length is declared (so the 507 comes before the body), else as it
@@ -109,7 +175,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 out.write_all(&data).await?;
             }
         }
-        if let Some(n) = expected.filter(|n| *n != written) {
+        if let Some(n) = input.expected.filter(|n| *n != written) {
             return Err(DavError::BadRequest(format!(
                 "received {written} bytes but X-Expected-Entity-Length announced {n}"
             )));
@@ -131,18 +197,12 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         .await;
         let delta = i64::try_from(i128::from(meta.len) - i128::from(old_len)).unwrap_or(0);
         self.quotas.settle(quota, delta);
-        self.remember_content_type(parts, path, existing.is_some())
+        self.remember_content_type(input.content_type.as_deref(), path, existing.is_some())
             .await?;
-
-        let status = if existing.is_some() {
-            StatusCode::NO_CONTENT
-        } else {
-            StatusCode::CREATED
-        };
-        response(status)
-            .header(header::ETAG, meta.etag)
-            .body(body::empty())
-            .map_err(internal)
+        Ok(Put::Stored {
+            created: existing.is_none(),
+            etag: meta.etag,
+        })
     }
 }
 
@@ -152,22 +212,17 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
     /// send for every file, says nothing and is not kept.
     async fn remember_content_type(
         &self,
-        parts: &Parts,
+        given: Option<&str>,
         path: &davit_proto::href::DavPath,
         existed: bool,
     ) -> DavResult<()> {
         let by_name = content_type_for(path.name().unwrap_or(""));
-        let given = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|t| {
-                t.contains('/')
-                    && t.len() <= 255
-                    && !t.eq_ignore_ascii_case(by_name)
-                    && !t.eq_ignore_ascii_case("application/octet-stream")
-            });
+        let given = given.map(str::trim).filter(|t| {
+            t.contains('/')
+                && t.len() <= 255
+                && !t.eq_ignore_ascii_case(by_name)
+                && !t.eq_ignore_ascii_case("application/octet-stream")
+        });
         let op = match given {
             Some(t) => PropOp::Set(DeadProp {
                 name: STORED_CONTENT_TYPE.clone(),
