@@ -424,44 +424,6 @@ impl AsyncSeek for BlobRead {
 }
 
 impl FileRead for BlobRead {
-    /// The object store's own buffers, handed on as they arrived: no copy of the content.
-    fn poll_read_chunk(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        max: usize,
-    ) -> Poll<io::Result<Bytes>> {
-        let this = &mut *self;
-        loop {
-            if !this.chunk.is_empty() {
-                let piece = this.chunk.split_to(this.chunk.len().min(max));
-                this.pos += piece.len() as u64;
-                return Poll::Ready(Ok(piece));
-            }
-            if this.pos >= this.len || max == 0 {
-                return Poll::Ready(Ok(Bytes::new()));
-            }
-            match &mut this.state {
-                ReadState::Streaming(s) => match ready!(s.poll_next_unpin(cx)) {
-                    Some(Ok(bytes)) => this.chunk = bytes,
-                    // Shorter than the row says: never pass that off as the whole file.
-                    end => {
-                        let kind = match end {
-                            Some(Err(e)) => io::Error::from(e).kind(),
-                            _ => io::ErrorKind::UnexpectedEof,
-                        };
-                        this.state = ReadState::Broken(kind);
-                        return Poll::Ready(Err(kind.into()));
-                    }
-                },
-                _ => {
-                    if !ready!(this.poll_open(cx))? {
-                        return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
-                    }
-                }
-            }
-        }
-    }
-
     /// Appends what the object store has sent (several of its chunks when they are there
     /// already) straight to `buf`: the default would zero `max` bytes of `buf` for each
     /// chunk of a few KiB, which was a quarter of a large GET's CPU.

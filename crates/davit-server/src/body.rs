@@ -1,6 +1,6 @@
 //! The response body type and its constructors.
 
-use crate::storage::{read_chunk, FileRead};
+use crate::storage::{read_into, FileRead};
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
@@ -56,12 +56,10 @@ pub fn reader<R: FileRead>(file: R, len: u64) -> Body {
         // at a time, a quarter of the system calls per byte of 64 KiB reads. (Recycling the
         // chunks' memory, to read into buffers still in the CPU cache, measured no faster.)
         let max = usize::try_from(left).map_or(MAX_READ, |l| l.min(MAX_READ));
-        let item = match read_chunk(&mut file, max).await {
-            Ok(chunk) if chunk.is_empty() => Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(chunk) => {
-                let n = chunk.len();
-                Ok((chunk, n))
-            }
+        let mut chunk = Vec::with_capacity(max);
+        let item = match read_into(&mut file, &mut chunk, max).await {
+            Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => Ok((Bytes::from(chunk), n)),
             Err(e) => Err(e),
         };
         let left = item.as_ref().map_or(0, |(_, n)| left - *n as u64);

@@ -125,19 +125,6 @@ pub trait FileRead: AsyncRead + AsyncSeek + Send + Unpin + 'static {
         polled.map_ok(|()| n)
     }
 
-    /// The next piece of the file, at most `max` bytes (empty at the end), for a response
-    /// body. The default reads into a new buffer; a backend whose content already arrives as
-    /// shared buffers (an object store's answer) hands those on without copying.
-    fn poll_read_chunk(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        max: usize,
-    ) -> Poll<io::Result<bytes::Bytes>> {
-        let mut buf = Vec::with_capacity(max);
-        self.poll_read_into(cx, &mut buf, max)
-            .map_ok(|_| bytes::Bytes::from(buf))
-    }
-
     /// Makes ready to read from the current position, before a response's head promises the
     /// bytes: a backend that fetches content lazily (an object store) starts fetching here, so
     /// that a store that is away fails the request (503) rather than cutting a 200 short. The
@@ -150,11 +137,6 @@ pub trait FileRead: AsyncRead + AsyncSeek + Send + Unpin + 'static {
 /// Makes `file` ready to read from its current position (see [`FileRead::poll_prepare`]).
 pub async fn prepare<R: FileRead>(file: &mut R) -> io::Result<()> {
     std::future::poll_fn(|cx| Pin::new(&mut *file).poll_prepare(cx)).await
-}
-
-/// The next piece of `file`, at most `max` bytes (see [`FileRead::poll_read_chunk`]).
-pub async fn read_chunk<R: FileRead>(file: &mut R, max: usize) -> io::Result<bytes::Bytes> {
-    std::future::poll_fn(|cx| Pin::new(&mut *file).poll_read_chunk(cx, max)).await
 }
 
 /// Appends up to `max` bytes of `file` to `buf` (see [`FileRead::poll_read_into`]).
