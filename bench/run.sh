@@ -157,11 +157,11 @@ ensure_server() {
 
 server_version() {
   case "$1" in
-    davit) "$DAVIT_BIN" --version 2>/dev/null | head -1 ;;
-    davit-pg) echo "$("$DAVIT_BIN" --version 2>/dev/null | head -1); $(psql --version 2>/dev/null | head -1); $(garage --version 2>/dev/null | head -1)" ;;
+    davit) "$DAVIT_BIN" --version 2>/dev/null | sed -n 1p ;;
+    davit-pg) echo "$("$DAVIT_BIN" --version 2>/dev/null | sed -n 1p); $(psql --version 2>/dev/null | sed -n 1p); $(garage --version 2>/dev/null | sed -n 1p)" ;;
     nginx) echo "$(nginx -v 2>&1 | sed 's/^nginx version: //') + dav-ext $(dpkg-query -W -f='${Version}' libnginx-mod-http-dav-ext 2>/dev/null)" ;;
     apache) apache2 -v 2>/dev/null | sed -n 's/^Server version: //p' ;;
-    rclone) rclone version 2>/dev/null | head -1 ;;
+    rclone) rclone version 2>/dev/null | sed -n 1p ;;
     dufs) dufs --version 2>/dev/null ;;
     wsgidav) echo "wsgidav $(pyver wsgidav) (cheroot $(pyver cheroot))" ;;
   esac

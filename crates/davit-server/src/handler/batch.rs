@@ -356,7 +356,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let (ctx, target) = op_context(outer, op.kind.method(), href, if_header)?;
         if self.principal_resource(&target).is_some() {
             return Err(DavError::Forbidden(
-                "principals are read with PROPFIND, not changed in a batch",
+                "a batch does not act on principal resources",
             ));
         }
         self.authorize(&ctx, &target.path, crate::auth::Access::Read, false)?;
