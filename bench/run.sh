@@ -662,6 +662,11 @@ run_depth_inf() {
 
 run_big() {
   local s="$1" r code rss speed ttfb
+  # One untimed read first: this machine's kernel reclaims cold page cache on its own, so
+  # whichever server read the file first paid for the disk (davit 428 MiB/s there, 2,000+
+  # warm; checked with drop_caches). Every server (and Garage, behind davit-pg) is now timed
+  # with the file in memory.
+  curl_req GET "$BASE/big.bin" >/dev/null
   reset_peak
   r=$(curl_req GET "$BASE/big.bin")
   rss=$(peak_kib); code=${r%% *}

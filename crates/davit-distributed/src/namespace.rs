@@ -234,7 +234,7 @@ impl Namespace {
                     .query_opt(
                         &format!(
                             "INSERT INTO davit_resources (id, parent, name, path, collection) \
-                         VALUES (gen_random_uuid(), $1, $2, $3, true) \
+                         VALUES (davit_uuid7(), $1, $2, $3, true) \
                          ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
                         ),
                         &[&parent, &path.name().unwrap_or(""), &path.as_str()],
@@ -297,7 +297,7 @@ impl Namespace {
                     None => {
                         let insert = Box::pin(tx.prepare_cached(&format!(
                             "INSERT INTO davit_resources (id, parent, name, path, collection, blob, size) \
-                             VALUES (gen_random_uuid(), $1, $2, $3, false, $4, $5) \
+                             VALUES (davit_uuid7(), $1, $2, $3, false, $4, $5) \
                              ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
                         )))
                         .await
@@ -463,7 +463,7 @@ impl Namespace {
                 let size = i64::try_from(item.size).unwrap_or(i64::MAX);
                 let row = tx
                     .query_opt(
-                        "INSERT INTO davit_resources (id, parent, name, path, collection, blob, size)                      VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6)                      ON CONFLICT DO NOTHING RETURNING id",
+                        "INSERT INTO davit_resources (id, parent, name, path, collection, blob, size)                      VALUES (davit_uuid7(), $1, $2, $3, $4, $5, $6)                      ON CONFLICT DO NOTHING RETURNING id",
                         &[
                             &parent,
                             &path.name().unwrap_or(""),
