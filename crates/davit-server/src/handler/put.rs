@@ -15,7 +15,7 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 
 /// Write buffer between the network and the file: gathers the body's small frames into
 /// fewer `write` calls, without holding much per upload (hundreds may run at once).
-const WRITE_BUFFER: usize = 64 * 1024;
+const WRITE_BUFFER: usize = 16 * 1024;
 
 /// What a PUT asks besides its target and body (from its headers, or a batch operation).
 #[derive(Debug, Default)]
