@@ -417,35 +417,26 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             OpKind::Copy {
                 destination,
                 overwrite,
-                depth,
-            } => {
-                self.transfer_op(
-                    ctx,
-                    target,
-                    base,
-                    href,
-                    destination,
-                    *overwrite,
-                    *depth,
-                    false,
-                )
-                .await
+                ..
             }
-            OpKind::Move {
+            | OpKind::Move {
                 destination,
                 overwrite,
             } => {
-                self.transfer_op(
-                    ctx,
-                    target,
-                    base,
-                    href,
-                    destination,
-                    *overwrite,
-                    Depth::Infinity,
-                    true,
-                )
-                .await
+                let (depth, is_move) = match &op.kind {
+                    OpKind::Copy { depth, .. } => (*depth, false),
+                    _ => (Depth::Infinity, true),
+                };
+                let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
+                let dest_href = resolve(base, destination);
+                let input = Transfer {
+                    dest: parse_destination(&dest_href, super::host_of(ctx).as_deref())?,
+                    depth,
+                    overwrite: *overwrite,
+                    is_move,
+                };
+                let done = self.transfer(ctx, target, meta, input).await?;
+                Ok(self.done_outcome(href, done, Some(&dest_href)).await)
             }
             OpKind::PropPatch(ops) => {
                 let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
@@ -472,30 +463,6 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 Ok(o)
             }
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn transfer_op(
-        &self,
-        ctx: &Parts,
-        target: &Target,
-        base: &str,
-        href: &str,
-        destination: &str,
-        overwrite: bool,
-        depth: Depth,
-        is_move: bool,
-    ) -> DavResult<OpOutcome> {
-        let meta = self.meta(target).await?.ok_or(DavError::NotFound)?;
-        let dest_href = resolve(base, destination);
-        let input = Transfer {
-            dest: parse_destination(&dest_href, super::host_of(ctx).as_deref())?,
-            depth,
-            overwrite,
-            is_move,
-        };
-        let done = self.transfer(ctx, target, meta, input).await?;
-        Ok(self.done_outcome(href, done, Some(&dest_href)).await)
     }
 
     /// The outcome of a change that came to `done`; `location` is where a success put

@@ -696,21 +696,14 @@ fn copy_file_new(
     dst: &Path,
     md: &std::fs::Metadata,
 ) -> io::Result<()> {
-    let beside = || {
-        dst.parent()
-            .map(Path::to_path_buf)
-            .ok_or(io::ErrorKind::InvalidInput)
+    let beside = dst.parent().ok_or(io::ErrorKind::InvalidInput)?;
+    // Asked before copying: a rename across filesystems would fail only after the copy.
+    let same_fs = |dir: &Path| {
+        let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev());
+        matches!((dev(dir), dev(beside)), (Ok(a), Ok(b)) if a == b)
     };
-    let dir = match staging {
-        Some(dir) => dir.to_path_buf(),
-        None => beside()?,
-    };
-    match stage_copy(&dir, src, dst, md) {
-        Err(e) if e.kind() == io::ErrorKind::CrossesDevices && staging.is_some() => {
-            stage_copy(&beside()?, src, dst, md)
-        }
-        other => other,
-    }
+    let dir = staging.filter(|d| same_fs(d)).unwrap_or(beside);
+    stage_copy(dir, src, dst, md)
 }
 
 fn stage_copy(dir: &Path, src: &Path, dst: &Path, md: &std::fs::Metadata) -> io::Result<()> {
