@@ -9,6 +9,7 @@
 //! date. Resources removed from the source since an earlier run are left in place.
 
 use crate::blobs::Blobs;
+use crate::namespace::{rows_at_many, AtMany};
 use crate::pg::Pg;
 use davit_proto::href::DavPath;
 use davit_server::props::{DeadProp, PropStore};
@@ -228,12 +229,12 @@ impl Importer {
     /// The rows the store has at `paths`, by path: one query.
     async fn existing(&self, paths: &[DavPath]) -> Result<HashMap<String, Existing>, ImportError> {
         let conn = self.pg.conn().await?;
-        let keys: Vec<&str> = paths.iter().map(DavPath::as_str).collect();
+        let at = AtMany::new(paths);
         let rows = conn
             .client()?
             .query(
-                "SELECT path, id, collection, size, modified FROM davit_resources WHERE path = ANY($1)",
-                &[&keys],
+                &rows_at_many("r.id, r.collection, r.size, r.modified"),
+                &[&at.full, &at.up, &at.name],
             )
             .await?;
         Ok(rows
@@ -343,11 +344,12 @@ impl Importer {
             .pg
             .atomically(async |tx| {
                 let parent = parent_id(tx, &path).await?;
+                let name = path.name().unwrap_or("");
                 let old = tx
                     .query_opt(
                         "SELECT id, collection, blob FROM davit_resources \
-                         WHERE path = $1 FOR UPDATE",
-                        &[&path.as_str()],
+                         WHERE parent = $1 AND name = $2 FOR UPDATE",
+                        &[&parent, &name],
                     )
                     .await?;
                 let (id, garbage) = match old {
@@ -369,18 +371,9 @@ impl Importer {
                         let id = Self::fresh_id(tx, wanted).await?;
                         tx.execute(
                             "INSERT INTO davit_resources \
-                             (id, parent, name, path, collection, blob, size, created, modified) \
-                             VALUES ($1, $2, $3, $4, false, $5, $6, $7, $8)",
-                            &[
-                                &id,
-                                &parent,
-                                &path.name().unwrap_or(""),
-                                &path.as_str(),
-                                &blob,
-                                &size_db,
-                                &created,
-                                &modified,
-                            ],
+                             (id, parent, name, collection, blob, size, created, modified) \
+                             VALUES ($1, $2, $3, false, $4, $5, $6, $7)",
+                            &[&id, &parent, &name, &blob, &size_db, &created, &modified],
                         )
                         .await?;
                         (id, None)

@@ -1,7 +1,10 @@
 //! The namespace in PostgreSQL: one row per resource (collections too), with its stable id,
-//! parent, name, full path, size, version and content object. Paths are looked up with one
-//! indexed query; a MOVE of a tree is one transaction that rewrites its rows' paths, and no
-//! content object is touched, because objects are keyed by resource id and version.
+//! parent, name, size, version and content object. Collections also keep their full path
+//! (unique, in byte order, so a subtree is one prefix range); files are found by their
+//! parent's path and their name. A path is looked up with one indexed query; a MOVE of a tree
+//! is one transaction that rewrites the paths of its collections only (11 rows, not 10,011,
+//! for ten folders of 1,000 files), and no content object is touched, because objects are
+//! keyed by resource id and version.
 //!
 //! This is the namespace half of the backend's `Storage` (issue 16, in progress): content
 //! objects are written by [`crate::Blobs`] before [`Namespace::commit_file`] points a row at
@@ -72,6 +75,86 @@ fn resource(row: &Row) -> Resource {
     }
 }
 
+/// A path as the table finds it: a collection by its stored path, a file by its parent's path
+/// and its name (the root has no parent).
+#[derive(Debug)]
+pub(crate) struct At<'a> {
+    pub(crate) full: &'a str,
+    up: Option<DavPath>,
+    pub(crate) name: &'a str,
+}
+
+impl<'a> At<'a> {
+    pub(crate) fn new(path: &'a DavPath) -> Self {
+        At {
+            full: path.as_str(),
+            up: path.parent(),
+            name: path.name().unwrap_or(""),
+        }
+    }
+
+    /// The parent collection's path, `None` for the root.
+    pub(crate) fn up(&self) -> Option<&str> {
+        self.up.as_ref().map(DavPath::as_str)
+    }
+}
+
+/// The columns of [`At`] for many paths at once, as arrays for `unnest`.
+#[derive(Debug, Default)]
+pub(crate) struct AtMany<'a> {
+    pub(crate) full: Vec<&'a str>,
+    pub(crate) up: Vec<Option<String>>,
+    pub(crate) name: Vec<&'a str>,
+}
+
+impl<'a> AtMany<'a> {
+    pub(crate) fn new(paths: &'a [DavPath]) -> Self {
+        let mut many = AtMany::default();
+        for p in paths {
+            many.full.push(p.as_str());
+            many.up.push(p.parent().map(|p| p.as_str().to_owned()));
+            many.name.push(p.name().unwrap_or(""));
+        }
+        many
+    }
+}
+
+/// SQL for the id of the resource at [`At`] `$n` (its path), `$n+1` (its parent's path) and
+/// `$n+2` (its name); NULL when there is none.
+pub(crate) fn id_at(n: usize) -> String {
+    format!(
+        "(SELECT id FROM davit_resources WHERE path = ${n} \
+          UNION ALL SELECT id FROM davit_resources \
+          WHERE parent = (SELECT id FROM davit_resources WHERE path = ${}) \
+          AND name = ${} AND path IS NULL LIMIT 1)",
+        n + 1,
+        n + 2
+    )
+}
+
+/// SQL selecting `columns` of row `r` and `k.want` for every `k` of [`AtMany`] `$1`-`$3`
+/// that has a resource: the paths of a listing's batch in one query.
+pub(crate) fn rows_at_many(columns: &str) -> String {
+    format!(
+        "SELECT k.want, {columns} FROM unnest($1::text[], $2::text[], $3::text[]) AS k(want, up, name) \
+             JOIN davit_resources r ON r.path = k.want \
+         UNION ALL \
+         SELECT k.want, {columns} FROM unnest($1::text[], $2::text[], $3::text[]) AS k(want, up, name) \
+             JOIN davit_resources c ON c.path = k.up \
+             JOIN davit_resources r ON r.parent = c.id AND r.name = k.name AND r.path IS NULL"
+    )
+}
+
+/// SQL for the full path of row `r`, whose parent row `par` is joined on the left.
+pub(crate) const FULL_PATH: &str = "coalesce(r.path, CASE WHEN par.path = '/' \
+     THEN '/' || r.name ELSE par.path || '/' || r.name END)";
+
+/// SQL for the ids of the collections at and below the path `$path` (`$pattern` from
+/// [`below`]): the parents of everything in that tree. Empty for a file.
+pub(crate) fn dirs_at(path: usize, pattern: usize) -> String {
+    format!("SELECT id FROM davit_resources WHERE path = ${path} OR path LIKE ${pattern}")
+}
+
 /// A LIKE pattern for everything strictly below `path`.
 pub(crate) fn below(path: &DavPath) -> String {
     let mut pattern = String::with_capacity(path.as_str().len() + 2);
@@ -137,12 +220,16 @@ impl Namespace {
         let conn = self.pg.conn().await?;
         let client = conn.client()?;
         let stmt = Box::pin(client.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM davit_resources WHERE path = $1"
+            "SELECT {COLUMNS} FROM davit_resources WHERE path = $1 \
+             UNION ALL SELECT {COLUMNS} FROM davit_resources \
+             WHERE parent = (SELECT id FROM davit_resources WHERE path = $2) \
+             AND name = $3 AND path IS NULL"
         )))
         .await
         .map_err(pg)?;
+        let at = At::new(path);
         let row = client
-            .query_opt(&stmt, &[&path.as_str()])
+            .query_opt(&stmt, &[&at.full, &at.up(), &at.name])
             .await
             .map_err(pg)?;
         Ok(row.as_ref().map(resource))
@@ -175,12 +262,28 @@ impl Namespace {
         let row = client
             .query_opt(&stmt, &[&path.as_str()])
             .await
-            .map_err(pg)?
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        if !row.get::<_, bool>(1) {
-            return Err(io::ErrorKind::NotADirectory.into());
+            .map_err(pg)?;
+        match row {
+            Some(row) if row.get::<_, bool>(1) => Ok(row.get(0)),
+            Some(_) => Err(io::ErrorKind::NotADirectory.into()),
+            // Only collections have a stored path: whether a file is there decides the error.
+            None => {
+                let at = At::new(path);
+                let file = client
+                    .query_opt(
+                        &format!("SELECT 1 WHERE {} IS NOT NULL", id_at(1)),
+                        &[&at.full, &at.up(), &at.name],
+                    )
+                    .await
+                    .map_err(pg)?;
+                Err(if file.is_some() {
+                    io::ErrorKind::NotADirectory
+                } else {
+                    io::ErrorKind::NotFound
+                }
+                .into())
+            }
         }
-        Ok(row.get(0))
     }
 
     /// Up to `limit` members of collection `parent` in name order, after the name `after`:
@@ -260,6 +363,7 @@ impl Namespace {
         self.pg
             .atomically(async |tx| {
             let parent = Self::parent_id(tx, path).await?;
+            let name = path.name().unwrap_or("");
             // A PUT that found nothing at `path` may meet another creating it at the same
             // moment: its INSERT then waits for that one's commit and inserts nothing, and
             // the next round replaces the row the other made (rather than a unique violation,
@@ -268,12 +372,13 @@ impl Namespace {
             let (row, garbage) = loop {
                 rounds += 1;
                 let select = Box::pin(tx.prepare_cached(
-                    "SELECT collection, blob FROM davit_resources WHERE path = $1 FOR UPDATE",
+                    "SELECT collection, blob, id FROM davit_resources \
+                     WHERE parent = $1 AND name = $2 FOR UPDATE",
                 ))
                 .await
                 .map_err(pg)?;
                 let old = tx
-                    .query_opt(&select, &[&path.as_str()])
+                    .query_opt(&select, &[&parent, &name])
                     .await
                     .map_err(pg)?;
                 match old {
@@ -284,29 +389,27 @@ impl Namespace {
                         let update = Box::pin(tx.prepare_cached(&format!(
                             "UPDATE davit_resources SET blob = $2, size = $3, \
                              version = nextval('davit_versions'), modified = clock_timestamp() \
-                             WHERE path = $1 RETURNING {COLUMNS}"
+                             WHERE id = $1 RETURNING {COLUMNS}"
                         )))
                         .await
                         .map_err(pg)?;
+                        let id: uuid::Uuid = old.get(2);
                         let row = tx
-                            .query_one(&update, &[&path.as_str(), &blob, &size])
+                            .query_one(&update, &[&id, &blob, &size])
                             .await
                             .map_err(pg)?;
                         break (row, old.get::<_, Option<String>>(1));
                     }
                     None => {
                         let insert = Box::pin(tx.prepare_cached(&format!(
-                            "INSERT INTO davit_resources (id, parent, name, path, collection, blob, size) \
-                             VALUES (davit_uuid7(), $1, $2, $3, false, $4, $5) \
+                            "INSERT INTO davit_resources (id, parent, name, collection, blob, size) \
+                             VALUES (davit_uuid7(), $1, $2, false, $3, $4) \
                              ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
                         )))
                         .await
                         .map_err(pg)?;
                         let row = tx
-                            .query_opt(
-                                &insert,
-                                &[&parent, &path.name().unwrap_or(""), &path.as_str(), &blob, &size],
-                            )
+                            .query_opt(&insert, &[&parent, &name, &blob, &size])
                             .await
                             .map_err(pg)?;
                         match row {
@@ -334,14 +437,23 @@ impl Namespace {
         }
         let conn = self.pg.conn().await?;
         let client = conn.client()?;
+        let at = At::new(path);
+        // The resource, and every member of the collections at and below it: the whole tree.
         let rows = client
             .query(
-                "DELETE FROM davit_resources WHERE path = $1 OR path LIKE $2 RETURNING blob, path",
-                &[&path.as_str(), &below(path)],
+                &format!(
+                    "WITH t AS (SELECT {} AS id) \
+                     DELETE FROM davit_resources WHERE id = (SELECT id FROM t) \
+                         OR parent IN ({}) \
+                     RETURNING blob, id = (SELECT id FROM t)",
+                    id_at(1),
+                    dirs_at(1, 4)
+                ),
+                &[&at.full, &at.up(), &at.name, &below(path)],
             )
             .await
             .map_err(pg)?;
-        if !rows.iter().any(|r| r.get::<_, String>(1) == path.as_str()) {
+        if !rows.iter().any(|r| r.get::<_, bool>(1)) {
             return Err(io::ErrorKind::NotFound.into());
         }
         Ok(rows
@@ -358,10 +470,11 @@ impl Namespace {
         self.pg
             .atomically(async |tx| {
                 let parent = Self::parent_id(tx, to).await?;
+                let name = to.name().unwrap_or("");
                 if tx
                     .query_opt(
-                        "SELECT 1 FROM davit_resources WHERE path = $1",
-                        &[&to.as_str()],
+                        "SELECT 1 FROM davit_resources WHERE parent = $1 AND name = $2",
+                        &[&parent, &name],
                     )
                     .await
                     .map_err(pg)?
@@ -369,22 +482,23 @@ impl Namespace {
                 {
                     return Err(io::ErrorKind::AlreadyExists.into());
                 }
+                let at = At::new(from);
                 let moved = tx
-                .execute(
-                    "UPDATE davit_resources SET parent = $2, name = $3, path = $4 WHERE path = $1",
-                    &[
-                        &from.as_str(),
-                        &parent,
-                        &to.name().unwrap_or(""),
-                        &to.as_str(),
-                    ],
-                )
-                .await
-                .map_err(pg)?;
+                    .execute(
+                        &format!(
+                            "UPDATE davit_resources SET parent = $4, name = $5, \
+                             path = CASE WHEN collection THEN $6 END WHERE id = {}",
+                            id_at(1)
+                        ),
+                        &[&at.full, &at.up(), &at.name, &parent, &name, &to.as_str()],
+                    )
+                    .await
+                    .map_err(pg)?;
                 if moved == 0 {
                     return Err(io::ErrorKind::NotFound.into());
                 }
-                // Members keep their parent and name; only their paths change, by the prefix.
+                // Members keep their parent and name; only the paths of the collections among
+                // them change, by the prefix (files have none).
                 let cut = i32::try_from(from.as_str().chars().count()).unwrap_or(i32::MAX);
                 tx.execute(
                 "UPDATE davit_resources SET path = $1 || substr(path, $2 + 1) WHERE path LIKE $3",
@@ -402,11 +516,18 @@ impl Namespace {
     pub async fn copy_plan(&self, from: &DavPath, tree: bool) -> io::Result<Vec<CopyItem>> {
         let conn = self.pg.conn().await?;
         let client = conn.client()?;
-        let pattern = if tree { below(from) } else { String::new() };
+        let at = At::new(from);
+        // The resource, and with `tree` every member of the collections at and below it.
         let rows = client
             .query(
-                "SELECT path, collection, blob, size FROM davit_resources                  WHERE path = $1 OR ($2 <> '' AND path LIKE $2) ORDER BY path",
-                &[&from.as_str(), &pattern],
+                &format!(
+                    "SELECT {FULL_PATH} COLLATE \"C\" AS full_path, r.collection, r.blob, r.size \
+                     FROM davit_resources r LEFT JOIN davit_resources par ON par.id = r.parent \
+                     WHERE r.id = {} OR ($5 AND r.parent IN ({})) ORDER BY full_path",
+                    id_at(1),
+                    dirs_at(1, 4)
+                ),
+                &[&at.full, &at.up(), &at.name, &below(from), &tree],
             )
             .await
             .map_err(pg)?;
@@ -463,7 +584,9 @@ impl Namespace {
                 let size = i64::try_from(item.size).unwrap_or(i64::MAX);
                 let row = tx
                     .query_opt(
-                        "INSERT INTO davit_resources (id, parent, name, path, collection, blob, size)                      VALUES (davit_uuid7(), $1, $2, $3, $4, $5, $6)                      ON CONFLICT DO NOTHING RETURNING id",
+                        "INSERT INTO davit_resources (id, parent, name, path, collection, blob, size) \
+                         VALUES (davit_uuid7(), $1, $2, CASE WHEN $4 THEN $3 END, $4, $5, $6) \
+                         ON CONFLICT DO NOTHING RETURNING id",
                         &[
                             &parent,
                             &path.name().unwrap_or(""),
@@ -504,10 +627,14 @@ impl Namespace {
     pub async fn touch(&self, path: &DavPath) -> io::Result<()> {
         let conn = self.pg.conn().await?;
         let client = conn.client()?;
+        let at = At::new(path);
         let n = client
             .execute(
-                "UPDATE davit_resources SET modified = clock_timestamp() WHERE path = $1",
-                &[&path.as_str()],
+                &format!(
+                    "UPDATE davit_resources SET modified = clock_timestamp() WHERE id = {}",
+                    id_at(1)
+                ),
+                &[&at.full, &at.up(), &at.name],
             )
             .await
             .map_err(pg)?;
@@ -524,8 +651,12 @@ impl Namespace {
         let limit = i64::try_from(max.saturating_add(1)).unwrap_or(i64::MAX);
         let row = client
             .query_one(
-                "SELECT count(*) FROM (SELECT 1 FROM davit_resources WHERE path LIKE $1 LIMIT $2) t",
-                &[&below(path), &limit],
+                &format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM davit_resources \
+                     WHERE parent IN ({}) LIMIT $3) t",
+                    dirs_at(1, 2)
+                ),
+                &[&path.as_str(), &below(path), &limit],
             )
             .await
             .map_err(pg)?;
@@ -536,11 +667,16 @@ impl Namespace {
     pub async fn tree_size(&self, path: &DavPath) -> io::Result<u64> {
         let conn = self.pg.conn().await?;
         let client = conn.client()?;
+        let at = At::new(path);
         let row = client
             .query_one(
-                "SELECT coalesce(sum(size), 0)::bigint FROM davit_resources \
-                 WHERE path = $1 OR path LIKE $2",
-                &[&path.as_str(), &below(path)],
+                &format!(
+                    "SELECT coalesce(sum(size), 0)::bigint FROM davit_resources \
+                     WHERE id = {} OR parent IN ({})",
+                    id_at(1),
+                    dirs_at(1, 4)
+                ),
+                &[&at.full, &at.up(), &at.name, &below(path)],
             )
             .await
             .map_err(pg)?;

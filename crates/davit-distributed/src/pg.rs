@@ -242,9 +242,10 @@ CREATE TABLE IF NOT EXISTS davit_resources (
     id uuid PRIMARY KEY,
     parent uuid REFERENCES davit_resources (id),
     name text NOT NULL,
-    -- Byte order: the unique index then also serves prefix scans (LIKE 'a/b/%'), and a MOVE
-    -- of a tree rewrites one index per row less than with a second, pattern-ops index.
-    path text COLLATE \"C\" NOT NULL UNIQUE,
+    -- Collections only (files are found by parent and name), so a MOVE of a tree rewrites the
+    -- rows of its collections, not of every member. Byte order: the unique index then also
+    -- serves prefix scans (LIKE 'a/b/%').
+    path text COLLATE \"C\" UNIQUE,
     collection boolean NOT NULL,
     size bigint NOT NULL DEFAULT 0,
     version bigint NOT NULL DEFAULT nextval('davit_versions'),
@@ -254,6 +255,24 @@ CREATE TABLE IF NOT EXISTS davit_resources (
     UNIQUE (parent, name)
 );
 DROP INDEX IF EXISTS davit_resources_path;
+-- Databases made before files lost their stored paths: drop them once, then hold the rule.
+CREATE TABLE IF NOT EXISTS davit_schema (
+    id integer PRIMARY KEY CHECK (id = 1),
+    version integer NOT NULL
+);
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM davit_schema WHERE version >= 2) THEN
+        ALTER TABLE davit_resources ALTER COLUMN path DROP NOT NULL;
+        UPDATE davit_resources SET path = NULL WHERE NOT collection AND path IS NOT NULL;
+        ALTER TABLE davit_resources DROP CONSTRAINT IF EXISTS davit_resources_paths;
+        ALTER TABLE davit_resources ADD CONSTRAINT davit_resources_paths
+            CHECK ((path IS NOT NULL) = collection);
+        INSERT INTO davit_schema (id, version) VALUES (1, 2)
+            ON CONFLICT (id) DO UPDATE SET version = 2;
+    END IF;
+END
+$$;
 CREATE TABLE IF NOT EXISTS davit_props (
     resource uuid NOT NULL REFERENCES davit_resources (id) ON DELETE CASCADE,
     ns text NOT NULL,

@@ -2,7 +2,7 @@
 //! drops them with the resource's row, and every instance sees the same. `PropStore` speaks in
 //! paths; each statement resolves them through the namespace.
 
-use crate::namespace::below;
+use crate::namespace::{below, dirs_at, id_at, rows_at_many, At, AtMany, FULL_PATH};
 use crate::pg::{Pg, PgError};
 use davit_proto::href::DavPath;
 use davit_proto::xml::QName;
@@ -75,15 +75,18 @@ impl PropStore for PgPropStore {
     async fn get_many(&self, paths: Vec<DavPath>) -> Result<Vec<Vec<DeadProp>>, StoreError> {
         let conn = self.pg.conn().await?;
         let client = conn.client()?;
-        let keys: Vec<&str> = paths.iter().map(DavPath::as_str).collect();
+        let at = AtMany::new(&paths);
         // One query for the whole batch of a listing.
-        let stmt = Box::pin(client.prepare_cached(
-            "SELECT r.path, p.ns, p.local, p.xml FROM davit_resources r \
-                 JOIN davit_props p ON p.resource = r.id WHERE r.path = ANY($1)",
-        ))
+        let stmt = Box::pin(client.prepare_cached(&format!(
+            "SELECT want, ns, local, xml FROM ({}) r JOIN davit_props p ON p.resource = r.id",
+            rows_at_many("r.id")
+        )))
         .await
         .map_err(q)?;
-        let rows = client.query(&stmt, &[&keys]).await.map_err(q)?;
+        let rows = client
+            .query(&stmt, &[&at.full, &at.up, &at.name])
+            .await
+            .map_err(q)?;
         let mut by_path: std::collections::HashMap<String, Vec<DeadProp>> = Default::default();
         for r in &rows {
             by_path.entry(r.get(0)).or_default().push(DeadProp {
@@ -100,10 +103,14 @@ impl PropStore for PgPropStore {
     async fn patch(&self, path: &DavPath, ops: Vec<PropOp>) -> Result<(), StoreError> {
         self.pg
             .atomically(async |tx| {
+                let at = At::new(path);
                 let id: uuid::Uuid = tx
                     .query_opt(
-                        "SELECT id FROM davit_resources WHERE path = $1 FOR SHARE",
-                        &[&path.as_str()],
+                        &format!(
+                            "SELECT id FROM davit_resources WHERE id = {} FOR SHARE",
+                            id_at(1)
+                        ),
+                        &[&at.full, &at.up(), &at.name],
                     )
                     .await
                     .map_err(q)?
@@ -138,24 +145,52 @@ impl PropStore for PgPropStore {
     async fn copy(&self, from: &DavPath, to: &DavPath, scope: TreeScope) -> Result<(), StoreError> {
         let conn = self.pg.conn().await?;
         let client = conn.client()?;
-        let pattern = match scope {
-            TreeScope::Tree => below(from),
-            TreeScope::Resource => String::new(),
+        let tree = matches!(scope, TreeScope::Tree);
+        let (src, dst) = (At::new(from), At::new(to));
+        let cut = |p: &DavPath| {
+            if p.is_root() {
+                0
+            } else {
+                i32::try_from(p.as_str().chars().count()).unwrap_or(i32::MAX)
+            }
         };
-        let cut = i32::try_from(from.as_str().chars().count()).unwrap_or(i32::MAX);
-        let base = if to.is_root() { "" } else { to.as_str() };
-        let from_root = if from.is_root() { 0 } else { cut };
-        // Each source resource's properties onto the resource at the same place below `to`.
+        // Each source resource's properties onto the resource at the same place below `to`
+        // (places compared relative to each tree's top, "" for the top itself).
+        let tree_at = |n: usize| {
+            format!(
+                "SELECT r.id, CASE WHEN r.id = {id} THEN '' \
+                     ELSE substr({FULL_PATH}, ${cut} + 1) END AS rel \
+                 FROM davit_resources r LEFT JOIN davit_resources par ON par.id = r.parent \
+                 WHERE r.id = {id} OR ($11 AND r.parent IN ({dirs}))",
+                id = id_at(n),
+                cut = n + 3,
+                dirs = dirs_at(n, n + 4),
+            )
+        };
         client
             .execute(
-                "INSERT INTO davit_props (resource, ns, local, xml) \
-                 SELECT d.id, p.ns, p.local, p.xml FROM davit_resources s \
-                 JOIN davit_props p ON p.resource = s.id \
-                 JOIN davit_resources d ON d.path = CASE WHEN s.path = $1 THEN $2 \
-                      ELSE $3 || substr(s.path, $4 + 1) END \
-                 WHERE s.path = $1 OR ($5 <> '' AND s.path LIKE $5) \
-                 ON CONFLICT (resource, ns, local) DO UPDATE SET xml = excluded.xml",
-                &[&from.as_str(), &to.as_str(), &base, &from_root, &pattern],
+                &format!(
+                    "INSERT INTO davit_props (resource, ns, local, xml) \
+                     SELECT d.id, p.ns, p.local, p.xml FROM ({}) s \
+                     JOIN davit_props p ON p.resource = s.id \
+                     JOIN ({}) d ON d.rel = s.rel \
+                     ON CONFLICT (resource, ns, local) DO UPDATE SET xml = excluded.xml",
+                    tree_at(1),
+                    tree_at(6)
+                ),
+                &[
+                    &src.full,
+                    &src.up(),
+                    &src.name,
+                    &cut(from),
+                    &below(from),
+                    &dst.full,
+                    &dst.up(),
+                    &dst.name,
+                    &cut(to),
+                    &below(to),
+                    &tree,
+                ],
             )
             .await
             .map_err(q)?;
@@ -171,11 +206,17 @@ impl PropStore for PgPropStore {
         let conn = self.pg.conn().await?;
         let client = conn.client()?;
         let keep: Vec<&str> = keep.iter().map(DavPath::as_str).collect();
+        let at = At::new(path);
         client
             .execute(
-                "DELETE FROM davit_props WHERE resource IN (SELECT id FROM davit_resources \
-                 WHERE (path = $1 OR path LIKE $2) AND NOT path = ANY($3))",
-                &[&path.as_str(), &below(path), &keep],
+                &format!(
+                    "DELETE FROM davit_props WHERE resource IN (SELECT r.id \
+                     FROM davit_resources r LEFT JOIN davit_resources par ON par.id = r.parent \
+                     WHERE (r.id = {} OR r.parent IN ({})) AND NOT {FULL_PATH} = ANY($5))",
+                    id_at(1),
+                    dirs_at(1, 4)
+                ),
+                &[&at.full, &at.up(), &at.name, &below(path), &keep],
             )
             .await
             .map_err(q)?;

@@ -188,3 +188,158 @@ async fn a_tree_moves_in_one_transaction_keeping_ids_and_deletes_return_garbage(
         ErrorKind::PermissionDenied
     );
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/distributed-test.sh"]
+async fn only_collections_store_paths_and_nested_trees_move_whole() {
+    let url = common::fresh_database().await;
+    let pg = common::instance(&url).await;
+    let ns = Namespace::new(pg.clone());
+    for d in ["/a", "/a/b", "/a/b/c", "/a/bc", "/y"] {
+        ns.create_dir(&p(d))
+            .await
+            .unwrap_or_else(|e| panic!("{d}: {e}"));
+    }
+    for f in ["/a/f", "/a/b/f", "/a/b/c/f", "/a/bc/f"] {
+        ns.commit_file(&p(f), Some(&format!("blobs{f}")), 3)
+            .await
+            .unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+    let client = pg.client().await.unwrap_or_else(|e| panic!("{e}"));
+    let stored = |rows: Vec<tokio_postgres::Row>| -> Vec<Option<String>> {
+        rows.iter().map(|r| r.get(0)).collect()
+    };
+    let paths = stored(
+        client
+            .query(
+                "SELECT path FROM davit_resources ORDER BY path COLLATE \"C\"",
+                &[],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let expected: Vec<Option<String>> = ["/", "/a", "/a/b", "/a/b/c", "/a/bc", "/y"]
+        .iter()
+        .map(|s| Some(s.to_string()))
+        .chain(std::iter::repeat_n(None, 4))
+        .collect();
+    assert_eq!(paths, expected);
+
+    // A MOVE rewrites the collections of the tree, and every member is found at its new path.
+    ns.rename(&p("/a/b"), &p("/y/moved"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (gone, there) in [("/a/b/f", "/y/moved/f"), ("/a/b/c/f", "/y/moved/c/f")] {
+        assert!(ns
+            .get(&p(gone))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none());
+        let r = ns
+            .meta(&p(there))
+            .await
+            .unwrap_or_else(|e| panic!("{there}: {e}"));
+        assert_eq!(r.blob.as_deref(), Some(format!("blobs{gone}").as_str()));
+    }
+    assert_eq!(names(&ns, "/y/moved/c").await, ["f"]);
+    assert_eq!(names(&ns, "/a").await, ["bc", "f"]);
+    assert_eq!(ns.tree_size(&p("/y")).await.unwrap_or(0), 6);
+    assert_eq!(ns.tree_size(&p("/a/f")).await.unwrap_or(0), 3);
+    assert_eq!(ns.count_tree(&p("/a/f"), 10).await.unwrap_or(9), 0);
+
+    // A file moves and is renamed; a file is deleted alone.
+    ns.rename(&p("/a/f"), &p("/y/moved/c/g"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(names(&ns, "/y/moved/c").await, ["f", "g"]);
+    assert_eq!(
+        kind(ns.rename(&p("/a/bc/f"), &p("/y/moved/c/g")).await),
+        ErrorKind::AlreadyExists
+    );
+    assert_eq!(
+        ns.delete_tree(&p("/y/moved/c/g")).await.unwrap_or_default(),
+        ["blobs/a/f"]
+    );
+    assert_eq!(names(&ns, "/y/moved/c").await, ["f"]);
+    assert_eq!(
+        kind(ns.touch(&p("/y/moved/c/g")).await),
+        ErrorKind::NotFound
+    );
+    ns.touch(&p("/y/moved/c/f"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // COPY's plan: parents before members, paths relative to the copied collection.
+    let plan = ns
+        .copy_plan(&p("/y"), true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rels: Vec<&str> = plan.iter().map(|i| i.rel.as_str()).collect();
+    assert_eq!(rels, ["", "/moved", "/moved/c", "/moved/c/f", "/moved/f"]);
+    let one = ns
+        .copy_plan(&p("/a/bc/f"), false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        one.iter()
+            .map(|i| (i.rel.as_str(), i.size))
+            .collect::<Vec<_>>(),
+        [("", 3)]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/distributed-test.sh"]
+async fn a_database_whose_files_kept_paths_is_migrated_at_start() {
+    let url = common::fresh_database().await;
+    let pg = common::instance(&url).await;
+    let ns = Namespace::new(pg.clone());
+    ns.create_dir(&p("/d"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ns.commit_file(&p("/d/f"), Some("blobs/f"), 2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Back to the layout of earlier versions: every row with its path, no schema version.
+    let client = pg.client().await.unwrap_or_else(|e| panic!("{e}"));
+    client
+        .batch_execute(
+            "ALTER TABLE davit_resources DROP CONSTRAINT davit_resources_paths;
+             UPDATE davit_resources SET path = '/d/f' WHERE name = 'f';
+             DROP TABLE davit_schema;",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(client);
+
+    let again = Namespace::new(common::instance(&url).await);
+    let client = pg.client().await.unwrap_or_else(|e| panic!("{e}"));
+    let with_path: i64 = client
+        .query_one(
+            "SELECT count(*) FROM davit_resources WHERE NOT collection AND path IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(0);
+    assert_eq!(with_path, 0);
+    let f = again
+        .meta(&p("/d/f"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(f.blob.as_deref(), Some("blobs/f"));
+    // The rule holds from now on.
+    let refused = client
+        .execute(
+            "UPDATE davit_resources SET path = '/d/f' WHERE name = 'f'",
+            &[],
+        )
+        .await;
+    match refused {
+        Ok(n) => panic!("a file's stored path was accepted ({n} rows)"),
+        Err(e) => assert_eq!(
+            e.code(),
+            Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION)
+        ),
+    }
+}
