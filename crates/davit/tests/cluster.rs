@@ -590,11 +590,22 @@ fn referenced(db: &str) -> BTreeSet<String> {
     .collect()
 }
 
-/// The id of the resource at `path`, as object keys spell it (`blobs/<id>/...`).
+/// SQL selecting the row of the file at `path` (files are found by their parent's path and
+/// their name; only collections keep a path).
+fn file_row(path: &str) -> String {
+    let (up, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let up = if up.is_empty() { "/" } else { up };
+    format!("parent = (SELECT id FROM davit_resources WHERE path = '{up}') AND name = '{name}'")
+}
+
+/// The id of the file at `path`, as object keys spell it (`blobs/<id>/...`).
 fn resource_id(db: &str, path: &str) -> String {
     let rows = query(
         db,
-        &format!("SELECT replace(id::text, '-', '') FROM davit_resources WHERE path = '{path}'"),
+        &format!(
+            "SELECT replace(id::text, '-', '') FROM davit_resources WHERE {}",
+            file_row(path)
+        ),
     );
     rows.into_iter()
         .flatten()
@@ -937,7 +948,10 @@ fn racing_puts_from_both_instances_leave_one_whole_body() {
     // are deleted once replaced, or when their commit lost).
     let blob = query(
         &c.db,
-        "SELECT blob FROM davit_resources WHERE path = '/contended.bin'",
+        &format!(
+            "SELECT blob FROM davit_resources WHERE {}",
+            file_row("/contended.bin")
+        ),
     )
     .into_iter()
     .flatten()
