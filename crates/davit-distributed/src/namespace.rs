@@ -155,6 +155,31 @@ pub(crate) fn dirs_at(path: usize, pattern: usize) -> String {
     format!("SELECT id FROM davit_resources WHERE path = ${path} OR path LIKE ${pattern}")
 }
 
+/// The rows [`tree_rows`] reads: the resources alone, or each with its parent row `par` (for
+/// [`FULL_PATH`]).
+pub(crate) const ROWS: &str = "davit_resources r";
+pub(crate) const ROWS_WITH_PARENT: &str =
+    "davit_resources r LEFT JOIN davit_resources par ON par.id = r.parent";
+
+/// SQL selecting `columns` from `rows` ([`ROWS`] or [`ROWS_WITH_PARENT`]) for the resource at
+/// [`At`] `$n`..`$n+2` and, where the SQL condition `members` holds, everything below it: the
+/// members of the collections at and below the path `$n` (pattern `$pattern`). Two indexed
+/// lookups in a union: written as one condition with `OR`, PostgreSQL scans the whole table.
+pub(crate) fn tree_rows(
+    columns: &str,
+    rows: &str,
+    n: usize,
+    pattern: usize,
+    members: &str,
+) -> String {
+    format!(
+        "SELECT {columns} FROM {rows} WHERE r.id = {id} \
+         UNION ALL SELECT {columns} FROM {rows} WHERE {members} AND r.parent IN ({dirs})",
+        id = id_at(n),
+        dirs = dirs_at(n, pattern)
+    )
+}
+
 /// A LIKE pattern for everything strictly below `path`.
 pub(crate) fn below(path: &DavPath) -> String {
     let mut pattern = String::with_capacity(path.as_str().len() + 2);
@@ -443,11 +468,10 @@ impl Namespace {
             .query(
                 &format!(
                     "WITH t AS (SELECT {} AS id) \
-                     DELETE FROM davit_resources WHERE id = (SELECT id FROM t) \
-                         OR parent IN ({}) \
-                     RETURNING blob, id = (SELECT id FROM t)",
+                     DELETE FROM davit_resources WHERE id IN ({}) \
+                     RETURNING blob, coalesce(id = (SELECT id FROM t), false)",
                     id_at(1),
-                    dirs_at(1, 4)
+                    tree_rows("r.id", ROWS, 1, 4, "true")
                 ),
                 &[&at.full, &at.up(), &at.name, &below(path)],
             )
@@ -521,11 +545,16 @@ impl Namespace {
         let rows = client
             .query(
                 &format!(
-                    "SELECT {FULL_PATH} COLLATE \"C\" AS full_path, r.collection, r.blob, r.size \
-                     FROM davit_resources r LEFT JOIN davit_resources par ON par.id = r.parent \
-                     WHERE r.id = {} OR ($5 AND r.parent IN ({})) ORDER BY full_path",
-                    id_at(1),
-                    dirs_at(1, 4)
+                    "SELECT * FROM ({}) t ORDER BY full_path",
+                    tree_rows(
+                        &format!(
+                            "{FULL_PATH} COLLATE \"C\" AS full_path, r.collection, r.blob, r.size"
+                        ),
+                        ROWS_WITH_PARENT,
+                        1,
+                        4,
+                        "$5"
+                    )
                 ),
                 &[&at.full, &at.up(), &at.name, &below(from), &tree],
             )
@@ -671,10 +700,8 @@ impl Namespace {
         let row = client
             .query_one(
                 &format!(
-                    "SELECT coalesce(sum(size), 0)::bigint FROM davit_resources \
-                     WHERE id = {} OR parent IN ({})",
-                    id_at(1),
-                    dirs_at(1, 4)
+                    "SELECT coalesce(sum(size), 0)::bigint FROM ({}) t",
+                    tree_rows("r.size", ROWS, 1, 4, "true")
                 ),
                 &[&at.full, &at.up(), &at.name, &below(path)],
             )

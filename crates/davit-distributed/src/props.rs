@@ -2,7 +2,9 @@
 //! drops them with the resource's row, and every instance sees the same. `PropStore` speaks in
 //! paths; each statement resolves them through the namespace.
 
-use crate::namespace::{below, dirs_at, id_at, rows_at_many, At, AtMany, FULL_PATH};
+use crate::namespace::{
+    below, id_at, rows_at_many, tree_rows, At, AtMany, FULL_PATH, ROWS_WITH_PARENT,
+};
 use crate::pg::{Pg, PgError};
 use davit_proto::href::DavPath;
 use davit_proto::xml::QName;
@@ -157,14 +159,17 @@ impl PropStore for PgPropStore {
         // Each source resource's properties onto the resource at the same place below `to`
         // (places compared relative to each tree's top, "" for the top itself).
         let tree_at = |n: usize| {
-            format!(
-                "SELECT r.id, CASE WHEN r.id = {id} THEN '' \
-                     ELSE substr({FULL_PATH}, ${cut} + 1) END AS rel \
-                 FROM davit_resources r LEFT JOIN davit_resources par ON par.id = r.parent \
-                 WHERE r.id = {id} OR ($11 AND r.parent IN ({dirs}))",
-                id = id_at(n),
-                cut = n + 3,
-                dirs = dirs_at(n, n + 4),
+            tree_rows(
+                &format!(
+                    "r.id, CASE WHEN r.id = {id} THEN '' \
+                     ELSE substr({FULL_PATH}, ${cut} + 1) END AS rel",
+                    id = id_at(n),
+                    cut = n + 3,
+                ),
+                ROWS_WITH_PARENT,
+                n,
+                n + 4,
+                "$11",
             )
         };
         client
@@ -210,11 +215,15 @@ impl PropStore for PgPropStore {
         client
             .execute(
                 &format!(
-                    "DELETE FROM davit_props WHERE resource IN (SELECT r.id \
-                     FROM davit_resources r LEFT JOIN davit_resources par ON par.id = r.parent \
-                     WHERE (r.id = {} OR r.parent IN ({})) AND NOT {FULL_PATH} = ANY($5))",
-                    id_at(1),
-                    dirs_at(1, 4)
+                    "DELETE FROM davit_props WHERE resource IN (SELECT id FROM ({}) t \
+                     WHERE NOT full_path = ANY($5))",
+                    tree_rows(
+                        &format!("r.id, {FULL_PATH} AS full_path"),
+                        ROWS_WITH_PARENT,
+                        1,
+                        4,
+                        "true"
+                    )
                 ),
                 &[&at.full, &at.up(), &at.name, &below(path), &keep],
             )
