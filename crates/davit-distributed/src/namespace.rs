@@ -6,7 +6,7 @@
 //! for ten folders of 1,000 files), and no content object is touched, because objects are
 //! keyed by resource id and version.
 //!
-//! This is the namespace half of the backend's `Storage` (issue 16, in progress): content
+//! This is the namespace half of the backend's `Storage`: content
 //! objects are written by [`crate::Blobs`] before [`Namespace::commit_file`] points a row at
 //! them.
 
@@ -244,6 +244,8 @@ impl Namespace {
     pub async fn get(&self, path: &DavPath) -> io::Result<Option<Resource>> {
         let conn = self.pg.conn().await?;
         let client = conn.client()?;
+        // `id_at`'s two lookups, selecting the row itself: no extra probe of the primary key
+        // on the path every request takes.
         let stmt = Box::pin(client.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM davit_resources WHERE path = $1 \
              UNION ALL SELECT {COLUMNS} FROM davit_resources \
