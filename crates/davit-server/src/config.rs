@@ -79,6 +79,10 @@ pub struct DavConfig {
     /// Most directories watched for changes by other programs (inotify); resources in further
     /// directories are not cached.
     pub cache_watches: usize,
+    /// Microseconds a worker keeps polling for the next request after one starts before it
+    /// sleeps (the latency of a connection's next request against the CPU spent waiting for
+    /// it); 0 turns it off.
+    pub busy_poll_us: u64,
 }
 
 impl Default for DavConfig {
@@ -113,6 +117,7 @@ impl Default for DavConfig {
             cache_bytes: 8 << 20,
             cache_file_bytes: 64 << 10,
             cache_watches: 8192,
+            busy_poll_us: 200,
         }
     }
 }

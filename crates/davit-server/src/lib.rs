@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+mod busy_poll;
 pub mod cache;
 pub mod changes;
 pub mod config;

@@ -130,6 +130,15 @@ where
     // One reference count per request instead of one per shared part of `Dav`.
     let shared = Arc::new(dav.clone());
     let needs_peer = dav.requires_auth();
+    // Only where a worker owns its thread: the poller and the requests must share it.
+    let poller = (dav.config().busy_poll_us > 0
+        && crate::busy_poll::supported()
+        && tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::CurrentThread)
+        .then(|| {
+            let window = Duration::from_micros(dav.config().busy_poll_us);
+            tokio::spawn(crate::busy_poll::run(window))
+        });
     tokio::pin!(shutdown);
     loop {
         let permit = match slots.clone().try_acquire_owned() {
@@ -169,9 +178,14 @@ where
                         if needs_peer {
                             req.extensions_mut().insert(crate::handler::PeerAddr(peer));
                         }
+                        let busy = crate::busy_poll::InProgress::start();
                         let dav = Arc::clone(&dav);
                         let in_flight = InFlight::start(&activity, req.version());
-                        async move { Ok::<_, Infallible>(handle_logged(&dav, req, in_flight).await) }
+                        async move {
+                            let response = handle_logged(&dav, req, in_flight).await;
+                            drop(busy);
+                            Ok::<_, Infallible>(response)
+                        }
                     })
                 };
                 let stop = stop_rx.clone();
@@ -225,6 +239,9 @@ where
         () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("gave up waiting for connections"),
     }
     dav.quiesce().await;
+    if let Some(task) = poller {
+        task.abort();
+    }
     Ok(())
 }
 

@@ -523,3 +523,38 @@ fn bad_or_unreachable_store_settings_fail_at_start_with_one_line() {
         );
     }
 }
+
+/// User and system CPU time of a process so far, in clock ticks (`/proc/PID/stat`).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // The command name may hold spaces: the fields counted here come after its ')'.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+#[test]
+fn a_server_left_idle_after_requests_stops_polling() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("f"), b"hello").unwrap();
+    // The default busy-polling window, and a long one: either way the workers must go to
+    // sleep once requests stop.
+    let config = dir.path().join("davit.toml");
+    std::fs::write(&config, "[dav]\nbusy_poll_us = 20000\n").unwrap();
+    for args in [&[][..], &["-c", config.to_str().unwrap()][..]] {
+        let server = Server::start_with(&root, &dir.path().join("log"), args);
+        for _ in 0..200 {
+            assert_eq!(server.request("GET", "/f", &[], b"").status, 200);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let before = cpu_ticks(server.pid());
+        std::thread::sleep(Duration::from_secs(1));
+        let used = cpu_ticks(server.pid()) - before;
+        // A worker still spinning would use 100 ticks a second.
+        assert!(used <= 3, "an idle server used {used} ticks in one second");
+        server.kill();
+    }
+}
