@@ -12,6 +12,7 @@
 //! the worker counts how often the kernel preempted it for someone else, and stops spinning
 //! for a while when that happened more than a few times.
 
+use crate::metrics::METRICS;
 use std::cell::Cell;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -106,22 +107,24 @@ pub(crate) async fn run(window: Duration) {
             tokio::time::sleep_until(preempted.spin_from.into()).await;
             continue;
         }
+        let began = now;
         let mut until = now + window;
-        loop {
+        let ended = loop {
             let now = Instant::now();
             if !idle() || preempted.lately(now) {
-                break;
+                break now;
             }
             let n = events();
             if n != seen {
                 seen = n;
                 until = now + window;
             } else if now >= until {
-                break;
+                break now;
             }
             SPINS.with(|s| s.set(s.get() + 1));
             tokio::task::yield_now().await;
-        }
+        };
+        METRICS.busy_polled(ended.duration_since(began));
     }
 }
 
@@ -213,9 +216,12 @@ mod tests {
             // Its end does; the poller polls, and sleeps again once its window has passed.
             drop(request);
             assert!(!asleep());
+            let polled = METRICS.busy_poll_time();
             tokio::time::sleep(Duration::from_millis(30)).await;
             assert!(spins() > before);
             assert!(asleep());
+            // The metric counts the window it spent polling.
+            assert!(METRICS.busy_poll_time() >= polled + Duration::from_millis(2));
             let after = spins();
             tokio::time::sleep(Duration::from_millis(20)).await;
             assert_eq!(spins(), after);

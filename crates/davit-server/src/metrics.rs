@@ -114,6 +114,7 @@ pub struct Metrics {
     refused: [AtomicU64; REFUSALS.len()],
     auth_failures: AtomicU64,
     rate_limited: AtomicU64,
+    busy_polled_micros: AtomicU64,
     errors: [[AtomicU64; ERROR_KINDS.len()]; BACKENDS.len()],
     /// A gauge: batches waiting for a slot.
     batch_waiting: AtomicU64,
@@ -174,6 +175,7 @@ impl Metrics {
             refused: [const { AtomicU64::new(0) }; REFUSALS.len()],
             auth_failures: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
+            busy_polled_micros: AtomicU64::new(0),
             errors: [const { [const { AtomicU64::new(0) }; ERROR_KINDS.len()] }; BACKENDS.len()],
             batch_waiting: AtomicU64::new(0),
             open: AtomicU64::new(0),
@@ -221,6 +223,17 @@ impl Metrics {
     /// A request was refused (429) because its address failed to log in too often.
     pub fn rate_limited(&self) {
         self.rate_limited.fetch_add(1, Relaxed);
+    }
+
+    /// A worker polled for its next request for `took` (see `busy_poll`).
+    pub(crate) fn busy_polled(&self, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.busy_polled_micros.fetch_add(micros, Relaxed);
+    }
+
+    /// Time workers have polled for their next request so far.
+    pub fn busy_poll_time(&self) -> Duration {
+        Duration::from_micros(self.busy_polled_micros.load(Relaxed))
     }
 
     /// A storage failure that failed a request (see [`ERROR_KINDS`]); answers such as "not
@@ -544,6 +557,17 @@ impl Collector for Scrape {
             None,
             m.rate_limited.load(Relaxed),
         )?;
+        encoder
+            .encode_descriptor(
+                "davit_busy_poll",
+                "Time workers spent polling for the next request instead of sleeping.",
+                Some(&Unit::Seconds),
+                MetricType::Counter,
+            )?
+            .encode_counter(
+                &(m.busy_polled_micros.load(Relaxed) as f64 / 1e6),
+                NoExemplar::None,
+            )?;
         gauge(
             &mut encoder,
             "davit_auth_rate_limited_addresses",

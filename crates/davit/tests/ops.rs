@@ -544,17 +544,27 @@ fn a_server_left_idle_after_requests_stops_polling() {
     // sleep once requests stop.
     let config = dir.path().join("davit.toml");
     std::fs::write(&config, "[dav]\nbusy_poll_us = 20000\n").unwrap();
-    for args in [&[][..], &["-c", config.to_str().unwrap()][..]] {
-        let server = Server::start_with(&root, &dir.path().join("log"), args);
+    for config in [None, Some(config.to_str().unwrap())] {
+        let admin_port = free_port();
+        let admin = format!("127.0.0.1:{admin_port}");
+        let mut args = vec!["--admin-listen", &admin];
+        if let Some(c) = config {
+            args.extend(["-c", c]);
+        }
+        let server = Server::start_with(&root, &dir.path().join("log"), &args);
         for _ in 0..200 {
             assert_eq!(server.request("GET", "/f", &[], b"").status, 200);
         }
         std::thread::sleep(Duration::from_millis(200));
+        let polled = sample(&scrape(admin_port), "davit_busy_poll_seconds_total", &[]);
         let before = cpu_ticks(server.pid());
         std::thread::sleep(Duration::from_secs(1));
         let used = cpu_ticks(server.pid()) - before;
         // A worker still spinning would use 100 ticks a second.
         assert!(used <= 3, "an idle server used {used} ticks in one second");
+        // The scrape itself is served by the admin thread, which does not poll.
+        let after = sample(&scrape(admin_port), "davit_busy_poll_seconds_total", &[]);
+        assert_eq!(after, polled, "workers polled while the server was idle");
         server.kill();
     }
 }
