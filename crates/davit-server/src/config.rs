@@ -79,7 +79,7 @@ pub struct DavConfig {
     /// Most directories watched for changes by other programs (inotify); resources in further
     /// directories are not cached.
     pub cache_watches: usize,
-    /// Microseconds a worker keeps polling for the next request after one starts before it
+    /// Microseconds a worker keeps polling for the next request after its last one before it
     /// sleeps (the latency of a connection's next request against the CPU spent waiting for
     /// it); 0 turns it off.
     pub busy_poll_us: u64,
