@@ -1289,9 +1289,12 @@
     });
     const menu = $('menu');
     menu.addEventListener('close', () => {
-      // Back to the row's button, unless an action has opened its own dialog meanwhile.
+      // Back to the row's button, unless an action has opened its own dialog meanwhile, or
+      // the user has already moved on (the close event comes a task after the dialog
+      // closed: a click in the filter may come first).
       const other = document.querySelector('dialog[open]');
-      if (!other && menu.returnFocus && menu.returnFocus.isConnected) menu.returnFocus.focus();
+      const lost = document.activeElement === document.body || menu.contains(document.activeElement);
+      if (!other && lost && menu.returnFocus && menu.returnFocus.isConnected) menu.returnFocus.focus();
     });
     menu.addEventListener('click', (ev) => {
       if (ev.target === menu) {
