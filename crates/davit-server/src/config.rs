@@ -85,6 +85,9 @@ pub struct DavConfig {
     pub busy_poll_us: u64,
 }
 
+/// The longest busy-polling window accepted (one second).
+pub const BUSY_POLL_MAX_US: u64 = 1_000_000;
+
 impl Default for DavConfig {
     fn default() -> Self {
         DavConfig {

@@ -136,7 +136,12 @@ where
         && tokio::runtime::Handle::current().runtime_flavor()
             == tokio::runtime::RuntimeFlavor::CurrentThread)
         .then(|| {
-            let window = Duration::from_micros(dav.config().busy_poll_us);
+            // The binary refuses more; a library caller's value is bounded here.
+            let us = dav
+                .config()
+                .busy_poll_us
+                .min(crate::config::BUSY_POLL_MAX_US);
+            let window = Duration::from_micros(us);
             tokio::spawn(crate::busy_poll::run(window))
         });
     tokio::pin!(shutdown);

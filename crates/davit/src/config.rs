@@ -115,6 +115,13 @@ fn check(c: &FileConfig, errors: &mut Vec<String>) {
             errors.push(e);
         }
     }
+    if c.dav.busy_poll_us > davit_server::config::BUSY_POLL_MAX_US {
+        errors.push(format!(
+            "dav.busy_poll_us: {} is more than {} (one second)",
+            c.dav.busy_poll_us,
+            davit_server::config::BUSY_POLL_MAX_US
+        ));
+    }
     if let Some(auth) = &c.auth {
         if let Err(e) = Auth::new(auth) {
             errors.push(format!(
@@ -262,6 +269,7 @@ listen = "127.0.0.1:9100"
 listen = "127.0.0.1:4918"
 [dav]
 principals_path = "principals"
+busy_poll_us = 5000000
 [admin]
 listen = "0.0.0.0:4918"
 "#;
@@ -273,7 +281,11 @@ listen = "0.0.0.0:4918"
             .iter()
             .map(|e| e.split(':').next().unwrap_or(""))
             .collect();
-        assert_eq!(keys, ["dav.principals_path", "admin.listen"], "{errors:#?}");
+        assert_eq!(
+            keys,
+            ["dav.principals_path", "dav.busy_poll_us", "admin.listen"],
+            "{errors:#?}"
+        );
     }
 
     #[test]
