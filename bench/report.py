@@ -240,6 +240,55 @@ def main():
               f"| {mib(m)} MiB | {yes(None if m is None else m < 50 * 1024)} |")
         w("")
 
+    # ---- issue 17 targets: small requests, at the concurrencies the issue names
+    if "davit" in servers and peers:
+        w("### Issue 17 targets (at 1, 16 and 64 connections)")
+        w("")
+        w("| target | measured | met |")
+        w("|---|---|---|")
+
+        def yes17(b):
+            return "n/a" if b is None else ("yes" if b else "**no**")
+
+        c17 = [c for c in concs if c in ("1", "16", "64")]
+        for wl, title, peer, need in (
+            ("get4k", "GET 4 KiB", "nginx", 1.1),
+            ("propfind0", "PROPFIND Depth 0", "nginx", 1.5),
+            ("propfind1_allprop", "PROPFIND Depth 1, allprop", "nginx", 1.5),
+            ("propfind1_prop3", "PROPFIND Depth 1, 3 props", "nginx", 1.5),
+            ("propfind1_win32", "PROPFIND Depth 1, Windows' dead properties", "apache", 3.0),
+        ):
+            for c in c17:
+                r = ratio(wl, c, peer) if peer in servers else None
+                w(f"| {title}, {c} conn: ≥ {need}x {peer} | {fr(r)} | "
+                  f"{yes17(None if r is None else r >= need)} |")
+        for c in c17:
+            rs = [(p, ratio("get4k", c, p)) for p in peers if p != "nginx"]
+            rs = [(p, r) for p, r in rs if r is not None]
+            if rs:
+                worst = min(rs, key=lambda x: x[1])
+                w(f"| GET 4 KiB, {c} conn: ahead of every other peer | lowest {fr(worst[1])} "
+                  f"({worst[0]}) | {yes17(worst[1] > 1.0)} |")
+        for c in c17:
+            rs = [(p, ratio("put64k", c, p)) for p in peers]
+            rs = [(p, r) for p, r in rs if r is not None]
+            if rs:
+                worst = min(rs, key=lambda x: x[1])
+                w(f"| PUT 64 KiB, {c} conn: ≥ best peer | {fr(worst[1])} of {worst[0]} "
+                  f"| {yes17(worst[1] >= 1.0)} |")
+        d = res.get(("davit", "propfind_inf", "1"))
+        t = num(d["ttfb_ms"]) if d else None
+        w(f"| Depth ∞: first byte < 50 ms | {d['ttfb_ms'] if d else 'no result'} ms "
+          f"| {yes17(None if t is None else t < 50)} |")
+        for wl, title in RATE:
+            ms = [num(res[("davit", wl, c)]["rss_kib"]) for c in c17 if ("davit", wl, c) in res]
+            ms = [m for m in ms if m]
+            if ms:
+                m = max(ms)
+                w(f"| {title}: peak memory < 30 MiB (up to 64 conn) | {mib(m)} MiB "
+                  f"| {yes17(m < 30 * 1024)} |")
+        w("")
+
     # ---- issue 16 targets: davit on PostgreSQL + S3
     if "davit-pg" in servers:
         w("### Issue 16 targets (davit-pg: PostgreSQL + Garage on this machine)")

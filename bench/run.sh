@@ -60,7 +60,7 @@ while (($#)); do
 done
 
 # ---------------------------------------------------------------- parameters per mode
-CONCS=(1 16 256)
+CONCS=(1 16 64 256)
 case "$MODE" in
   full)
     : "${SERVERS:=davit nginx apache rclone dufs wsgidav}"; : "${DURATION:=8}"

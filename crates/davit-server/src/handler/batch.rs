@@ -98,6 +98,14 @@ impl Output {
         }
     }
 
+    /// Bytes written and not yet taken.
+    fn pending(&self) -> usize {
+        match self {
+            Output::Xml(w) => w.pending(),
+            Output::Json { buf, .. } => buf.len(),
+        }
+    }
+
     fn take(&mut self) -> String {
         match self {
             Output::Xml(w) => w.take(),
@@ -295,7 +303,8 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             let _slot = slot;
             let mut out = Output::new(json_out);
             let mut stopped = false;
-            for op in &batch.ops {
+            let mut last_send = std::time::Instant::now();
+            for (i, op) in batch.ops.iter().enumerate() {
                 let outcome = if stopped {
                     let mut o = OpOutcome::new(op_href(&base, op), 424);
                     o.description = Some("not attempted: an earlier operation failed".into());
@@ -307,8 +316,12 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                     stopped = true;
                 }
                 out.write(&outcome);
-                if tx.send(Ok(Bytes::from(out.take()))).await.is_err() {
-                    return; // the client went away
+                let next_is_slow = batch.ops.get(i + 1).is_some_and(|op| !is_quick(op));
+                if next_is_slow || out.pending() >= SEND_AT || last_send.elapsed() >= SEND_EVERY {
+                    if tx.send(Ok(Bytes::from(out.take()))).await.is_err() {
+                        return; // the client went away
+                    }
+                    last_send = std::time::Instant::now();
                 }
             }
             let _ = tx.send(Ok(Bytes::from(out.finish()))).await;
@@ -526,6 +539,30 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
 /// The context an operation runs in, and its target: the batch's principal, the Host its
 /// URLs name, and the operation's If header (the batch's when it gives none). Built in
 /// memory; the operation's own inputs stay typed.
+/// Outcomes go to the client in chunks of about this size: one write per outcome woke the
+/// client for every 150 bytes, and those wake-ups took a third of a batch of small PUTs'
+/// time (docs/benchmarks.md, session 16).
+const SEND_AT: usize = 16 * 1024;
+/// ... and at least this often while operations keep completing, so a long batch still shows
+/// its progress.
+const SEND_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Whether an operation takes microseconds, so the outcomes before it can wait for it in the
+/// buffer. Before any other (a tree to copy, move, delete or list, a large body), what is
+/// buffered is sent first.
+fn is_quick(op: &Result<BatchOp, OpError>) -> bool {
+    match op {
+        Ok(op) => match &op.kind {
+            OpKind::Put { content, .. } => content.len() <= 64 * 1024,
+            OpKind::Mkcol { .. } | OpKind::PropPatch(_) => true,
+            OpKind::Delete | OpKind::Copy { .. } | OpKind::Move { .. } | OpKind::PropFind(_) => {
+                false
+            }
+        },
+        Err(_) => true,
+    }
+}
+
 fn op_context(
     outer: &Parts,
     method: &str,

@@ -18,6 +18,8 @@ pub(super) enum Purpose {
     Locate,
     /// To read the file.
     Read,
+    /// To create, link and rename entries in it: a directory (`ENOTDIR` otherwise).
+    Directory,
 }
 
 #[cfg(target_os = "linux")]
@@ -67,6 +69,7 @@ mod linux {
             // worker thread (it changes nothing for regular files and directories).
             let flags = match purpose {
                 Purpose::Locate => OFlags::PATH | OFlags::CLOEXEC,
+                Purpose::Directory => OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Purpose::Read => {
                     OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK
                 }

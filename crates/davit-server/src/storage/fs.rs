@@ -42,6 +42,12 @@ struct Inner {
     /// `state` relative to the root (`/`-separated) when it lies inside it.
     state_relative: Option<String>,
     tmp: PathBuf,
+    /// Names the named temporary files of uploads: a random prefix for this process and a
+    /// counter (cheaper than a random name per upload).
+    temp_names: (u64, std::sync::atomic::AtomicU64),
+    /// Whether uploads can be staged as unnamed files in the target's directory
+    /// (`O_TMPFILE`, linked in through `/proc/self/fd`): probed at start-up.
+    unnamed_uploads: bool,
     stash: PathBuf,
     beneath: Beneath,
     /// The state directory's name, device and inode: it is left out of listings of its parent
@@ -88,12 +94,20 @@ impl FsStorage {
             _ => None,
         };
         let id_key = id_key(&state)?;
+        let unnamed_uploads = unnamed::works_in(&tmp);
+        let nonce = u64::from_le_bytes(
+            uuid::Uuid::new_v4().as_bytes()[..8]
+                .try_into()
+                .unwrap_or_default(),
+        );
         Ok(FsStorage {
             inner: Arc::new(Inner {
                 root,
                 state,
                 state_relative,
                 tmp,
+                temp_names: (nonce, std::sync::atomic::AtomicU64::new(0)),
+                unnamed_uploads,
                 stash,
                 beneath,
                 state_entry,
@@ -441,19 +455,63 @@ impl Storage for FsStorage {
     // blocking pool (a thread per concurrent upload, and a hand-off per chunk; measured:
     // docs/benchmarks.md).
     async fn upload(&self, path: &DavPath) -> io::Result<FsUpload> {
-        let dest = self.inner.creatable(path)?;
-        let temp = self
-            .inner
-            .tmp
-            .join(format!("put-{}", uuid::Uuid::new_v4().simple()));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)?;
-        let shared = shared_file(&self.inner, &dest);
+        let inner = &self.inner;
+        if inner.hidden(path) {
+            return Err(io::ErrorKind::PermissionDenied.into());
+        }
+        let parent = path.parent().ok_or(io::ErrorKind::PermissionDenied)?;
+        let name = path.name().ok_or(io::ErrorKind::PermissionDenied)?;
+        let dest = inner.join(path);
+        // The target's directory, opened beneath the root: the commit links or renames
+        // relative to it, so a directory replaced by a symlink meanwhile cannot send the file
+        // elsewhere, and no full path is walked again.
+        let dir = match inner.open_direct(&parent, Purpose::Directory) {
+            Some(opened) => Some(opened?),
+            None => {
+                if !std::fs::metadata(inner.existing_via_canonical(&parent)?)?.is_dir() {
+                    return Err(io::ErrorKind::NotADirectory.into());
+                }
+                None
+            }
+        };
+        let present = match &dir {
+            Some(d) => match rustix::fs::statat(d, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => Some(
+                    rustix::fs::FileType::from_raw_mode(st.st_mode).is_symlink() || st.st_nlink > 1,
+                ),
+                Err(rustix::io::Errno::NOENT) => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => Some(true),
+        };
+        // A new file is staged unnamed in its own directory; one that replaces another is
+        // staged under a name in the state directory and renamed over it.
+        let staged = match (&dir, present) {
+            (Some(d), None) if inner.unnamed_uploads => unnamed::create(d)?.map(Staged::Unnamed),
+            _ => None,
+        };
+        let (file, staged) = match staged {
+            Some(Staged::Unnamed(file)) => (file, Staged::Unnamed(())),
+            _ => {
+                let (nonce, counter) = &inner.temp_names;
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let temp = inner.tmp.join(format!("put-{nonce:016x}-{n}"));
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&temp)?;
+                (file, Staged::Named(temp))
+            }
+        };
+        let shared = match present {
+            Some(true) => shared_file(inner, &dest),
+            _ => None,
+        };
         Ok(FsUpload {
             file: Some(file),
-            temp,
+            staged,
+            dir: dir.map(std::os::fd::OwnedFd::from),
+            name: name.to_owned(),
             dest,
             shared,
             committed: false,
@@ -1277,11 +1335,27 @@ impl Stream for FsList {
     }
 }
 
+/// Where an upload's bytes wait for the commit.
+#[derive(Debug)]
+enum Staged<F = ()> {
+    /// An unnamed file in the target's directory (`O_TMPFILE`): linked in by the commit, and
+    /// gone without a trace if the upload breaks or the process dies.
+    Unnamed(F),
+    /// A file in the state directory's `tmp/`, renamed over the target by the commit (and
+    /// removed on drop otherwise; `tmp/` is cleared at start-up).
+    Named(PathBuf),
+}
+
 /// An upload into a temporary file; removed on drop unless committed.
 #[derive(Debug)]
 pub struct FsUpload {
     file: Option<std::fs::File>,
-    temp: PathBuf,
+    staged: Staged,
+    /// The target's directory, opened beneath the root (`None` when a symlink on the way sent
+    /// the lookup down the slow path: then `dest` is used).
+    dir: Option<std::os::fd::OwnedFd>,
+    /// The target's name in `dir`.
+    name: String,
     dest: PathBuf,
     /// The file to overwrite in place instead of renaming over `dest`: one with other
     /// bindings (hard links, or a symlink at `dest`), which a rename would split from them.
@@ -1312,41 +1386,47 @@ impl AsyncWrite for FsUpload {
     }
 }
 
-impl Upload for FsUpload {
-    async fn commit(mut self) -> io::Result<Meta> {
-        // Still there (an atomic batch stashes what it replaces first, and then the rename is
-        // what can be rolled back).
-        if let Some(shared) = self
-            .shared
-            .take()
-            .filter(|_| std::fs::symlink_metadata(&self.dest).is_ok())
-        {
-            drop(self.file.take());
-            let temp = self.temp.clone();
-            let md = blocking(move || {
-                let mut from = std::fs::File::open(&temp)?;
-                let mut to = std::fs::OpenOptions::new()
-                    .write(true)
-                    .truncate(true)
-                    .open(&shared)?;
-                std::io::copy(&mut from, &mut to)?;
-                to.sync_data()?;
-                to.metadata()
-            })
-            .await;
-            let _ = std::fs::remove_file(&self.temp);
-            self.committed = true;
-            return Ok(meta_from(&md?));
+impl FsUpload {
+    /// Copies the staged bytes into the shared file in place (in the blocking pool: it may
+    /// be large).
+    async fn commit_in_place(&mut self, shared: PathBuf) -> io::Result<Meta> {
+        // Only a replaced file can be shared, and those are staged under a name.
+        let Staged::Named(temp) = &self.staged else {
+            return Err(io::ErrorKind::Unsupported.into());
+        };
+        drop(self.file.take());
+        let temp = temp.clone();
+        let md = blocking(move || {
+            let mut from = std::fs::File::open(&temp)?;
+            let mut to = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&shared)?;
+            std::io::copy(&mut from, &mut to)?;
+            to.sync_data()?;
+            to.metadata()
+        })
+        .await;
+        if let Staged::Named(temp) = &self.staged {
+            let _ = std::fs::remove_file(temp);
         }
-        // Described before the rename, from the open file: the rename keeps the inode, size
-        // and modification time the ETag is made of, and this saves looking the path up again.
-        let written = self.file.take().map(|f| f.metadata()).transpose()?;
-        let meta = match std::fs::rename(&self.temp, &self.dest) {
+        self.committed = true;
+        Ok(meta_from(&md?))
+    }
+
+    /// Renames the named temporary file over the target; `true` when it had to be copied.
+    async fn commit_named(&self, temp: &Path) -> io::Result<bool> {
+        let renamed = match &self.dir {
+            Some(dir) => rustix::fs::renameat(rustix::fs::CWD, temp, dir, self.name.as_str())
+                .map_err(io::Error::from),
+            None => std::fs::rename(temp, &self.dest),
+        };
+        match renamed {
             Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
                 // The state directory is on another filesystem: copy beside the target (in
                 // the blocking pool: it may take long), then rename, so the switch is still
                 // atomic.
-                let (temp, dest) = (self.temp.clone(), self.dest.clone());
+                let (temp, dest) = (temp.to_owned(), self.dest.clone());
                 blocking(move || {
                     let parent = dest.parent().ok_or(io::ErrorKind::NotFound)?;
                     let near = parent.join(format!(".davit-put-{}", uuid::Uuid::new_v4().simple()));
@@ -1359,26 +1439,164 @@ impl Upload for FsUpload {
                     result
                 })
                 .await?;
-                // A copy: another inode, so describe the file now in place.
-                None
+                Ok(true)
             }
-            Err(e) => return Err(e),
-            Ok(()) => written,
-        };
-        self.committed = true;
-        match meta {
-            Some(md) => Ok(meta_from(&md)),
-            None => Ok(meta_from(&std::fs::metadata(&self.dest)?)),
+            other => other.map(|()| false),
+        }
+    }
+}
+
+impl Upload for FsUpload {
+    async fn commit(mut self) -> io::Result<Meta> {
+        // Still there (an atomic batch stashes what it replaces first, and then the rename is
+        // what can be rolled back).
+        if let Some(shared) = self
+            .shared
+            .take()
+            .filter(|_| std::fs::symlink_metadata(&self.dest).is_ok())
+        {
+            return self.commit_in_place(shared).await;
+        }
+        // Described before the link or rename, from the open file: both keep the inode, size
+        // and modification time the ETag is made of, and this saves looking the path up again.
+        let written = self
+            .file
+            .as_ref()
+            .map(|f| f.metadata())
+            .transpose()?
+            .ok_or(io::ErrorKind::BrokenPipe)?;
+        match &self.staged {
+            Staged::Unnamed(()) => {
+                let (Some(file), Some(dir)) = (&self.file, &self.dir) else {
+                    return Err(io::ErrorKind::BrokenPipe.into());
+                };
+                unnamed::link(file, dir, &self.name)?;
+                self.file = None;
+                self.committed = true;
+                Ok(meta_from(&written))
+            }
+            Staged::Named(temp) => {
+                self.file = None;
+                let copied = self.commit_named(temp).await?;
+                self.committed = true;
+                if copied {
+                    // A copy: another inode, so describe the file now in place.
+                    Ok(meta_from(&std::fs::metadata(&self.dest)?))
+                } else {
+                    Ok(meta_from(&written))
+                }
+            }
         }
     }
 }
 
 impl Drop for FsUpload {
     fn drop(&mut self) {
-        if !self.committed {
-            drop(self.file.take());
-            let _ = std::fs::remove_file(&self.temp);
+        // An unnamed file goes with its descriptor.
+        drop(self.file.take());
+        if let (false, Staged::Named(temp)) = (self.committed, &self.staged) {
+            let _ = std::fs::remove_file(temp);
         }
+    }
+}
+
+/// Uploads staged as unnamed files (`O_TMPFILE`) in the target's directory, linked in by the
+/// commit. Measured on ext4: creating the file and linking it cost about two thirds of a
+/// named create and rename (docs/benchmarks.md, session 16).
+#[cfg(target_os = "linux")]
+mod unnamed {
+    use rustix::fs::{AtFlags, Mode, OFlags};
+    use rustix::io::Errno;
+    use std::io;
+    use std::os::fd::{AsFd, AsRawFd};
+    use std::path::Path;
+
+    /// An unnamed file in `dir`; `None` where the filesystem cannot make one.
+    pub(super) fn create(dir: impl AsFd) -> io::Result<Option<std::fs::File>> {
+        match rustix::fs::openat(
+            dir,
+            ".",
+            OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o666),
+        ) {
+            Ok(fd) => Ok(Some(std::fs::File::from(fd))),
+            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Gives `file` the name `name` in `dir`. One that appeared there meanwhile is replaced
+    /// the way a rename replaces it: linked under a temporary name first, then renamed over.
+    pub(super) fn link(file: &std::fs::File, dir: impl AsFd, name: &str) -> io::Result<()> {
+        let dir = dir.as_fd();
+        let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        let linked = rustix::fs::linkat(
+            rustix::fs::CWD,
+            proc_path.as_str(),
+            dir,
+            name,
+            AtFlags::SYMLINK_FOLLOW,
+        );
+        match linked {
+            Ok(()) => Ok(()),
+            Err(Errno::EXIST) => {
+                let near = format!(".davit-put-{}", uuid::Uuid::new_v4().simple());
+                rustix::fs::linkat(
+                    rustix::fs::CWD,
+                    proc_path.as_str(),
+                    dir,
+                    near.as_str(),
+                    AtFlags::SYMLINK_FOLLOW,
+                )?;
+                rustix::fs::renameat(dir, near.as_str(), dir, name).map_err(|e| {
+                    let _ = rustix::fs::unlinkat(dir, near.as_str(), AtFlags::empty());
+                    io::Error::from(e)
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether an unnamed file can be made and linked in `dir` (the state directory's
+    /// `tmp/`): needs `O_TMPFILE` support there and a mounted `/proc`.
+    pub(super) fn works_in(dir: &Path) -> bool {
+        let Ok(d) = rustix::fs::open(
+            dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
+            return false;
+        };
+        let Ok(Some(file)) = create(&d) else {
+            return false;
+        };
+        let probe = "probe-unnamed";
+        let _ = rustix::fs::unlinkat(&d, probe, AtFlags::empty());
+        let ok = link(&file, &d, probe).is_ok();
+        let _ = rustix::fs::unlinkat(&d, probe, AtFlags::empty());
+        ok
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod unnamed {
+    use std::io;
+    use std::path::Path;
+
+    pub(super) fn create(_dir: impl std::os::fd::AsFd) -> io::Result<Option<std::fs::File>> {
+        Ok(None)
+    }
+
+    pub(super) fn link(
+        _file: &std::fs::File,
+        _dir: impl std::os::fd::AsFd,
+        _name: &str,
+    ) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    pub(super) fn works_in(_dir: &Path) -> bool {
+        false
     }
 }
 
@@ -1403,6 +1621,91 @@ mod tests {
         assert_eq!(buf, b"456789");
         assert_eq!(file.pos, 10);
         assert_eq!(read_into(&mut file, &mut buf, 100).await.ok(), Some(0));
+    }
+
+    fn names(dir: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A new file's body waits unnamed in its own directory: nothing to see (or to clean up)
+    /// until the commit links it in; an abandoned upload leaves nothing.
+    #[tokio::test]
+    async fn a_new_file_is_staged_unnamed_and_linked_in_whole() {
+        use super::super::{Storage, Upload};
+        use tokio::io::AsyncWriteExt;
+        let root = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let fs = super::FsStorage::new(root.path(), state.path()).unwrap();
+        assert!(
+            fs.inner.unnamed_uploads,
+            "O_TMPFILE works on this filesystem"
+        );
+        let path = davit_proto::href::DavPath::parse("/new.txt").unwrap();
+
+        let mut up = fs.upload(&path).await.unwrap();
+        assert!(matches!(up.staged, super::Staged::Unnamed(())));
+        up.write_all(b"whole body").await.unwrap();
+        assert!(names(root.path()).is_empty());
+        assert!(names(&state.path().join("tmp")).is_empty());
+        let meta = up.commit().await.unwrap();
+        assert_eq!(
+            std::fs::read(root.path().join("new.txt")).unwrap(),
+            b"whole body"
+        );
+        assert_eq!(meta.len, 10);
+        assert_eq!(meta.etag, fs.metadata(&path).await.unwrap().etag);
+
+        let gone = davit_proto::href::DavPath::parse("/gone.txt").unwrap();
+        let mut up = fs.upload(&gone).await.unwrap();
+        up.write_all(b"half").await.unwrap();
+        drop(up);
+        assert_eq!(names(root.path()), ["new.txt"]);
+    }
+
+    /// A file that appears at the target while a new one is staged is replaced whole, as a
+    /// rename would replace it, and no temporary name stays behind.
+    #[tokio::test]
+    async fn a_file_appearing_meanwhile_is_replaced_whole() {
+        use super::super::{Storage, Upload};
+        use tokio::io::AsyncWriteExt;
+        let root = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let fs = super::FsStorage::new(root.path(), state.path()).unwrap();
+        let path = davit_proto::href::DavPath::parse("/race.txt").unwrap();
+        let mut up = fs.upload(&path).await.unwrap();
+        up.write_all(b"from the upload").await.unwrap();
+        std::fs::write(root.path().join("race.txt"), b"from another program").unwrap();
+        up.commit().await.unwrap();
+        assert_eq!(
+            std::fs::read(root.path().join("race.txt")).unwrap(),
+            b"from the upload"
+        );
+        assert_eq!(names(root.path()), ["race.txt"]);
+    }
+
+    /// Replacing a file stages the body under a name in the state directory and renames it
+    /// over the old one.
+    #[tokio::test]
+    async fn a_replaced_file_is_staged_named_and_renamed_over() {
+        use super::super::{Storage, Upload};
+        use tokio::io::AsyncWriteExt;
+        let root = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("old.txt"), b"old").unwrap();
+        let fs = super::FsStorage::new(root.path(), state.path()).unwrap();
+        let path = davit_proto::href::DavPath::parse("/old.txt").unwrap();
+        let mut up = fs.upload(&path).await.unwrap();
+        assert!(matches!(up.staged, super::Staged::Named(_)));
+        up.write_all(b"new").await.unwrap();
+        assert_eq!(names(&state.path().join("tmp")).len(), 1);
+        up.commit().await.unwrap();
+        assert_eq!(std::fs::read(root.path().join("old.txt")).unwrap(), b"new");
+        assert!(names(&state.path().join("tmp")).is_empty());
     }
 
     #[test]

@@ -15,8 +15,30 @@ fn chunked(pieces: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// Uploads in progress: named temporary files in the state directory (a replaced file's
+/// body) and unnamed ones this process holds open in the served tree (a new file's body, an
+/// `O_TMPFILE` whose `/proc/self/fd` link reads `<dir>/#<inode> (deleted)`).
 fn tmp_names(s: &TestServer) -> Vec<String> {
-    dir_names(&s.state_dir().join("tmp"))
+    staged_uploads(s.root(), &s.state_dir())
+}
+
+fn staged_uploads(root: &std::path::Path, state_dir: &std::path::Path) -> Vec<String> {
+    let mut names = dir_names(&state_dir.join("tmp"));
+    let root = root.canonicalize().expect("root");
+    let root = root.to_string_lossy().into_owned();
+    for fd in std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .flatten()
+    {
+        let Ok(target) = std::fs::read_link(fd.path()) else {
+            continue;
+        };
+        let target = target.to_string_lossy().into_owned();
+        if target.starts_with(&root) && target.contains("/#") && target.ends_with(" (deleted)") {
+            names.push(target);
+        }
+    }
+    names
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,12 +365,15 @@ async fn upload_over_max_upload_is_413() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_flight_upload_finishes_during_graceful_shutdown() {
     let s = TestServer::start().await;
-    let (host, root, tmp) = (s.host(), s.root().to_path_buf(), s.state_dir().join("tmp"));
+    let (host, root, state) = (s.host(), s.root().to_path_buf(), s.state_dir());
     let mut sock = s.connect().await;
     let head = format!("PUT /late.bin HTTP/1.1\r\nHost: {host}\r\nContent-Length: 100\r\nConnection: close\r\n\r\n");
     sock.write_all(head.as_bytes()).await.unwrap();
     sock.write_all(&[1u8; 50]).await.unwrap();
-    eventually("the upload is under way", || !dir_names(&tmp).is_empty()).await;
+    eventually("the upload is under way", || {
+        !staged_uploads(&root, &state).is_empty()
+    })
+    .await;
     let stopping = tokio::spawn(s.stop());
     sock.write_all(&[2u8; 50]).await.unwrap();
     let r = RawResp::parse(&read_to_close(&mut sock).await);
@@ -357,7 +382,7 @@ async fn in_flight_upload_finishes_during_graceful_shutdown() {
     let stored = std::fs::read(root.join("late.bin")).unwrap();
     assert_eq!(stored, [[1u8; 50], [2u8; 50]].concat());
     assert!(
-        dir_names(&tmp).is_empty(),
+        staged_uploads(&root, &state).is_empty(),
         "no temporary files left after shutdown"
     );
 }
