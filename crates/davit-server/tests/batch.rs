@@ -1237,6 +1237,50 @@ async fn independent_tries_every_operation() {
     }
 }
 
+/// Bodies of PUTs are staged ahead on another thread while earlier operations run; each
+/// operation still sees exactly what the operations before it did: a collection moved away,
+/// deleted and made again, a file created by the operation just before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_bodies_follow_the_batch_order() {
+    let srv = TestServer::start().await;
+    let mut ops = vec![
+        mkcol("d/", None),
+        put("d/a.txt", b"a"),
+        mv("d/", "e/", None),
+        put("d/b.txt", b"b"),
+        put("e/c.txt", b"c"),
+        delete("e/"),
+        mkcol("e/", None),
+        put("e/f.txt", b"f"),
+        put("g.txt", b"g"),
+        put("g.txt", b"g2"),
+    ];
+    let mut expected = vec![201, 201, 201, 409, 201, 204, 201, 201, 201, 204];
+    // Enough new files after them that the stager is well ahead at some point.
+    for i in 0..200 {
+        ops.push(put(&format!("e/n{i:03}.txt"), format!("n{i}").as_bytes()));
+        expected.push(201);
+    }
+    let a = run(&srv, "/", Fmt::Xml, Fmt::Xml, None, &ops, &[]).await;
+    assert_statuses(&a, &expected);
+    assert_eq!(get_body(&srv, "/d/b.txt").await, None);
+    assert_eq!(get_body(&srv, "/e/a.txt").await, None);
+    assert_eq!(get_body(&srv, "/e/c.txt").await, None);
+    assert_eq!(get_body(&srv, "/e/f.txt").await.as_deref(), Some(&b"f"[..]));
+    assert_eq!(get_body(&srv, "/g.txt").await.as_deref(), Some(&b"g2"[..]));
+    for i in 0..200 {
+        let want = format!("n{i}");
+        assert_eq!(
+            get_body(&srv, &format!("/e/n{i:03}.txt")).await.as_deref(),
+            Some(want.as_bytes())
+        );
+    }
+    let mut names = common::dir_names(&srv.root().join("e"));
+    names.retain(|n| !n.starts_with('n'));
+    assert_eq!(names, ["f.txt"]);
+    assert!(!srv.root().join("d").exists());
+}
+
 #[tokio::test]
 async fn stop_on_error_answers_424_after_the_first_failure() {
     for fmt in [Fmt::Xml, Fmt::Json] {

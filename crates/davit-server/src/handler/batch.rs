@@ -299,18 +299,21 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let (tx, stream) = body::channel(4);
         let dav = self.clone();
         let outer = parts.clone();
+        let batch = Arc::new(batch);
+        let mut staged = self.stage_puts(&batch, &base);
         tokio::spawn(async move {
             let _slot = slot;
             let mut out = Output::new(json_out);
             let mut stopped = false;
             let mut last_send = std::time::Instant::now();
             for (i, op) in batch.ops.iter().enumerate() {
+                let mine = staged.take(i);
                 let outcome = if stopped {
                     let mut o = OpOutcome::new(op_href(&base, op), 424);
                     o.description = Some("not attempted: an earlier operation failed".into());
                     o
                 } else {
-                    dav.run_one(&outer, &base, op).await
+                    dav.run_one(&outer, &base, op, mine).await
                 };
                 if outcome.failed() && batch.mode == BatchMode::StopOnError {
                     stopped = true;
@@ -329,12 +332,77 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         respond(json_out, stream)
     }
 
+    /// Stages the bodies of the batch's small PUTs of new files on a pool thread, in order
+    /// and at most [`STAGE_AHEAD`] ahead of the operations, while the operations run on this
+    /// one (measured: writing a new file's body is about a third of a small PUT's time;
+    /// docs/benchmarks.md, session 16). What a backend stages is invisible until its
+    /// operation commits it, and is dropped if the operation does not.
+    fn stage_puts(&self, batch: &Arc<Batch>, base: &str) -> Stager<S> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        // Credits: how many more bodies may be staged. They come back a handful at a time,
+        // so that the stager is woken once per handful, not once per operation.
+        let (credit_tx, credits) = std::sync::mpsc::channel::<usize>();
+        let storage = self.storage.clone();
+        let batch = Arc::clone(batch);
+        let base = base.to_owned();
+        let wanted = batch.ops.iter().any(|op| {
+            matches!(
+                op,
+                Ok(BatchOp {
+                    kind: OpKind::Put { .. },
+                    ..
+                })
+            )
+        });
+        if wanted {
+            tokio::task::spawn_blocking(move || {
+                let mut left = STAGE_AHEAD;
+                for (i, op) in batch.ops.iter().enumerate() {
+                    let Ok(BatchOp {
+                        href,
+                        kind: OpKind::Put { content, .. },
+                        ..
+                    }) = op
+                    else {
+                        continue;
+                    };
+                    if content.len() > STAGE_MAX {
+                        continue;
+                    }
+                    let Some(path) = staging_path(&base, href) else {
+                        continue;
+                    };
+                    let Some(upload) = storage.stage(&path, content) else {
+                        continue;
+                    };
+                    while left == 0 {
+                        match credits.recv() {
+                            Ok(n) => left = n,
+                            Err(_) => return, // the batch ended (or the client went away)
+                        }
+                    }
+                    left -= 1;
+                    if tx.send((i, Staged { path, upload })).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Stager {
+            ready: rx,
+            next: None,
+            credits: credit_tx,
+            used: 0,
+        }
+    }
+
     /// Runs one operation (or answers a malformed one with 400).
     pub(crate) async fn run_one(
         &self,
         outer: &Parts,
         base: &str,
         op: &Result<BatchOp, OpError>,
+        staged: Option<Staged<S>>,
     ) -> OpOutcome {
         match op {
             Err(e) => {
@@ -344,7 +412,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             }
             Ok(op) => {
                 let href = resolve(base, &op.href);
-                match self.run_op(outer, base, &href, op).await {
+                match self.run_op(outer, base, &href, op, staged).await {
                     Ok(o) => o,
                     Err(e) => failed(href, &e),
                 }
@@ -361,6 +429,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         base: &str,
         href: &str,
         op: &BatchOp,
+        staged: Option<Staged<S>>,
     ) -> DavResult<OpOutcome> {
         let if_header = op
             .if_header
@@ -374,7 +443,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         }
         self.authorize(&ctx, &target.path, crate::auth::Access::Read, false)?;
         // The writes an operation registers end with it, or with the atomic batch.
-        super::gate::WriteGate::scope(self.apply_op(&ctx, &target, base, href, op)).await
+        // A body staged for another path than the operation's own is not used.
+        let staged = staged.filter(|s| s.path == target.path).map(|s| s.upload);
+        super::gate::WriteGate::scope(self.apply_op(&ctx, &target, base, href, op, staged)).await
     }
 
     async fn apply_op(
@@ -384,6 +455,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         base: &str,
         href: &str,
         op: &BatchOp,
+        staged: Option<S::Upload>,
     ) -> DavResult<OpOutcome> {
         let outcome = |status: u16| OpOutcome::new(href.to_owned(), status);
         match &op.kind {
@@ -397,7 +469,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                     ..PutInput::default()
                 };
                 let body = Full::new(Bytes::from(content.clone()));
-                match self.store(ctx, target, &input, body).await? {
+                match self.store(ctx, target, &input, body, staged).await? {
                     Put::Stored { created: true, .. } => {
                         let mut o = outcome(201);
                         o.location = Some(href.to_owned());
@@ -547,6 +619,76 @@ const SEND_AT: usize = 16 * 1024;
 /// its progress.
 const SEND_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
+/// How many staged bodies may wait for their operations.
+const STAGE_AHEAD: usize = 32;
+/// The largest body staged ahead.
+const STAGE_MAX: usize = 64 * 1024;
+
+/// A body written ahead for the PUT at `path` ([`Storage::stage`]).
+pub(crate) struct Staged<S: Storage> {
+    path: DavPath,
+    upload: S::Upload,
+}
+
+/// The operations' end of [`Dav::stage_puts`].
+struct Stager<S: Storage> {
+    ready: tokio::sync::mpsc::UnboundedReceiver<(usize, Staged<S>)>,
+    /// Received, for a later operation.
+    next: Option<(usize, Staged<S>)>,
+    credits: std::sync::mpsc::Sender<usize>,
+    /// Staged bodies taken or passed over since credits were last given back.
+    used: usize,
+}
+
+impl<S: Storage> Stager<S> {
+    /// What is staged for operation `i`, if it is ready now (never waits for it: an
+    /// operation whose body is not staged yet writes it itself).
+    fn take(&mut self, i: usize) -> Option<Staged<S>> {
+        while self.next.as_ref().is_none_or(|(at, _)| *at < i) {
+            match self.ready.try_recv() {
+                Ok(next) => {
+                    if self.next.replace(next).is_some() {
+                        self.used_one();
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        match self.next.take() {
+            Some((at, s)) if at == i => {
+                self.used_one();
+                Some(s)
+            }
+            Some((at, _)) if at < i => {
+                self.used_one();
+                None
+            }
+            other => {
+                self.next = other;
+                None
+            }
+        }
+    }
+
+    fn used_one(&mut self) {
+        self.used += 1;
+        if self.used == STAGE_AHEAD / 2 {
+            let _ = self.credits.send(self.used);
+            self.used = 0;
+        }
+    }
+}
+
+/// The path a PUT operation's href names, as `parse_target` will find it: only plain paths
+/// (no scheme, query or fragment) are staged.
+fn staging_path(base: &str, href: &str) -> Option<DavPath> {
+    let href = resolve(base, href);
+    if !href.starts_with('/') || href.contains(['?', '#']) {
+        return None;
+    }
+    DavPath::parse(&href).ok()
+}
+
 /// Whether an operation takes microseconds, so the outcomes before it can wait for it in the
 /// buffer. Before any other (a tree to copy, move, delete or list, a large body), what is
 /// buffered is sent first.
@@ -639,7 +781,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             let mut outcomes = Vec::with_capacity(batch.ops.len());
             for op in &batch.ops {
                 outcomes.push(match op {
-                    Err(_) => self.run_one(parts, base, op).await,
+                    Err(_) => self.run_one(parts, base, op, None).await,
                     Ok(_) => {
                         not_attempted(op_href(base, op), "the batch holds a malformed operation")
                     }
@@ -763,7 +905,7 @@ async fn run_until_failure<S: Storage + Clone, P: PropStore + Clone, L: LockStor
 ) -> Vec<OpOutcome> {
     let mut outcomes = Vec::with_capacity(batch.ops.len());
     for op in &batch.ops {
-        let o = dav.run_one(parts, base, op).await;
+        let o = dav.run_one(parts, base, op, None).await;
         let bad = o.failed();
         outcomes.push(o);
         if bad {

@@ -84,7 +84,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         body: B,
     ) -> DavResult<Response<Body>> {
         let input = PutInput::from_headers(parts)?;
-        match self.store(parts, target, &input, body).await? {
+        match self.store(parts, target, &input, body, None).await? {
             Put::Upload(r) => Ok(r),
             Put::Stored { created, etag } => response(if created {
                 StatusCode::CREATED
@@ -98,13 +98,15 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
     }
 
     /// PUT of `body` at `target`, for an HTTP request or a batch operation (`parts` carries
-    /// who asks and the If header).
+    /// who asks and the If header). A batch may hand over the body already `staged`
+    /// ([`Storage::stage`]); it is used when it still fits, and `body` is then not read.
     pub(crate) async fn store<B: ReqBody>(
         &self,
         parts: &Parts,
         target: &Target,
         input: &PutInput,
-        mut body: B,
+        body: B,
+        staged: Option<S::Upload>,
     ) -> DavResult<Put> {
         let path = &target.path;
         if path.is_root() {
@@ -120,9 +122,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let parent = path
             .parent()
             .unwrap_or_else(davit_proto::href::DavPath::root);
-        if !self.meta_at(&parent).await?.is_some_and(|m| m.is_dir()) {
+        let Some(parent_meta) = self.meta_at(&parent).await?.filter(|m| m.is_dir()) else {
             return Err(DavError::Conflict("the parent collection does not exist"));
-        }
+        };
         let changes = if existing.is_some() {
             vec![Change::Resource(path)]
         } else {
@@ -156,32 +158,13 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 .await?;
         }
 
-        // Only now is the body read: with `Expect: 100-continue`, hyper sends the 100 when
-        // the body is first polled, so every refusal above goes out without it.
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, self.storage.upload(path).await?);
-        let mut written: u64 = 0;
-        let mut clock = super::BodyClock::start();
-        while let Some(frame) = self.next_frame(&mut body, &mut clock).await? {
-            if let Ok(data) = frame.into_data() {
-                written += data.len() as u64;
-                if limit.is_some_and(|l| written > l) {
-                    return Err(DavError::TooLarge);
-                }
-                if !quota.is_unlimited() && written > old_len.saturating_add(quota.amount()) {
-                    quota
-                        .grow(&self.quotas, &self.storage, written - old_len)
-                        .await?;
-                }
-                out.write_all(&data).await?;
-            }
-        }
-        if let Some(n) = input.expected.filter(|n| *n != written) {
-            return Err(DavError::BadRequest(format!(
-                "received {written} bytes but X-Expected-Entity-Length announced {n}"
-            )));
-        }
-        out.flush().await?;
-        let upload = out.into_inner();
+        let staged = staged
+            .filter(|_| existing.is_none())
+            .and_then(|s| self.storage.adopt(s, &parent_meta));
+        let upload = match (staged, declared) {
+            (Some(upload), Some(_)) => upload,
+            _ => self.receive(path, input, body, old_len, &mut quota).await?,
+        };
         // A new resource starts without dead properties, whatever was left behind (by a DELETE
         // a crash interrupted, say). Cleared before the file appears, so that a crash in
         // between can never hand old properties to the new file; not looked at at all while no
@@ -207,6 +190,44 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
 }
 
 impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L> {
+    /// Streams the body into a new upload of `path`, within the upload limit and the quota.
+    async fn receive<B: ReqBody>(
+        &self,
+        path: &davit_proto::href::DavPath,
+        input: &PutInput,
+        mut body: B,
+        old_len: u64,
+        quota: &mut crate::quota::Reservation,
+    ) -> DavResult<S::Upload> {
+        let limit = self.config.max_upload;
+        // Only now is the body read: with `Expect: 100-continue`, hyper sends the 100 when
+        // the body is first polled, so every refusal before goes out without it.
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, self.storage.upload(path).await?);
+        let mut written: u64 = 0;
+        let mut clock = super::BodyClock::start();
+        while let Some(frame) = self.next_frame(&mut body, &mut clock).await? {
+            if let Ok(data) = frame.into_data() {
+                written += data.len() as u64;
+                if limit.is_some_and(|l| written > l) {
+                    return Err(DavError::TooLarge);
+                }
+                if !quota.is_unlimited() && written > old_len.saturating_add(quota.amount()) {
+                    quota
+                        .grow(&self.quotas, &self.storage, written - old_len)
+                        .await?;
+                }
+                out.write_all(&data).await?;
+            }
+        }
+        if let Some(n) = input.expected.filter(|n| *n != written) {
+            return Err(DavError::BadRequest(format!(
+                "received {written} bytes but X-Expected-Entity-Length announced {n}"
+            )));
+        }
+        out.flush().await?;
+        Ok(out.into_inner())
+    }
+
     /// Keeps the PUT's Content-Type when it says more than the file name does (GET and
     /// `getcontenttype` then answer with it). `application/octet-stream`, which many clients
     /// send for every file, says nothing and is not kept.

@@ -511,11 +511,42 @@ impl Storage for FsStorage {
             file: Some(file),
             staged,
             dir: dir.map(std::os::fd::OwnedFd::from),
+            dir_identity: None,
             name: name.to_owned(),
             dest,
             shared,
             committed: false,
         })
+    }
+
+    fn stage(&self, path: &DavPath, content: &[u8]) -> Option<FsUpload> {
+        use std::io::Write;
+        let inner = &self.inner;
+        if !inner.unnamed_uploads || inner.hidden(path) {
+            return None;
+        }
+        let (parent, name) = (path.parent()?, path.name()?);
+        // The target's name is not looked up here: that would hold the directory's lock
+        // against the operations' links (measured: slower than not staging). The operation
+        // uses the staged body only if it finds no file there.
+        let dir = inner.open_direct(&parent, Purpose::Directory)?.ok()?;
+        let dir_md = dir.metadata().ok()?;
+        let mut file = unnamed::create(&dir).ok()??;
+        file.write_all(content).ok()?;
+        Some(FsUpload {
+            file: Some(file),
+            staged: Staged::Unnamed(()),
+            dir: Some(dir.into()),
+            dir_identity: Some(identity_of(&dir_md)),
+            name: name.to_owned(),
+            dest: inner.join(path),
+            shared: None,
+            committed: false,
+        })
+    }
+
+    fn adopt(&self, staged: FsUpload, parent: &Meta) -> Option<FsUpload> {
+        (staged.dir_identity.as_ref() == Some(&parent.identity)).then_some(staged)
     }
 
     async fn create_dir(&self, path: &DavPath) -> io::Result<()> {
@@ -1354,6 +1385,9 @@ pub struct FsUpload {
     /// The target's directory, opened beneath the root (`None` when a symlink on the way sent
     /// the lookup down the slow path: then `dest` is used).
     dir: Option<std::os::fd::OwnedFd>,
+    /// For a staged upload, `dir`'s identity then (see [`Storage::adopt`]); its birth time
+    /// tells a directory from a new one that reuses its inode number.
+    dir_identity: Option<Identity>,
     /// The target's name in `dir`.
     name: String,
     dest: PathBuf,
@@ -1508,8 +1542,9 @@ mod unnamed {
     use rustix::fs::{AtFlags, Mode, OFlags};
     use rustix::io::Errno;
     use std::io;
-    use std::os::fd::{AsFd, AsRawFd};
+    use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
     use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     /// An unnamed file in `dir`; `None` where the filesystem cannot make one.
     pub(super) fn create(dir: impl AsFd) -> io::Result<Option<std::fs::File>> {
@@ -1529,25 +1564,11 @@ mod unnamed {
     /// the way a rename replaces it: linked under a temporary name first, then renamed over.
     pub(super) fn link(file: &std::fs::File, dir: impl AsFd, name: &str) -> io::Result<()> {
         let dir = dir.as_fd();
-        let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
-        let linked = rustix::fs::linkat(
-            rustix::fs::CWD,
-            proc_path.as_str(),
-            dir,
-            name,
-            AtFlags::SYMLINK_FOLLOW,
-        );
-        match linked {
+        match link_as(file, dir, name) {
             Ok(()) => Ok(()),
             Err(Errno::EXIST) => {
                 let near = format!(".davit-put-{}", uuid::Uuid::new_v4().simple());
-                rustix::fs::linkat(
-                    rustix::fs::CWD,
-                    proc_path.as_str(),
-                    dir,
-                    near.as_str(),
-                    AtFlags::SYMLINK_FOLLOW,
-                )?;
+                link_as(file, dir, &near)?;
                 rustix::fs::renameat(dir, near.as_str(), dir, name).map_err(|e| {
                     let _ = rustix::fs::unlinkat(dir, near.as_str(), AtFlags::empty());
                     io::Error::from(e)
@@ -1555,6 +1576,30 @@ mod unnamed {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Whether `linkat` takes the file itself (`AT_EMPTY_PATH`): Linux 6.10 and later allow
+    /// it for a file the process opened (earlier, only with `CAP_DAC_READ_SEARCH`). Cleared on
+    /// the first refusal; then the file is named through `/proc/self/fd`, a path walk more.
+    static EMPTY_PATH: AtomicBool = AtomicBool::new(true);
+
+    fn link_as(file: &std::fs::File, dir: BorrowedFd<'_>, name: &str) -> Result<(), Errno> {
+        if EMPTY_PATH.load(Ordering::Relaxed) {
+            match rustix::fs::linkat(file, "", dir, name, AtFlags::EMPTY_PATH) {
+                Err(Errno::PERM | Errno::NOENT | Errno::INVAL | Errno::ACCESS) => {
+                    EMPTY_PATH.store(false, Ordering::Relaxed);
+                }
+                other => return other,
+            }
+        }
+        let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        rustix::fs::linkat(
+            rustix::fs::CWD,
+            proc_path.as_str(),
+            dir,
+            name,
+            AtFlags::SYMLINK_FOLLOW,
+        )
     }
 
     /// Whether an unnamed file can be made and linked in `dir` (the state directory's
@@ -1706,6 +1751,45 @@ mod tests {
         up.commit().await.unwrap();
         assert_eq!(std::fs::read(root.path().join("old.txt")).unwrap(), b"new");
         assert!(names(&state.path().join("tmp")).is_empty());
+    }
+
+    /// A body staged ahead is taken over only by an operation that finds the same directory
+    /// it was staged in: not after that directory was replaced by a new one of that name.
+    #[tokio::test]
+    async fn a_staged_body_is_adopted_only_in_its_own_directory() {
+        use super::super::{Storage, Upload};
+        let root = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("d")).unwrap();
+        let fs = super::FsStorage::new(root.path(), state.path()).unwrap();
+        let path = davit_proto::href::DavPath::parse("/d/x.txt").unwrap();
+        let dir = davit_proto::href::DavPath::parse("/d").unwrap();
+
+        let staged = fs.stage(&path, b"staged").unwrap();
+        assert!(
+            names(&root.path().join("d")).is_empty(),
+            "invisible until committed"
+        );
+        let parent = fs.metadata(&dir).await.unwrap();
+        let up = fs.adopt(staged, &parent).expect("same directory");
+        up.commit().await.unwrap();
+        assert_eq!(
+            std::fs::read(root.path().join("d/x.txt")).unwrap(),
+            b"staged"
+        );
+
+        let other = davit_proto::href::DavPath::parse("/d/y.txt").unwrap();
+        let staged = fs.stage(&other, b"late").unwrap();
+        std::fs::remove_dir_all(root.path().join("d")).unwrap();
+        std::fs::create_dir(root.path().join("d")).unwrap();
+        let parent = fs.metadata(&dir).await.unwrap();
+        assert!(fs.adopt(staged, &parent).is_none());
+        assert!(names(&root.path().join("d")).is_empty());
+
+        // Nothing is staged where the directory is missing. (Where a file is already, the
+        // operation does not take the staged body over: `store` decides that.)
+        let nowhere = davit_proto::href::DavPath::parse("/missing/z.txt").unwrap();
+        assert!(fs.stage(&nowhere, b"new").is_none());
     }
 
     #[test]

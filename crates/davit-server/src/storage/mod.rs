@@ -182,6 +182,19 @@ pub trait Storage: Send + Sync + 'static {
     fn space_available(&self) -> impl Future<Output = io::Result<Option<u64>>> + Send;
     /// Starts an upload that will replace or create `path` on commit.
     fn upload(&self, path: &DavPath) -> impl Future<Output = io::Result<Self::Upload>> + Send;
+    /// Writes a new file's small body ahead of its operation, where nothing can see it yet: a
+    /// batch stages its next PUTs on another thread while earlier operations run. Blocking
+    /// (called on the blocking pool). `None` when the backend does not stage, or `path` is
+    /// not a new file in an existing directory at this moment.
+    fn stage(&self, _path: &DavPath, _content: &[u8]) -> Option<Self::Upload> {
+        None
+    }
+    /// Takes a staged upload over for its operation, whose look-up found `parent` to be the
+    /// target's collection: `None` (the staged bytes dropped) when the upload was staged in
+    /// another one (the collection was moved or replaced since).
+    fn adopt(&self, _staged: Self::Upload, _parent: &Meta) -> Option<Self::Upload> {
+        None
+    }
     /// Creates one collection; its parent must exist.
     fn create_dir(&self, path: &DavPath) -> impl Future<Output = io::Result<()>> + Send;
     /// Removes a file, or a collection with everything in it. Members that cannot be removed
