@@ -372,17 +372,17 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                     let Some(path) = staging_path(&base, href) else {
                         continue;
                     };
-                    let Some(upload) = storage.stage(&path, content) else {
-                        continue;
-                    };
                     while left == 0 {
                         match credits.recv() {
                             Ok(n) => left = n,
                             Err(_) => return, // the batch ended (or the client went away)
                         }
                     }
+                    let Some(upload) = storage.stage(&path, content) else {
+                        continue;
+                    };
                     left -= 1;
-                    if tx.send((i, Staged { path, upload })).is_err() {
+                    if tx.send((i, StagedPut { path, upload })).is_err() {
                         return;
                     }
                 }
@@ -402,7 +402,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         outer: &Parts,
         base: &str,
         op: &Result<BatchOp, OpError>,
-        staged: Option<Staged<S>>,
+        staged: Option<StagedPut<S>>,
     ) -> OpOutcome {
         match op {
             Err(e) => {
@@ -429,7 +429,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         base: &str,
         href: &str,
         op: &BatchOp,
-        staged: Option<Staged<S>>,
+        staged: Option<StagedPut<S>>,
     ) -> DavResult<OpOutcome> {
         let if_header = op
             .if_header
@@ -625,16 +625,16 @@ const STAGE_AHEAD: usize = 32;
 const STAGE_MAX: usize = 64 * 1024;
 
 /// A body written ahead for the PUT at `path` ([`Storage::stage`]).
-pub(crate) struct Staged<S: Storage> {
+pub(crate) struct StagedPut<S: Storage> {
     path: DavPath,
     upload: S::Upload,
 }
 
 /// The operations' end of [`Dav::stage_puts`].
 struct Stager<S: Storage> {
-    ready: tokio::sync::mpsc::UnboundedReceiver<(usize, Staged<S>)>,
+    ready: tokio::sync::mpsc::UnboundedReceiver<(usize, StagedPut<S>)>,
     /// Received, for a later operation.
-    next: Option<(usize, Staged<S>)>,
+    next: Option<(usize, StagedPut<S>)>,
     credits: std::sync::mpsc::Sender<usize>,
     /// Staged bodies taken or passed over since credits were last given back.
     used: usize,
@@ -643,7 +643,7 @@ struct Stager<S: Storage> {
 impl<S: Storage> Stager<S> {
     /// What is staged for operation `i`, if it is ready now (never waits for it: an
     /// operation whose body is not staged yet writes it itself).
-    fn take(&mut self, i: usize) -> Option<Staged<S>> {
+    fn take(&mut self, i: usize) -> Option<StagedPut<S>> {
         while self.next.as_ref().is_none_or(|(at, _)| *at < i) {
             match self.ready.try_recv() {
                 Ok(next) => {

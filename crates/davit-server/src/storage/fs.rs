@@ -3,9 +3,10 @@
 //! Confinement: every path is joined to the canonical root from validated segments. A path
 //! without symlinks is opened beneath the root in one system call (see `beneath`); one with
 //! symlinks is resolved with `canonicalize`, so that a symlink pointing outside the root (or
-//! into the server's own state directory) reads as absent. Uploads are written to a temporary file in
-//! the state directory and renamed into place, so readers never see half a file and an aborted
-//! upload leaves nothing behind.
+//! into the server's own state directory) reads as absent. A new file's upload is written to an
+//! unnamed file in its directory (`O_TMPFILE`) and linked in when whole; one that replaces a file
+//! is written to a temporary file in the state directory and renamed over it. Readers never see
+//! half a file, and an aborted upload leaves nothing behind.
 
 use super::beneath::{Beneath, Purpose};
 use super::{
@@ -486,13 +487,13 @@ impl Storage for FsStorage {
         };
         // A new file is staged unnamed in its own directory; one that replaces another is
         // staged under a name in the state directory and renamed over it.
-        let staged = match (&dir, present) {
-            (Some(d), None) if inner.unnamed_uploads => unnamed::create(d)?.map(Staged::Unnamed),
+        let unnamed = match (&dir, present) {
+            (Some(d), None) if inner.unnamed_uploads => unnamed::create(d)?,
             _ => None,
         };
-        let (file, staged) = match staged {
-            Some(Staged::Unnamed(file)) => (file, Staged::Unnamed(())),
-            _ => {
+        let (file, staged) = match unnamed {
+            Some(file) => (file, Staged::Unnamed),
+            None => {
                 let (nonce, counter) = &inner.temp_names;
                 let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let temp = inner.tmp.join(format!("put-{nonce:016x}-{n}"));
@@ -535,7 +536,7 @@ impl Storage for FsStorage {
         file.write_all(content).ok()?;
         Some(FsUpload {
             file: Some(file),
-            staged: Staged::Unnamed(()),
+            staged: Staged::Unnamed,
             dir: Some(dir.into()),
             dir_identity: Some(identity_of(&dir_md)),
             name: name.to_owned(),
@@ -1368,10 +1369,10 @@ impl Stream for FsList {
 
 /// Where an upload's bytes wait for the commit.
 #[derive(Debug)]
-enum Staged<F = ()> {
+enum Staged {
     /// An unnamed file in the target's directory (`O_TMPFILE`): linked in by the commit, and
     /// gone without a trace if the upload breaks or the process dies.
-    Unnamed(F),
+    Unnamed,
     /// A file in the state directory's `tmp/`, renamed over the target by the commit (and
     /// removed on drop otherwise; `tmp/` is cleared at start-up).
     Named(PathBuf),
@@ -1500,7 +1501,7 @@ impl Upload for FsUpload {
             .transpose()?
             .ok_or(io::ErrorKind::BrokenPipe)?;
         match &self.staged {
-            Staged::Unnamed(()) => {
+            Staged::Unnamed => {
                 let (Some(file), Some(dir)) = (&self.file, &self.dir) else {
                     return Err(io::ErrorKind::BrokenPipe.into());
                 };
@@ -1693,7 +1694,7 @@ mod tests {
         let path = davit_proto::href::DavPath::parse("/new.txt").unwrap();
 
         let mut up = fs.upload(&path).await.unwrap();
-        assert!(matches!(up.staged, super::Staged::Unnamed(())));
+        assert!(matches!(up.staged, super::Staged::Unnamed));
         up.write_all(b"whole body").await.unwrap();
         assert!(names(root.path()).is_empty());
         assert!(names(&state.path().join("tmp")).is_empty());
