@@ -163,6 +163,15 @@ def main():
             return "∞ (peer: none)"
         return f"{x:.2f}x" if x is not None else "n/a"
 
+    def yes(b):
+        return "n/a" if b is None else ("yes" if b else "**no**")
+
+    def lowest(wl, c, among):
+        """The peer davit is least ahead of (or most behind), and that ratio; None without results."""
+        rs = [(p, ratio(wl, c, p)) for p in among]
+        rs = [(p, r) for p, r in rs if r is not None]
+        return min(rs, key=lambda x: x[1]) if rs else None
+
     if "davit" in servers and peers:
         w("### davit relative to each peer (higher is better for davit: req/s and MiB/s "
           "davit/peer, times peer/davit)")
@@ -183,9 +192,6 @@ def main():
         w("| target | measured | met |")
         w("|---|---|---|")
 
-        def yes(b):
-            return "n/a" if b is None else ("yes" if b else "**no**")
-
         def vs_nginx(wl, title, need):
             for c in concs:
                 r = ratio(wl, c, "nginx") if "nginx" in servers else None
@@ -195,22 +201,20 @@ def main():
         for wl, title in RATE[1:4]:
             vs_nginx(wl, title, 1.5)
         vs_nginx("get4k", "GET 4 KiB", 0.9)
-        for c in concs:
-            others = [p for p in peers if p != "nginx"]
-            rs = [(p, ratio("get4k", c, p)) for p in others]
-            rs = [(p, r) for p, r in rs if r is not None]
-            if rs:
-                worst = min(rs, key=lambda x: x[1])
+        def ahead_of_others(c):
+            worst = lowest("get4k", c, [p for p in peers if p != "nginx"])
+            if worst:
                 w(f"| GET 4 KiB, {c} conn: ahead of every other peer | lowest {fr(worst[1])} "
                   f"({worst[0]}) | {yes(worst[1] > 1.0)} |")
 
+        for c in concs:
+            ahead_of_others(c)
+
         def vs_best(wl, title, c):
-            rs = [(p, ratio(wl, c, p)) for p in peers]
-            rs = [(p, r) for p, r in rs if r is not None]
-            if not rs:
+            worst = lowest(wl, c, peers)
+            if not worst:
                 w(f"| {title}: ≥ best peer | no peer result | n/a |")
                 return
-            worst = min(rs, key=lambda x: x[1])
             w(f"| {title}: ≥ best peer | {fr(worst[1])} of {worst[0]} | {yes(worst[1] >= 1.0)} |")
 
         for c in concs:
@@ -247,9 +251,6 @@ def main():
         w("| target | measured | met |")
         w("|---|---|---|")
 
-        def yes17(b):
-            return "n/a" if b is None else ("yes" if b else "**no**")
-
         c17 = [c for c in concs if c in ("1", "16", "64")]
         for wl, title, peer, need in (
             ("get4k", "GET 4 KiB", "nginx", 1.1),
@@ -261,32 +262,22 @@ def main():
             for c in c17:
                 r = ratio(wl, c, peer) if peer in servers else None
                 w(f"| {title}, {c} conn: ≥ {need}x {peer} | {fr(r)} | "
-                  f"{yes17(None if r is None else r >= need)} |")
+                  f"{yes(None if r is None else r >= need)} |")
         for c in c17:
-            rs = [(p, ratio("get4k", c, p)) for p in peers if p != "nginx"]
-            rs = [(p, r) for p, r in rs if r is not None]
-            if rs:
-                worst = min(rs, key=lambda x: x[1])
-                w(f"| GET 4 KiB, {c} conn: ahead of every other peer | lowest {fr(worst[1])} "
-                  f"({worst[0]}) | {yes17(worst[1] > 1.0)} |")
+            ahead_of_others(c)
         for c in c17:
-            rs = [(p, ratio("put64k", c, p)) for p in peers]
-            rs = [(p, r) for p, r in rs if r is not None]
-            if rs:
-                worst = min(rs, key=lambda x: x[1])
-                w(f"| PUT 64 KiB, {c} conn: ≥ best peer | {fr(worst[1])} of {worst[0]} "
-                  f"| {yes17(worst[1] >= 1.0)} |")
+            vs_best("put64k", f"PUT 64 KiB, {c} conn", c)
         d = res.get(("davit", "propfind_inf", "1"))
         t = num(d["ttfb_ms"]) if d else None
         w(f"| Depth ∞: first byte < 50 ms | {d['ttfb_ms'] if d else 'no result'} ms "
-          f"| {yes17(None if t is None else t < 50)} |")
+          f"| {yes(None if t is None else t < 50)} |")
         for wl, title in RATE:
             ms = [num(res[("davit", wl, c)]["rss_kib"]) for c in c17 if ("davit", wl, c) in res]
             ms = [m for m in ms if m]
             if ms:
                 m = max(ms)
                 w(f"| {title}: peak memory < 30 MiB (up to 64 conn) | {mib(m)} MiB "
-                  f"| {yes17(m < 30 * 1024)} |")
+                  f"| {yes(m < 30 * 1024)} |")
         w("")
 
     # ---- issue 16 targets: davit on PostgreSQL + S3
