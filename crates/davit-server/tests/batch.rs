@@ -1281,6 +1281,33 @@ async fn staged_bodies_follow_the_batch_order() {
     assert!(!srv.root().join("d").exists());
 }
 
+/// After the failure that stops a `stop-on-error` batch, none of the later PUTs appears,
+/// though their bodies may have been staged already.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_on_error_leaves_no_staged_put_behind() {
+    let srv = TestServer::start().await;
+    let mut ops = vec![put("a.txt", b"a"), put("missing/b.txt", b"b")];
+    let mut expected = vec![201, 409];
+    for i in 0..100 {
+        ops.push(put(&format!("later{i:03}.txt"), b"later"));
+        expected.push(424);
+    }
+    let a = run(
+        &srv,
+        "/",
+        Fmt::Xml,
+        Fmt::Xml,
+        Some("stop-on-error"),
+        &ops,
+        &[],
+    )
+    .await;
+    assert_statuses(&a, &expected);
+    let mut names = common::dir_names(srv.root());
+    names.retain(|n| n != ".davit");
+    assert_eq!(names, ["a.txt"]);
+}
+
 #[tokio::test]
 async fn stop_on_error_answers_424_after_the_first_failure() {
     for fmt in [Fmt::Xml, Fmt::Json] {

@@ -300,14 +300,14 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         let dav = self.clone();
         let outer = parts.clone();
         let batch = Arc::new(batch);
-        let mut staged = self.stage_puts(&batch, &base);
+        let mut staged = Some(self.stage_puts(&batch, &base));
         tokio::spawn(async move {
             let _slot = slot;
             let mut out = Output::new(json_out);
             let mut stopped = false;
             let mut last_send = std::time::Instant::now();
             for (i, op) in batch.ops.iter().enumerate() {
-                let mine = staged.take(i);
+                let mine = staged.as_mut().and_then(|s| s.take(i));
                 let outcome = if stopped {
                     let mut o = OpOutcome::new(op_href(&base, op), 424);
                     o.description = Some("not attempted: an earlier operation failed".into());
@@ -317,6 +317,8 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                 };
                 if outcome.failed() && batch.mode == BatchMode::StopOnError {
                     stopped = true;
+                    // Nothing more runs: the stager stops, and what it staged is dropped.
+                    staged = None;
                 }
                 out.write(&outcome);
                 let next_is_slow = batch.ops.get(i + 1).is_some_and(|op| !is_quick(op));
