@@ -47,7 +47,7 @@ struct Inner {
     /// counter (cheaper than a random name per upload).
     temp_names: (u64, std::sync::atomic::AtomicU64),
     /// Whether uploads can be staged as unnamed files in the target's directory
-    /// (`O_TMPFILE`, linked in through `/proc/self/fd`): probed at start-up.
+    /// (`O_TMPFILE`, then `linkat`): probed at start-up.
     unnamed_uploads: bool,
     stash: PathBuf,
     beneath: Beneath,
@@ -96,11 +96,7 @@ impl FsStorage {
         };
         let id_key = id_key(&state)?;
         let unnamed_uploads = unnamed::works_in(&tmp);
-        let nonce = u64::from_le_bytes(
-            uuid::Uuid::new_v4().as_bytes()[..8]
-                .try_into()
-                .unwrap_or_default(),
-        );
+        let nonce = uuid::Uuid::new_v4().as_u64_pair().0;
         Ok(FsStorage {
             inner: Arc::new(Inner {
                 root,
@@ -477,18 +473,21 @@ impl Storage for FsStorage {
         };
         let present = match &dir {
             Some(d) => match rustix::fs::statat(d, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) => Some(
-                    rustix::fs::FileType::from_raw_mode(st.st_mode).is_symlink() || st.st_nlink > 1,
-                ),
-                Err(rustix::io::Errno::NOENT) => None,
+                Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_symlink() => {
+                    Present::MaybeShared
+                }
+                Ok(st) if st.st_nlink > 1 => Present::MaybeShared,
+                Ok(_) => Present::Alone,
+                Err(rustix::io::Errno::NOENT) => Present::Nothing,
                 Err(e) => return Err(e.into()),
             },
-            None => Some(true),
+            // Reached through a symlink: `shared_file` decides.
+            None => Present::MaybeShared,
         };
         // A new file is staged unnamed in its own directory; one that replaces another is
         // staged under a name in the state directory and renamed over it.
         let unnamed = match (&dir, present) {
-            (Some(d), None) if inner.unnamed_uploads => unnamed::create(d)?,
+            (Some(d), Present::Nothing) if inner.unnamed_uploads => unnamed::create(d)?,
             _ => None,
         };
         let (file, staged) = match unnamed {
@@ -505,8 +504,8 @@ impl Storage for FsStorage {
             }
         };
         let shared = match present {
-            Some(true) => shared_file(inner, &dest),
-            _ => None,
+            Present::MaybeShared => shared_file(inner, &dest),
+            Present::Nothing | Present::Alone => None,
         };
         Ok(FsUpload {
             file: Some(file),
@@ -1365,6 +1364,17 @@ impl Stream for FsList {
         }
         Poll::Ready(batch)
     }
+}
+
+/// What an upload finds at its target when it starts.
+#[derive(Debug, Clone, Copy)]
+enum Present {
+    Nothing,
+    /// A file bound nowhere else.
+    Alone,
+    /// A symlink, a file with other hard links (or a directory), or a path reached through a
+    /// symlink: it may have to be written in place (`shared_file`).
+    MaybeShared,
 }
 
 /// Where an upload's bytes wait for the commit.
