@@ -368,7 +368,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                     else {
                         continue;
                     };
-                    if content.len() > STAGE_MAX {
+                    if content.len() > SMALL_PUT {
                         continue;
                     }
                     let Some(path) = staging_path(&base, href) else {
@@ -623,8 +623,9 @@ const SEND_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// How many staged bodies may wait for their operations.
 const STAGE_AHEAD: usize = 32;
-/// The largest body staged ahead.
-const STAGE_MAX: usize = 64 * 1024;
+/// The largest PUT body counted as small: staged ahead, and written without sending the
+/// outcomes before it first.
+const SMALL_PUT: usize = 64 * 1024;
 
 /// A body written ahead for the PUT at `path` ([`Storage::stage`]).
 pub(crate) struct StagedPut<S: Storage> {
@@ -697,7 +698,7 @@ fn staging_path(base: &str, href: &str) -> Option<DavPath> {
 fn is_quick(op: &Result<BatchOp, OpError>) -> bool {
     match op {
         Ok(op) => match &op.kind {
-            OpKind::Put { content, .. } => content.len() <= 64 * 1024,
+            OpKind::Put { content, .. } => content.len() <= SMALL_PUT,
             OpKind::Mkcol { .. } | OpKind::PropPatch(_) => true,
             OpKind::Delete | OpKind::Copy { .. } | OpKind::Move { .. } | OpKind::PropFind(_) => {
                 false

@@ -184,8 +184,9 @@ pub trait Storage: Send + Sync + 'static {
     fn upload(&self, path: &DavPath) -> impl Future<Output = io::Result<Self::Upload>> + Send;
     /// Writes a new file's small body ahead of its operation, where nothing can see it yet: a
     /// batch stages its next PUTs on another thread while earlier operations run. Blocking
-    /// (called on the blocking pool). `None` when the backend does not stage, or `path` is
-    /// not a new file in an existing directory at this moment.
+    /// (called on the blocking pool). `None` when the backend does not stage, or cannot in
+    /// `path`'s directory now. Whether a file is at `path` is not asked here: the operation
+    /// uses the staged body only if it finds none.
     fn stage(&self, _path: &DavPath, _content: &[u8]) -> Option<Self::Upload> {
         None
     }
