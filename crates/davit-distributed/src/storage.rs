@@ -115,6 +115,7 @@ impl davit_server::cache::ChangeFeed for VersionFeed {
 impl Storage for PgStorage {
     type Read = BlobRead;
     type Upload = BlobUpload;
+    type StagingDir = ();
     type List = BoxStream<'static, io::Result<Vec<Entry>>>;
     type Joined = PgStorage;
 

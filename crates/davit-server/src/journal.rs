@@ -234,6 +234,7 @@ impl<S: Storage + Clone> JournaledStorage<S> {
 impl<S: Storage + Clone> Storage for JournaledStorage<S> {
     type Read = S::Read;
     type Upload = JournaledUpload<S>;
+    type StagingDir = ();
     type List = S::List;
     type Joined = Self;
 

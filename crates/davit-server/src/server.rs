@@ -666,6 +666,33 @@ impl Drop for Logged {
     }
 }
 
+/// Raises this process's limit of open files to the most it may have (the hard limit), as a
+/// server with many connections needs and as nginx's `worker_rlimit_nofile` or Go's runtime
+/// do: a login shell's soft limit is often 1,024, below `max_connections` plus the files a
+/// batch keeps open. Returns the limit now in force.
+#[cfg(unix)]
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    // `None` stands for no limit.
+    let mut limit = getrlimit(Resource::Nofile);
+    let raise = match (limit.current, limit.maximum) {
+        (Some(now), Some(most)) => now < most,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if raise {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit).ok()?;
+    }
+    Some(limit.current.unwrap_or(u64::MAX))
+}
+
+/// Not Unix: nothing to raise.
+#[cfg(not(unix))]
+pub fn raise_open_file_limit() -> Option<u64> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -450,6 +450,10 @@ where
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+    match davit_server::server::raise_open_file_limit() {
+        Some(n) => tracing::debug!("open files allowed: {n}"),
+        None => tracing::warn!("could not raise the limit of open files"),
+    }
     // Interrupted batches and COPY/MOVE are settled once, before any accept loop starts.
     control
         .block_on(server.recover())

@@ -26,6 +26,7 @@ use davit_proto::xml::{
 use http::request::Parts;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// What one operation came to.
@@ -344,6 +345,10 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         // Credits: how many more bodies may be staged. They come back a handful at a time,
         // so that the stager is woken once per handful, not once per operation.
         let (credit_tx, credits) = std::sync::mpsc::channel::<usize>();
+        // How many operations have looked for their staged body: a body for one of them
+        // would come too late (it writes its own), so the stager skips ahead past them.
+        let reached = Arc::new(AtomicUsize::new(0));
+        let at = Arc::clone(&reached);
         let storage = self.storage.clone();
         let batch = Arc::clone(batch);
         let base = base.to_owned();
@@ -359,6 +364,8 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         if wanted {
             tokio::task::spawn_blocking(move || {
                 let mut left = STAGE_AHEAD;
+                // The collection staged in last: a batch's PUTs mostly share one.
+                let mut dir: Option<(DavPath, S::StagingDir)> = None;
                 for (i, op) in batch.ops.iter().enumerate() {
                     let Ok(BatchOp {
                         href,
@@ -371,6 +378,9 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                     if content.len() > SMALL_PUT {
                         continue;
                     }
+                    if i < at.load(Ordering::Relaxed) {
+                        continue;
+                    }
                     let Some(path) = staging_path(&base, href) else {
                         continue;
                     };
@@ -380,7 +390,16 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                             Err(_) => return, // the batch ended (or the client went away)
                         }
                     }
-                    let Some(upload) = storage.stage(&path, content) else {
+                    let Some(parent) = path.parent() else {
+                        continue;
+                    };
+                    if dir.as_ref().is_none_or(|(at, _)| *at != parent) {
+                        dir = storage.staging_dir(&parent).map(|d| (parent, d));
+                    }
+                    let Some((_, in_dir)) = &dir else {
+                        continue;
+                    };
+                    let Some(upload) = storage.stage(in_dir, &path, content) else {
                         continue;
                     };
                     left -= 1;
@@ -395,6 +414,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
             next: None,
             credits: credit_tx,
             used: 0,
+            reached,
         }
     }
 
@@ -622,7 +642,7 @@ const SEND_AT: usize = 16 * 1024;
 const SEND_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// How many staged bodies may wait for their operations.
-const STAGE_AHEAD: usize = 32;
+const STAGE_AHEAD: usize = 256;
 /// The largest PUT body counted as small: staged ahead, and written without sending the
 /// outcomes before it first.
 const SMALL_PUT: usize = 64 * 1024;
@@ -641,12 +661,15 @@ struct Stager<S: Storage> {
     credits: std::sync::mpsc::Sender<usize>,
     /// Staged bodies taken or passed over since credits were last given back.
     used: usize,
+    /// How many operations have looked for their staged body, for the stager to skip past.
+    reached: Arc<AtomicUsize>,
 }
 
 impl<S: Storage> Stager<S> {
     /// What is staged for operation `i`, if it is ready now (never waits for it: an
     /// operation whose body is not staged yet writes it itself).
     fn take(&mut self, i: usize) -> Option<StagedPut<S>> {
+        self.reached.store(i + 1, Ordering::Relaxed);
         while self.next.as_ref().is_none_or(|(at, _)| *at < i) {
             match self.ready.try_recv() {
                 Ok(next) => {

@@ -600,7 +600,9 @@ where
         if declared.is_some_and(|n| n > limit as u64) {
             return Err(DavError::TooLarge);
         }
-        let mut buf = BytesMut::new();
+        // Room for what the request declares (at most the limit), so that a large body is not
+        // copied again each time the buffer would have grown.
+        let mut buf = BytesMut::with_capacity(declared.map_or(0, |n| n as usize));
         let mut clock = BodyClock::start();
         while let Some(frame) = self.next_frame(&mut body, &mut clock).await? {
             if let Ok(data) = frame.into_data() {

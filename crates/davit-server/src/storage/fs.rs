@@ -323,6 +323,7 @@ async fn blocking<T: Send + 'static>(
 impl Storage for FsStorage {
     type Read = InlineFile;
     type Upload = FsUpload;
+    type StagingDir = StagingDir;
     type List = FsList;
     type Joined = FsStorage;
 
@@ -510,7 +511,8 @@ impl Storage for FsStorage {
         Ok(FsUpload {
             file: Some(file),
             staged,
-            dir: dir.map(std::os::fd::OwnedFd::from),
+            written: None,
+            dir: dir.map(|d| Arc::new(d.into())),
             dir_identity: None,
             name: name.to_owned(),
             dest,
@@ -519,25 +521,38 @@ impl Storage for FsStorage {
         })
     }
 
-    fn stage(&self, path: &DavPath, content: &[u8]) -> Option<FsUpload> {
-        use std::io::Write;
-        let inner = &self.inner;
-        if !inner.unnamed_uploads || inner.hidden(path) {
+    fn staging_dir(&self, parent: &DavPath) -> Option<StagingDir> {
+        if !self.inner.unnamed_uploads {
             return None;
         }
-        let (parent, name) = (path.parent()?, path.name()?);
+        let dir = self.inner.open_direct(parent, Purpose::Directory)?.ok()?;
+        let identity = identity_of(&dir.metadata().ok()?);
+        Some(StagingDir {
+            fd: Arc::new(dir.into()),
+            identity,
+        })
+    }
+
+    fn stage(&self, dir: &StagingDir, path: &DavPath, content: &[u8]) -> Option<FsUpload> {
+        use std::io::Write;
+        let inner = &self.inner;
+        if inner.hidden(path) {
+            return None;
+        }
+        let name = path.name()?;
         // The target's name is not looked up here: that would hold the directory's lock
         // against the operations' links (measured: slower than not staging). The operation
         // uses the staged body only if it finds no file there.
-        let dir = inner.open_direct(&parent, Purpose::Directory)?.ok()?;
-        let dir_md = dir.metadata().ok()?;
-        let mut file = unnamed::create(&dir).ok()??;
+        let mut file = unnamed::create(&*dir.fd).ok()??;
         file.write_all(content).ok()?;
+        // Described now, on this thread: nothing else writes to an unnamed file.
+        let written = file.metadata().ok()?;
         Some(FsUpload {
             file: Some(file),
+            written: Some(written),
             staged: Staged::Unnamed,
-            dir: Some(dir.into()),
-            dir_identity: Some(identity_of(&dir_md)),
+            dir: Some(Arc::clone(&dir.fd)),
+            dir_identity: Some(dir.identity),
             name: name.to_owned(),
             dest: inner.join(path),
             shared: None,
@@ -1388,14 +1403,24 @@ enum Staged {
     Named(PathBuf),
 }
 
+/// A directory opened beneath the root for a batch to stage bodies in
+/// ([`Storage::staging_dir`]), with its identity then.
+pub struct StagingDir {
+    fd: Arc<std::os::fd::OwnedFd>,
+    identity: Identity,
+}
+
 /// An upload into a temporary file; removed on drop unless committed.
 #[derive(Debug)]
 pub struct FsUpload {
     file: Option<std::fs::File>,
+    /// The file as staged ahead ([`Storage::stage`]), described when its body was whole.
+    written: Option<std::fs::Metadata>,
     staged: Staged,
     /// The target's directory, opened beneath the root (`None` when a symlink on the way sent
-    /// the lookup down the slow path: then `dest` is used).
-    dir: Option<std::os::fd::OwnedFd>,
+    /// the lookup down the slow path: then `dest` is used). Shared by the bodies a batch
+    /// stages in it.
+    dir: Option<Arc<std::os::fd::OwnedFd>>,
     /// For a staged upload, `dir`'s identity then (see [`Storage::adopt`]); its birth time
     /// tells a directory from a new one that reuses its inode number.
     dir_identity: Option<Identity>,
@@ -1504,12 +1529,15 @@ impl Upload for FsUpload {
         }
         // Described before the link or rename, from the open file: both keep the inode, size
         // and modification time the ETag is made of, and this saves looking the path up again.
-        let written = self
-            .file
-            .as_ref()
-            .map(|f| f.metadata())
-            .transpose()?
-            .ok_or(io::ErrorKind::BrokenPipe)?;
+        let written = match self.written.take() {
+            Some(md) => md,
+            None => self
+                .file
+                .as_ref()
+                .map(|f| f.metadata())
+                .transpose()?
+                .ok_or(io::ErrorKind::BrokenPipe)?,
+        };
         match &self.staged {
             Staged::Unnamed => {
                 let (Some(file), Some(dir)) = (&self.file, &self.dir) else {
@@ -1776,7 +1804,8 @@ mod tests {
         let path = davit_proto::href::DavPath::parse("/d/x.txt").unwrap();
         let dir = davit_proto::href::DavPath::parse("/d").unwrap();
 
-        let staged = fs.stage(&path, b"staged").unwrap();
+        let in_d = fs.staging_dir(&dir).unwrap();
+        let staged = fs.stage(&in_d, &path, b"staged").unwrap();
         assert!(
             names(&root.path().join("d")).is_empty(),
             "invisible until committed"
@@ -1789,8 +1818,9 @@ mod tests {
             b"staged"
         );
 
+        // One opened directory serves several bodies.
         let other = davit_proto::href::DavPath::parse("/d/y.txt").unwrap();
-        let staged = fs.stage(&other, b"late").unwrap();
+        let staged = fs.stage(&in_d, &other, b"late").unwrap();
         std::fs::remove_dir_all(root.path().join("d")).unwrap();
         std::fs::create_dir(root.path().join("d")).unwrap();
         let parent = fs.metadata(&dir).await.unwrap();
@@ -1799,8 +1829,8 @@ mod tests {
 
         // Nothing is staged where the directory is missing. (Where a file is already, the
         // operation does not take the staged body over: `store` decides that.)
-        let nowhere = davit_proto::href::DavPath::parse("/missing/z.txt").unwrap();
-        assert!(fs.stage(&nowhere, b"new").is_none());
+        let nowhere = davit_proto::href::DavPath::parse("/missing").unwrap();
+        assert!(fs.staging_dir(&nowhere).is_none());
     }
 
     #[test]

@@ -182,12 +182,27 @@ pub trait Storage: Send + Sync + 'static {
     fn space_available(&self) -> impl Future<Output = io::Result<Option<u64>>> + Send;
     /// Starts an upload that will replace or create `path` on commit.
     fn upload(&self, path: &DavPath) -> impl Future<Output = io::Result<Self::Upload>> + Send;
-    /// Writes a new file's small body ahead of its operation, where nothing can see it yet: a
-    /// batch stages its next PUTs on another thread while earlier operations run. Blocking
-    /// (called on the blocking pool). `None` when the backend does not stage, or cannot in
-    /// `path`'s directory now. Whether a file is at `path` is not asked here: the operation
-    /// uses the staged body only if it finds none.
-    fn stage(&self, _path: &DavPath, _content: &[u8]) -> Option<Self::Upload> {
+    /// A collection opened to stage new files' bodies in (see [`stage`](Self::stage)).
+    type StagingDir: Send + 'static;
+
+    /// Opens the collection at `parent` to stage bodies in; a batch opens each collection
+    /// once for the PUTs it stages there. Blocking (called on the blocking pool). `None` when
+    /// the backend does not stage, or cannot there now.
+    fn staging_dir(&self, _parent: &DavPath) -> Option<Self::StagingDir> {
+        None
+    }
+    /// Writes the small body of a new file at `path`, a member of `dir`, ahead of its
+    /// operation, where nothing can see it yet: a batch stages its next PUTs on another thread
+    /// while earlier operations run. Blocking (called on the blocking pool). Whether a file
+    /// is at `path` is not asked here: the operation uses the staged body only if it finds
+    /// none, and only if `dir` is still the collection at `path`'s parent
+    /// ([`adopt`](Self::adopt)).
+    fn stage(
+        &self,
+        _dir: &Self::StagingDir,
+        _path: &DavPath,
+        _content: &[u8],
+    ) -> Option<Self::Upload> {
         None
     }
     /// Takes a staged upload over for its operation, whose look-up found `parent` to be the
