@@ -17,6 +17,7 @@ mod handler;
 mod journal;
 pub mod live;
 pub mod locks;
+pub mod logbuf;
 pub mod metrics;
 pub mod props;
 pub mod quota;

@@ -651,7 +651,21 @@ impl Drop for Logged {
     fn drop(&mut self) {
         let took = self.start.elapsed();
         METRICS.request(self.method, self.status, self.bytes, took);
-        if let Some(l) = self.log.take() {
+        let Some(l) = self.log.take() else {
+            return;
+        };
+        let duration_ms = (took.as_secs_f64() * 1e6).round() / 1e3;
+        if let Some(log) = crate::logbuf::access() {
+            log.access(&crate::logbuf::AccessLine {
+                request_id: l.request_id.to_str().unwrap_or("-"),
+                user: l.user.as_ref().map_or("-", |u| u.0.as_str()),
+                method: l.method.as_str(),
+                path: &l.path,
+                status: self.status,
+                bytes: self.bytes,
+                duration_ms,
+            });
+        } else {
             tracing::info!(
                 target: "davit::access",
                 request_id = l.request_id.to_str().unwrap_or("-"),
@@ -660,7 +674,7 @@ impl Drop for Logged {
                 path = %l.path,
                 status = self.status,
                 bytes = self.bytes,
-                duration_ms = (took.as_secs_f64() * 1e6).round() / 1e3,
+                duration_ms,
             );
         }
     }
@@ -695,6 +709,25 @@ pub fn raise_open_file_limit() -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+
+    /// The soft limit of open files ends at the hard one.
+    #[cfg(unix)]
+    #[test]
+    fn the_open_file_limit_is_raised_to_the_most_allowed() {
+        use rustix::process::{getrlimit, setrlimit, Resource};
+        let before = getrlimit(Resource::Nofile);
+        if let Some(most) = before.maximum {
+            // Lowered first (a process may lower its own), so there is something to raise;
+            // by one only, for the tests running beside this one.
+            let lowered = rustix::process::Rlimit {
+                current: Some(most.saturating_sub(1)),
+                maximum: before.maximum,
+            };
+            setrlimit(Resource::Nofile, lowered).unwrap();
+            assert_eq!(super::raise_open_file_limit(), Some(most));
+            assert_eq!(getrlimit(Resource::Nofile).current, Some(most));
+        }
+    }
     use super::*;
 
     #[test]

@@ -161,9 +161,19 @@ fn run() -> anyhow::Result<()> {
         Command::Serve(args) => {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            // One buffer for every line: the access log's are written out in batches, the
+            // others at once, in order (davit_server::logbuf).
+            let buffer = davit_server::logbuf::LogBuffer::stderr(match args.log_format {
+                LogFormat::Json => davit_server::logbuf::LineFormat::Json,
+                LogFormat::Text => davit_server::logbuf::LineFormat::Text,
+            });
+            // On a terminal the access lines keep `tracing`'s colours, one by one.
+            if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                buffer.install();
+            }
             let logs = tracing_subscriber::fmt()
                 .with_env_filter(filter)
-                .with_writer(std::io::stderr);
+                .with_writer(LogLines(buffer.clone()));
             match args.log_format {
                 LogFormat::Json => logs
                     .json()
@@ -174,8 +184,21 @@ fn run() -> anyhow::Result<()> {
                     .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                     .init(),
             }
-            run_serve(args)
+            let served = run_serve(args);
+            buffer.flush();
+            served
         }
+    }
+}
+
+/// The `tracing` subscriber's writer: every line through the log buffer.
+struct LogLines(davit_server::logbuf::LogBuffer);
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogLines {
+    type Writer = davit_server::logbuf::LogWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.0.writer()
     }
 }
 
