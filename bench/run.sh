@@ -4,6 +4,7 @@
 # usage: bench/run.sh [--quick | --smoke]
 #                     [--servers "davit davit-pg nginx apache rclone dufs wsgidav"]
 #                     [--out FILE] [--duration SECONDS] [--no-install] [--no-build] [--keep]
+#                     [--access-log]
 #
 #   (default)   full run: every server, 8 s per request-rate point, 100,000-file tree, 1 GiB
 #               transfers (about 20-30 minutes on 2 cores).
@@ -20,6 +21,9 @@
 #   --no-install  never apt-get/pip/cargo install; a missing server is skipped with a message.
 #   --no-build    use the existing target/release/davit instead of building it.
 #   --keep      keep the temporary run directory (data sets, configs, logs).
+#   --access-log  davit and nginx write their access logs (to files in the run directory), as
+#               they do out of the box; without it (the default) neither does. Other servers
+#               keep their benchmark configuration.
 #
 # Needs root for apt-get (nginx, apache2, rclone, wrk) and to run nginx/apache on loopback the
 # way this script configures them. Every server listens on its own 127.0.0.1 port (19100+), gets
@@ -41,6 +45,7 @@ DURATION=""
 INSTALL=1
 BUILD=1
 KEEP=0
+ACCESS_LOG=0
 while (($#)); do
   case "$1" in
     --quick) MODE=quick ;;
@@ -53,6 +58,7 @@ while (($#)); do
     --no-install) INSTALL=0 ;;
     --no-build) BUILD=0 ;;
     --keep) KEEP=1 ;;
+    --access-log) ACCESS_LOG=1 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -60,6 +66,9 @@ while (($#)); do
 done
 
 # ---------------------------------------------------------------- parameters per mode
+# davit's access log: off unless asked for (nginx's is set where its configuration is written).
+DAVIT_LOG="info,davit::access=off"
+((ACCESS_LOG)) && DAVIT_LOG=info
 CONCS=(1 16 64 256)
 case "$MODE" in
   full)
@@ -382,12 +391,15 @@ start_server() {
   case "$name" in
     davit)
       # Access log off (as for every server here); warnings still go to the log.
-      cmd=(env RUST_LOG="info,davit::access=off" "$DAVIT_BIN" serve "$root" --listen "127.0.0.1:$port") ;;
+      cmd=(env RUST_LOG="$DAVIT_LOG" "$DAVIT_BIN" serve "$root" --listen "127.0.0.1:$port") ;;
     davit-pg)
-      cmd=(env RUST_LOG="info,davit::access=off" "$DAVIT_BIN" serve --config "$cfg/davit.toml"
+      cmd=(env RUST_LOG="$DAVIT_LOG" "$DAVIT_BIN" serve --config "$cfg/davit.toml"
         --listen "127.0.0.1:$port") ;;
     nginx)
       write_nginx_conf "$cfg" "$port" "$root"
+      if ((ACCESS_LOG)); then
+        sed -i "s|access_log off;|access_log $cfg/logs/access.log;|" "$cfg/nginx.conf"
+      fi
       cmd=(/usr/sbin/nginx -p "$cfg/" -e "$cfg/logs/error.log" -c "$cfg/nginx.conf" -g "daemon off;") ;;
     apache)
       write_apache_conf "$cfg" "$port" "$root"
@@ -766,6 +778,7 @@ ELAPSED=$((SECONDS - T0))
 CMDLINE="bench/run.sh"
 case "$MODE" in quick) CMDLINE+=" --quick" ;; smoke) CMDLINE+=" --smoke" ;; esac
 CMDLINE+=" --servers \"${SERVER_LIST[*]}\""
+((ACCESS_LOG)) && CMDLINE+=" --access-log"
 python3 "$BENCH_DIR/report.py" "$TSV" \
   --mode "$MODE" --duration "$DURATION" --inf-total "$INF_TOTAL" --big-mib "$BIG_MIB" \
   --reps "$REPS" --elapsed "$ELAPSED" --command "$CMDLINE" \
