@@ -348,7 +348,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
         // How many operations have looked for their staged body: a body for one of them
         // would come too late (it writes its own), so the stager skips ahead past them.
         let reached = Arc::new(AtomicUsize::new(0));
-        let at = Arc::clone(&reached);
+        let ops_reached = Arc::clone(&reached);
         let storage = self.storage.clone();
         let batch = Arc::clone(batch);
         let base = base.to_owned();
@@ -378,7 +378,7 @@ impl<S: Storage + Clone, P: PropStore + Clone, L: LockStore + Clone> Dav<S, P, L
                     if content.len() > SMALL_PUT {
                         continue;
                     }
-                    if i < at.load(Ordering::Relaxed) {
+                    if i < ops_reached.load(Ordering::Relaxed) {
                         continue;
                     }
                     let Some(path) = staging_path(&base, href) else {
@@ -641,7 +641,9 @@ const SEND_AT: usize = 16 * 1024;
 /// its progress.
 const SEND_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// How many staged bodies may wait for their operations.
+/// How many staged bodies may wait for their operations. With 32 or 128, the operations
+/// often caught up with the stager and wrote their own bodies (measured: a third to all of
+/// them used; with 256 all, docs/benchmarks.md, session 17).
 const STAGE_AHEAD: usize = 256;
 /// The largest PUT body counted as small: staged ahead, and written without sending the
 /// outcomes before it first.
