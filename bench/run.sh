@@ -390,7 +390,7 @@ start_server() {
   local cmd=()
   case "$name" in
     davit)
-      # Access log off (as for every server here); warnings still go to the log.
+      # Access log off unless --access-log (as for nginx); warnings still go to the log.
       cmd=(env RUST_LOG="$DAVIT_LOG" "$DAVIT_BIN" serve "$root" --listen "127.0.0.1:$port") ;;
     davit-pg)
       cmd=(env RUST_LOG="$DAVIT_LOG" "$DAVIT_BIN" serve --config "$cfg/davit.toml"
@@ -656,7 +656,7 @@ run_depth_inf() {
   body="$RUN/depthinf-$s.xml"
   # One untimed pass first, as in run_big: the tree sat unread while the other workloads ran,
   # and this machine's kernel pages out cold memory (DAMON, action pageout), so the first
-  # reader paid for the disk (2026-12-04: davit's first byte 719 ms cold, 44.5 ms warm).
+  # reader paid for the disk (2026-12-04: davit's first byte 719 ms cold, 47-51 ms warm).
   curl -s -o /dev/null -m "$ONESHOT_TIMEOUT" -X PROPFIND -H 'Depth: infinity' \
     -H 'Content-Type: application/xml' --data-binary "$PROP_ALLPROP" "$BASE/inf/" || true
   reset_peak

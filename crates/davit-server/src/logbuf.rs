@@ -87,11 +87,12 @@ impl LogBuffer {
     /// Makes this buffer the access log of the process and starts the thread that writes it
     /// out. Once per process: `false` when one was installed already.
     pub fn install(&self) -> bool {
-        if ACCESS.set(self.clone()).is_err() {
+        if ACCESS.get().is_some() {
             return false;
         }
+        // The thread first: without it, lines would wait until 32 KiB gathered.
         let shared = Arc::clone(&self.shared);
-        std::thread::Builder::new()
+        let started = std::thread::Builder::new()
             .name("davit-log".into())
             .spawn(move || loop {
                 {
@@ -107,7 +108,8 @@ impl LogBuffer {
                 let mut buf = lock(&shared.buf);
                 write_out(&shared, &mut buf);
             })
-            .is_ok()
+            .is_ok();
+        started && ACCESS.set(self.clone()).is_ok()
     }
 
     /// A writer for another log line (the `tracing` subscriber's writer makes one per event).

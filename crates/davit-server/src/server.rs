@@ -709,6 +709,7 @@ pub fn raise_open_file_limit() -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     /// The soft limit of open files ends at the hard one.
     #[cfg(unix)]
@@ -728,7 +729,6 @@ mod tests {
             assert_eq!(getrlimit(Resource::Nofile).current, Some(most));
         }
     }
-    use super::*;
 
     #[test]
     fn request_ids_are_kept_when_usable_else_made_new() {
